@@ -1,0 +1,121 @@
+"""Open any input the command line accepts: raw `.yuv`, `.y4m`, stdin (`-`) or a file FFmpeg decodes.
+
+Raw input needs a size, bit depth and frame rate: an explicit option wins, then the CTC-style file
+name (see `vcodec.io.names`), then the defaults (8 bit, 25 fps); the size has no default.
+"""
+
+from __future__ import annotations
+
+import sys
+from fractions import Fraction
+from pathlib import Path
+
+from vcodec.io.errors import InputError, OptionError
+from vcodec.io.formats import DEFAULT_FPS, VideoInfo, bitdepth_of_pix_fmt, check_dimensions
+from vcodec.io.names import infer_from_name
+from vcodec.io.pyav import PyAVReader
+from vcodec.io.raw import RawReader
+from vcodec.io.source import VideoSource
+from vcodec.io.stream import ByteStream
+from vcodec.io.y4m import SIGNATURE, Y4mReader
+
+STDIN = "-"
+RAW_SUFFIXES = frozenset({".yuv", ".raw", ".420", ".i420"})
+
+
+def _raw_info(
+    path: str,
+    size: tuple[int, int] | None,
+    pix_fmt: str | None,
+    bitdepth: int | None,
+    fps: Fraction | None,
+) -> VideoInfo:
+    hints = infer_from_name(path) if path != STDIN else infer_from_name("")
+    explicit_depth = None
+    if pix_fmt is not None:
+        explicit_depth = bitdepth_of_pix_fmt(pix_fmt)
+    if bitdepth is not None:
+        if bitdepth not in (8, 10):
+            raise InputError(f"unsupported bit depth {bitdepth} (supported: 8, 10)")
+        if explicit_depth is not None and explicit_depth != bitdepth:
+            raise OptionError(f"--pix-fmt {pix_fmt} and --bitdepth {bitdepth} disagree")
+        explicit_depth = bitdepth
+    if explicit_depth is None and hints.chroma not in (None, "420"):
+        raise InputError(f"{path}: the file name says 4:{hints.chroma[1]}:{hints.chroma[2]}; only 4:2:0 is supported")
+    depth = explicit_depth or hints.bitdepth or 8
+    if depth not in (8, 10):
+        raise InputError(f"{path}: unsupported bit depth {depth} (supported: 8, 10)")
+    if size is None:
+        if hints.width is None or hints.height is None:
+            where = "stdin" if path == STDIN else f"the name of {path}"
+            raise OptionError(f"raw input needs --size WIDTHxHEIGHT (it cannot be inferred from {where})")
+        size = (hints.width, hints.height)
+    check_dimensions(*size)
+    return VideoInfo(size[0], size[1], depth, fps or hints.fps or DEFAULT_FPS)
+
+
+def _check_against_header(
+    source: VideoSource, size: tuple[int, int] | None, pix_fmt: str | None, bitdepth: int | None
+) -> None:
+    info = source.info
+    if size is not None and size != (info.width, info.height):
+        raise OptionError(f"--size {size[0]}x{size[1]} contradicts {source.name} ({info.width}x{info.height})")
+    wanted = bitdepth_of_pix_fmt(pix_fmt) if pix_fmt is not None else bitdepth
+    if wanted is not None and wanted != info.bitdepth:
+        raise OptionError(f"the requested bit depth {wanted} contradicts {source.name} ({info.bitdepth} bit)")
+
+
+def _with_fps(source: VideoSource, fps: Fraction | None) -> VideoSource:
+    if fps is not None:
+        info = source.info
+        source.info = VideoInfo(info.width, info.height, info.bitdepth, fps, info.frame_count)
+    return source
+
+
+def open_video(
+    path: str,
+    *,
+    size: tuple[int, int] | None = None,
+    pix_fmt: str | None = None,
+    bitdepth: int | None = None,
+    fps: Fraction | None = None,
+    start: int = 0,
+    frames: int | None = None,
+) -> VideoSource:
+    """Open `path` (or stdin for `-`) and select `frames` frames from frame `start` on."""
+    if start < 0:
+        raise OptionError(f"--start {start} is negative")
+    if frames is not None and frames <= 0:
+        raise OptionError(f"--frames {frames} must be positive")
+    if path == STDIN:
+        stream = ByteStream(sys.stdin.buffer, "stdin")
+        if stream.peek(len(SIGNATURE)) == SIGNATURE:
+            source: VideoSource = Y4mReader(stream, start, frames)
+            _check_against_header(source, size, pix_fmt, bitdepth)
+            return _with_fps(source, fps)
+        return RawReader(stream, _raw_info(path, size, pix_fmt, bitdepth, fps), start, frames)
+
+    file = Path(path)
+    if file.is_dir():
+        raise InputError(f"{path} is a directory, not a video")
+    handle = open(file, "rb")  # FileNotFoundError and PermissionError reach the CLI as I/O errors
+    stream = ByteStream(handle, path)
+    file_size = file.stat().st_size
+    try:
+        if stream.peek(len(SIGNATURE)) == SIGNATURE:
+            source = Y4mReader(stream, start, frames, file_size)
+            _check_against_header(source, size, pix_fmt, bitdepth)
+            return _with_fps(source, fps)
+        if file.suffix.lower() in RAW_SUFFIXES or size is not None:
+            return RawReader(stream, _raw_info(path, size, pix_fmt, bitdepth, fps), start, frames, file_size)
+    except BaseException:
+        stream.close()
+        raise
+    stream.close()
+    source = PyAVReader(path, start, frames)
+    try:
+        _check_against_header(source, size, pix_fmt, bitdepth)
+    except BaseException:
+        source.close()
+        raise
+    return _with_fps(source, fps)

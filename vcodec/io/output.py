@@ -1,0 +1,108 @@
+"""Writing outputs safely: nothing is overwritten without consent, a finished file appears at once.
+
+A file is written as `<target>.partial`, synced, then renamed over the target, so a reader never
+sees half a file under the final name and an interrupted run leaves the old target untouched.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import BinaryIO
+
+from vcodec.io.errors import OutputExistsError
+from vcodec.io.formats import VideoInfo
+from vcodec.io.raw import write_raw_frame
+from vcodec.io.y4m import write_y4m_frame, write_y4m_header
+from vcodec.types import Frame
+
+STDIO = "-"
+PARTIAL_SUFFIX = ".partial"
+
+
+def partial_path(target: Path) -> Path:
+    return target.with_name(target.name + PARTIAL_SUFFIX)
+
+
+def check_overwrite(target: Path, overwrite: bool) -> None:
+    if target.exists() and not overwrite:
+        raise OutputExistsError(f"{target} already exists (use -y to overwrite)")
+
+
+def fsync_directory(directory: Path) -> None:
+    """Make a rename durable; some file systems refuse to open directories, which is harmless here."""
+    try:
+        fd = os.open(directory, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+def commit_partial(partial: Path, target: Path) -> None:
+    """Rename a finished, synced partial file over its target."""
+    os.replace(partial, target)
+    fsync_directory(target.parent.resolve())
+
+
+@contextmanager
+def atomic_output(target: Path, overwrite: bool) -> Iterator[BinaryIO]:
+    """A binary file that becomes `target` only if the block completes without an exception."""
+    check_overwrite(target, overwrite)
+    partial = partial_path(target)
+    handle = open(partial, "wb")
+    try:
+        yield handle
+        handle.flush()
+        os.fsync(handle.fileno())
+        handle.close()
+        commit_partial(partial, target)
+    except BaseException:
+        handle.close()
+        partial.unlink(missing_ok=True)
+        raise
+
+
+def container_format_of(path: str, requested: str | None = None) -> str:
+    """`y4m` or `raw`: what was asked for, else what the file suffix says (raw for stdout)."""
+    if requested is not None:
+        return requested
+    return "y4m" if path != STDIO and Path(path).suffix.lower() == ".y4m" else "raw"
+
+
+class VideoWriter:
+    """Writes frames as raw planar YUV or y4m, to a file (atomically) or to stdout."""
+
+    def __init__(self, out: BinaryIO, info: VideoInfo, fmt: str) -> None:
+        self._out = out
+        self._fmt = fmt
+        if fmt == "y4m":
+            write_y4m_header(out, info)
+
+    def write(self, frame: Frame) -> None:
+        if self._fmt == "y4m":
+            write_y4m_frame(self._out, frame)
+        else:
+            write_raw_frame(self._out, frame)
+
+
+@contextmanager
+def open_video_writer(
+    path: str, info: VideoInfo, fmt: str | None = None, overwrite: bool = False
+) -> Iterator[VideoWriter]:
+    """`path` may be `-` for stdout; `fmt` defaults from the suffix (`.y4m`, otherwise raw)."""
+    kind = container_format_of(path, fmt)
+    if path == STDIO:
+        stdout = sys.stdout.buffer
+        yield VideoWriter(stdout, info, kind)
+        stdout.flush()
+        return
+    with atomic_output(Path(path), overwrite) as handle:
+        yield VideoWriter(handle, info, kind)
