@@ -1,0 +1,155 @@
+"""The frame bitstream: header fields, their byte layout, and pure pack / parse functions.
+
+Layout (see docs/bitstream.md for the table): byte 0 = FORMAT_VERSION, then the bit-packed header
+fields declared below (MSB first, zero-padded to a byte), then the parameter stream, then the latent
+stream. Every field is range-checked on read, and the stream sizes must match the bytes present.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from vcodec.config import ARM_CONTEXTS, CHROMA_DOWNSCALES, ArchConfig, ConfigError
+from vcodec.entropy.constants import PARAM_SCALE_INDEX_MAX, PARAM_STEP_EXP_MAX, PARAM_STEP_EXP_MIN
+from vcodec.bitstream.bits import BitReader, BitWriter
+from vcodec.types import SUPPORTED_BITDEPTHS, BitstreamError
+
+FORMAT_VERSION = 1
+
+# Stored as indices into these tuples: never reorder them (tests freeze them), only append.
+ARCH_NAMES: tuple[str, ...] = ("custom", "main", "light")
+MODULES: tuple[str, ...] = ("arm", "upsampling", "synthesis")
+
+MAX_DIMENSION = 8192  # width and height; bounds the decoder's memory before anything is allocated
+
+
+@dataclass(frozen=True)
+class Field:
+    name: str
+    bits: int
+    minimum: int
+    maximum: int
+
+
+# Fixed part of the header, in order. Lists (layer widths, grid flags, modules) follow it, see pack().
+FIXED_FIELDS: tuple[Field, ...] = (
+    Field("half_width", 13, 1, MAX_DIMENSION // 2),
+    Field("half_height", 13, 1, MAX_DIMENSION // 2),
+    Field("bitdepth_index", 2, 0, len(SUPPORTED_BITDEPTHS) - 1),
+    Field("arch_name_index", 3, 0, len(ARCH_NAMES) - 1),
+    Field("latent_levels", 4, 1, 8),
+    Field("arm_context_index", 2, 0, len(ARM_CONTEXTS) - 1),
+    Field("arm_layers", 3, 1, 4),
+    Field("synthesis_layers", 3, 0, 4),
+    Field("synthesis_residual", 3, 0, 4),
+    Field("chroma_downscale_index", 1, 0, len(CHROMA_DOWNSCALES) - 1),
+    Field("param_stream_words", 20, 0, (1 << 20) - 1),
+    Field("latent_stream_words", 28, 0, (1 << 28) - 1),
+)
+ARM_WIDTH = Field("arm_width", 7, 1, 64)
+SYNTHESIS_WIDTH = Field("synthesis_width", 7, 1, 96)
+STEP_EXP = Field("step_exp", 5, PARAM_STEP_EXP_MIN, PARAM_STEP_EXP_MAX)
+SCALE_INDEX = Field("scale_index", 8, 0, PARAM_SCALE_INDEX_MAX)
+
+
+@dataclass(frozen=True)
+class FrameHeader:
+    width: int
+    height: int
+    bitdepth: int
+    arch: ArchConfig
+    coded_grids: tuple[bool, ...]      # False: the grid is all zeros and not in the latent stream
+    step_exps: tuple[int, ...]         # per module of MODULES
+    scale_indices: tuple[int, ...]     # per module of MODULES
+    param_stream_bytes: int
+    latent_stream_bytes: int
+
+
+def _write(writer: BitWriter, field: Field, value: int) -> None:
+    if not field.minimum <= value <= field.maximum:
+        raise ValueError(f"header field {field.name}={value} outside [{field.minimum}, {field.maximum}]")
+    writer.write(value, field.bits)
+
+
+def _read(reader: BitReader, field: Field) -> int:
+    value = reader.read(field.bits)
+    if not field.minimum <= value <= field.maximum:
+        raise BitstreamError(f"header field {field.name}={value} is outside [{field.minimum}, {field.maximum}]")
+    return value
+
+
+def pack_header(header: FrameHeader) -> bytes:
+    arch = header.arch
+    values = {
+        "half_width": header.width // 2,
+        "half_height": header.height // 2,
+        "bitdepth_index": SUPPORTED_BITDEPTHS.index(header.bitdepth),
+        "arch_name_index": ARCH_NAMES.index(arch.name) if arch.name in ARCH_NAMES else 0,
+        "latent_levels": arch.latent_levels,
+        "arm_context_index": ARM_CONTEXTS.index(arch.arm_context),
+        "arm_layers": len(arch.arm_hidden),
+        "synthesis_layers": len(arch.synthesis_hidden),
+        "synthesis_residual": arch.synthesis_residual,
+        "chroma_downscale_index": CHROMA_DOWNSCALES.index(arch.chroma_downscale),
+        "param_stream_words": header.param_stream_bytes // 4,
+        "latent_stream_words": header.latent_stream_bytes // 4,
+    }
+    writer = BitWriter()
+    for field in FIXED_FIELDS:
+        _write(writer, field, values[field.name])
+    for width in arch.arm_hidden:
+        _write(writer, ARM_WIDTH, width)
+    for width in arch.synthesis_hidden:
+        _write(writer, SYNTHESIS_WIDTH, width)
+    for flag in header.coded_grids:
+        writer.write(int(flag), 1)
+    for step_exp, scale_index in zip(header.step_exps, header.scale_indices):
+        _write(writer, STEP_EXP, step_exp)
+        _write(writer, SCALE_INDEX, scale_index)
+    return bytes([FORMAT_VERSION]) + writer.to_bytes()
+
+
+def parse_header(data: bytes) -> tuple[FrameHeader, int]:
+    """Header and the offset of the parameter stream. Validates everything before any allocation."""
+    if len(data) < 1:
+        raise BitstreamError("frame bitstream is empty")
+    if data[0] != FORMAT_VERSION:
+        raise BitstreamError(f"unsupported frame bitstream version {data[0]} (this vcodec reads {FORMAT_VERSION})")
+    reader = BitReader(data[1:])
+    values = {field.name: _read(reader, field) for field in FIXED_FIELDS}
+    arm_hidden = tuple(_read(reader, ARM_WIDTH) for _ in range(values["arm_layers"]))
+    synthesis_hidden = tuple(_read(reader, SYNTHESIS_WIDTH) for _ in range(values["synthesis_layers"]))
+    coded = tuple(bool(reader.read(1)) for _ in range(values["latent_levels"]))
+    step_exps, scale_indices = [], []
+    for _ in MODULES:
+        step_exps.append(_read(reader, STEP_EXP))
+        scale_indices.append(_read(reader, SCALE_INDEX))
+    try:
+        arch = ArchConfig(
+            name=ARCH_NAMES[values["arch_name_index"]],
+            latent_levels=values["latent_levels"],
+            arm_context=ARM_CONTEXTS[values["arm_context_index"]],
+            arm_hidden=arm_hidden,
+            synthesis_hidden=synthesis_hidden,
+            synthesis_residual=values["synthesis_residual"],
+            chroma_downscale=CHROMA_DOWNSCALES[values["chroma_downscale_index"]],
+        )
+    except ConfigError as error:
+        raise BitstreamError(f"frame bitstream declares an invalid architecture: {error}") from None
+    header = FrameHeader(
+        width=2 * values["half_width"],
+        height=2 * values["half_height"],
+        bitdepth=SUPPORTED_BITDEPTHS[values["bitdepth_index"]],
+        arch=arch,
+        coded_grids=coded,
+        step_exps=tuple(step_exps),
+        scale_indices=tuple(scale_indices),
+        param_stream_bytes=4 * values["param_stream_words"],
+        latent_stream_bytes=4 * values["latent_stream_words"],
+    )
+    offset = 1 + reader.bytes_consumed()
+    expected = offset + header.param_stream_bytes + header.latent_stream_bytes
+    if expected != len(data):
+        kind = "truncated" if expected > len(data) else "followed by unexpected bytes"
+        raise BitstreamError(f"frame bitstream is {kind}: header announces {expected} bytes, got {len(data)}")
+    return header, offset

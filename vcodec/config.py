@@ -1,0 +1,159 @@
+"""Configuration: decoder architectures and encoder schedules loaded from cfg/ into frozen dataclasses.
+
+Two kinds of preset are kept apart: an architecture (`main`, `light`) fixes what the decoder runs and is
+written into every bitstream; an encoder schedule (`fast`, `medium`, `slow`) only changes how long and
+how the encoder trains. Unknown keys and out-of-range values are rejected with a message.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from vcodec.types import VcodecError
+
+CFG_DIR = Path(__file__).resolve().parent.parent / "cfg"
+
+ARM_CONTEXTS: tuple[int, ...] = (12, 24)
+CHROMA_DOWNSCALES: tuple[str, ...] = ("nearest", "mean")
+SCHEDULES: tuple[str, ...] = ("constant", "cosine")
+LOSSES: tuple[str, ...] = ("mse", "l1", "logcosh", "logcosh+ssim", "l1+ssim")
+DEVICES: tuple[str, ...] = ("cpu", "cuda")
+
+
+class ConfigError(VcodecError):
+    """A preset file or an override is unknown, misspelt or out of range."""
+
+
+def _require(condition: bool, message: str) -> None:
+    if not condition:
+        raise ConfigError(message)
+
+
+@dataclass(frozen=True)
+class ArchConfig:
+    """What the decoder runs; every field is stored in the frame bitstream."""
+
+    name: str = "main"
+    latent_levels: int = 7
+    arm_context: int = 24
+    arm_hidden: tuple[int, ...] = (24, 24)
+    upsampling_kernel: int = 8
+    synthesis_hidden: tuple[int, ...] = (40,)
+    synthesis_residual: int = 2
+    chroma_downscale: str = "mean"
+
+    def __post_init__(self) -> None:
+        _require(1 <= self.latent_levels <= 8, f"latent_levels must be 1..8, got {self.latent_levels}")
+        _require(self.arm_context in ARM_CONTEXTS, f"arm_context must be one of {ARM_CONTEXTS}")
+        _require(0 < len(self.arm_hidden) <= 4 and all(1 <= h <= 64 for h in self.arm_hidden),
+                 f"arm_hidden must be 1..4 widths of 1..64, got {self.arm_hidden}")
+        _require(self.upsampling_kernel == 8, "upsampling_kernel must be 8")
+        _require(len(self.synthesis_hidden) <= 4 and all(1 <= h <= 96 for h in self.synthesis_hidden),
+                 f"synthesis_hidden must be at most 4 widths of 1..96, got {self.synthesis_hidden}")
+        _require(0 <= self.synthesis_residual <= 4, "synthesis_residual must be 0..4")
+        _require(self.chroma_downscale in CHROMA_DOWNSCALES, f"chroma_downscale must be one of {CHROMA_DOWNSCALES}")
+
+
+@dataclass(frozen=True)
+class PresetConfig:
+    """How the encoder trains (never needed by the decoder)."""
+
+    name: str = "medium"
+    iterations: int = 2500
+    ste_fraction: float = 0.1
+    learning_rate: float = 0.01
+    schedule: str = "cosine"
+    ste_learning_rate: float = 1e-4
+    quantization_candidates: int = 6
+
+    def __post_init__(self) -> None:
+        _require(1 <= self.iterations <= 1_000_000, f"iterations must be 1..1000000, got {self.iterations}")
+        _require(0.0 <= self.ste_fraction <= 1.0, "ste_fraction must be within [0, 1]")
+        _require(0.0 < self.learning_rate < 1.0, "learning_rate must be within (0, 1)")
+        _require(0.0 < self.ste_learning_rate < 1.0, "ste_learning_rate must be within (0, 1)")
+        _require(self.schedule in SCHEDULES, f"schedule must be one of {SCHEDULES}")
+        _require(1 <= self.quantization_candidates <= 12, "quantization_candidates must be 1..12")
+
+
+@dataclass(frozen=True)
+class EncoderConfig:
+    """Everything an encode needs besides the frame and lambda."""
+
+    arch: ArchConfig = field(default_factory=ArchConfig)
+    preset: PresetConfig = field(default_factory=PresetConfig)
+    loss: str = "mse"
+    device: str = "cpu"
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        _require(self.loss in LOSSES, f"loss must be one of {LOSSES}, got {self.loss!r}")
+        _require(self.device in DEVICES, f"device must be one of {DEVICES}, got {self.device!r}")
+        _require(0 <= self.seed < 2**31, "seed must be within [0, 2^31)")
+
+
+def _from_mapping(cls: type, values: dict[str, Any], source: str) -> Any:
+    known = {f.name: f for f in dataclasses.fields(cls)}
+    unknown = sorted(set(values) - set(known))
+    _require(not unknown, f"{source}: unknown key(s) {', '.join(unknown)}")
+    converted = {}
+    for key, value in values.items():
+        default = known[key].default
+        if isinstance(default, tuple) and isinstance(value, list):
+            value = tuple(value)
+        if isinstance(default, float) and isinstance(value, int) and not isinstance(value, bool):
+            value = float(value)
+        if default is not dataclasses.MISSING and type(value) is not type(default):
+            raise ConfigError(f"{source}: {key} must be {type(default).__name__}, got {value!r}")
+        converted[key] = value
+    return cls(**converted)
+
+
+def _load_toml(kind: str, name: str) -> dict[str, Any]:
+    path = CFG_DIR / kind / f"{name}.toml"
+    if not path.is_file():
+        available = sorted(p.stem for p in (CFG_DIR / kind).glob("*.toml"))
+        raise ConfigError(f"unknown {kind} preset {name!r} (available: {', '.join(available)})")
+    with path.open("rb") as handle:
+        return tomllib.load(handle)
+
+
+def load_arch(name: str) -> ArchConfig:
+    return _from_mapping(ArchConfig, _load_toml("arch", name), f"cfg/arch/{name}.toml")
+
+
+def load_preset(name: str) -> PresetConfig:
+    return _from_mapping(PresetConfig, _load_toml("presets", name), f"cfg/presets/{name}.toml")
+
+
+def load_config(arch: str = "main", preset: str = "medium", **overrides: Any) -> EncoderConfig:
+    """Build an encoder configuration from named presets; any field of any part can be overridden.
+
+    Overrides are matched by name against EncoderConfig, then PresetConfig, then ArchConfig fields,
+    e.g. `load_config("light", "fast", iterations=50, chroma_downscale="nearest", device="cuda")`.
+    """
+    arch_values = dict(_load_toml("arch", arch))
+    preset_values = dict(_load_toml("presets", preset))
+    top_values: dict[str, Any] = {}
+    top_fields = {f.name for f in dataclasses.fields(EncoderConfig)} - {"arch", "preset"}
+    preset_fields = {f.name for f in dataclasses.fields(PresetConfig)} - {"name"}
+    arch_fields = {f.name for f in dataclasses.fields(ArchConfig)} - {"name"}
+    for key, value in overrides.items():
+        if value is None:
+            continue
+        if key in top_fields:
+            top_values[key] = value
+        elif key in preset_fields:
+            preset_values[key] = value
+        elif key in arch_fields:
+            arch_values[key] = value
+        else:
+            raise ConfigError(f"unknown configuration field {key!r}")
+    return EncoderConfig(
+        arch=_from_mapping(ArchConfig, arch_values, f"arch {arch}"),
+        preset=_from_mapping(PresetConfig, preset_values, f"preset {preset}"),
+        **top_values,
+    )

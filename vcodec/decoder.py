@@ -1,0 +1,89 @@
+"""The decoder: frame bitstream -> YUV420 frame. Needs nothing but the bytes, and no training code.
+
+Imports only the bitstream, entropy and model packages (a test enforces this).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from vcodec.bitstream.frame_header import MODULES, FrameHeader, parse_header
+from vcodec.entropy.latent_coder import Canvas, decode_latents
+from vcodec.entropy.param_coder import decode_parameters, dequantize, integer_arm, load_flat_parameters, parameter_count
+from vcodec.model.arm import Arm
+from vcodec.model.frame_model import macs_per_pixel, planes_to_frame
+from vcodec.model.latents import grid_sizes
+from vcodec.model.synthesis import Synthesis, to_420
+from vcodec.model.upsampling import Upsampling
+from vcodec.types import Frame
+
+
+@dataclass(frozen=True)
+class FrameInfo:
+    """What `vcodec info` shows about one frame bitstream (read from the header alone)."""
+
+    width: int
+    height: int
+    bitdepth: int
+    arch_name: str
+    arm_context: int
+    arm_hidden: tuple[int, ...]
+    synthesis_hidden: tuple[int, ...]
+    synthesis_residual: int
+    chroma_downscale: str
+    mac_per_pixel: float
+    coded_grids: int
+    header_bytes: int
+    parameter_bytes: int
+    latent_bytes: int
+
+
+def read_frame_info(data: bytes) -> FrameInfo:
+    header, offset = parse_header(data)
+    arch = header.arch
+    return FrameInfo(
+        width=header.width, height=header.height, bitdepth=header.bitdepth, arch_name=arch.name,
+        arm_context=arch.arm_context, arm_hidden=arch.arm_hidden, synthesis_hidden=arch.synthesis_hidden,
+        synthesis_residual=arch.synthesis_residual, chroma_downscale=arch.chroma_downscale,
+        mac_per_pixel=macs_per_pixel(arch, header.height, header.width)["total"],
+        coded_grids=sum(header.coded_grids), header_bytes=offset,
+        parameter_bytes=header.param_stream_bytes, latent_bytes=header.latent_stream_bytes,
+    )
+
+
+@torch.no_grad()
+def synthesize(grids: list[np.ndarray], upsampling: Upsampling, synthesis: Synthesis,
+               chroma_downscale: str, bitdepth: int) -> Frame:
+    """Integer latent grids -> frame, with the float upsampling and synthesis (CPU, float32)."""
+    tensors = [torch.from_numpy(g.astype(np.float32)).view(1, 1, *g.shape) for g in grids]
+    planes = synthesis(upsampling(tensors))
+    luma, chroma = to_420(planes, chroma_downscale)
+    return planes_to_frame(luma, chroma, bitdepth)
+
+
+def decode_frame(data: bytes) -> Frame:
+    """Rebuild a frame from its bitstream; raises BitstreamError on any malformed input."""
+    header, offset = parse_header(data)
+    arch = header.arch
+    arm = Arm(arch.arm_context, arch.arm_hidden)
+    upsampling = Upsampling(arch.upsampling_kernel)
+    synthesis = Synthesis(arch.latent_levels, arch.synthesis_hidden, arch.synthesis_residual)
+    modules = {"arm": arm, "upsampling": upsampling, "synthesis": synthesis}
+    param_end = offset + header.param_stream_bytes
+    integers = decode_parameters(
+        data[offset:param_end], [parameter_count(modules[name]) for name in MODULES], list(header.scale_indices)
+    )
+    step = dict(zip(MODULES, header.step_exps))
+    values = dict(zip(MODULES, integers))
+    load_flat_parameters(upsampling, dequantize(values["upsampling"], step["upsampling"]))
+    load_flat_parameters(synthesis, dequantize(values["synthesis"], step["synthesis"]))
+    canvas = Canvas.build(grid_sizes(header.height, header.width, arch.latent_levels),
+                          list(header.coded_grids), arch.arm_context)
+    grids = decode_latents(data[param_end:], integer_arm(arm, values["arm"], step["arm"]), canvas)
+    return synthesize(grids, upsampling, synthesis, arch.chroma_downscale, header.bitdepth)
+
+
+__all__ = ["FrameHeader", "FrameInfo", "decode_frame", "read_frame_info", "synthesize"]

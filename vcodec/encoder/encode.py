@@ -1,0 +1,122 @@
+"""encode_frame: a short pipeline of named steps — fit, quantise, write, verify by decoding."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from vcodec.bitstream.frame_header import FrameHeader, pack_header
+from vcodec.config import EncoderConfig, load_config
+from vcodec.decoder import decode_frame
+from vcodec.encoder.quantize import QuantizedParameters, quantize_parameters
+from vcodec.encoder.train import Target, TrainProgress, train
+from vcodec.entropy.constants import LATENT_MAX, LATENT_MIN
+from vcodec.entropy.latent_coder import Canvas, decode_latents, encode_latents, information_bits
+from vcodec.entropy.param_coder import encode_parameters, integer_arm
+from vcodec.metrics import FramePsnr, frame_psnr
+from vcodec.model.frame_model import FrameModel, macs_per_pixel
+from vcodec.types import Frame, VcodecError
+
+
+@dataclass(frozen=True)
+class EncodedFrame:
+    data: bytes
+    reconstruction: Frame          # what decode_frame(data) returns
+    psnr: FramePsnr                # of the reconstruction against the source (HM peak)
+    header_bits: int
+    parameter_bits: int
+    latent_bits: int
+    predicted_latent_bits: float   # information content of the latents under the coded model
+    step_exps: tuple[int, ...]
+    mac_per_pixel: float
+    seconds: float
+
+    @property
+    def bits(self) -> int:
+        return 8 * len(self.data)
+
+    def bpp(self) -> float:
+        return self.bits / (self.reconstruction.width * self.reconstruction.height)
+
+
+def make_target(frame: Frame, device: str) -> Target:
+    peak = float(frame.max_value)
+    luma = torch.from_numpy(frame.y.astype(np.float32) / peak).view(1, 1, frame.height, frame.width)
+    chroma = torch.from_numpy(np.stack([frame.u, frame.v]).astype(np.float32) / peak)[None]
+    return Target(luma.to(device), chroma.to(device))
+
+
+def _check_device(device: str) -> None:
+    if device == "cuda" and not torch.cuda.is_available():
+        raise VcodecError("--device cuda was asked for, but no CUDA device is available")
+
+
+def fit(frame: Frame, lmbda: float, cfg: EncoderConfig,
+        progress: Callable[[TrainProgress], None] | None) -> tuple[FrameModel, Target]:
+    """Overfit a fresh model to the frame; returns it on the CPU with the CPU target."""
+    _check_device(cfg.device)
+    torch.manual_seed(cfg.seed)
+    if cfg.device == "cuda":
+        torch.backends.cuda.matmul.allow_tf32 = False
+        torch.backends.cudnn.allow_tf32 = False
+    model = FrameModel(cfg.arch, frame.height, frame.width).to(cfg.device)
+    train(model, make_target(frame, cfg.device), lmbda, cfg, progress)
+    return model.cpu(), make_target(frame, "cpu")
+
+
+def rounded_latents(model: FrameModel) -> list[np.ndarray]:
+    return [torch.round(latent.detach().clamp(LATENT_MIN, LATENT_MAX))[0, 0].numpy().astype(np.int32)
+            for latent in model.latents]
+
+
+def write_bitstream(frame: Frame, model: FrameModel, params: QuantizedParameters) -> tuple[bytes, dict[str, float]]:
+    """Range-code parameters and latents, check the latents decode back, and assemble the bytes."""
+    arch = model.arch
+    grids = rounded_latents(model)
+    coded = [bool(np.any(grid)) for grid in grids]
+    canvas = Canvas.build([g.shape for g in grids], coded, arch.arm_context)
+    arm = integer_arm(model.arm, params.integers[0], params.step_exps[0])
+    latent_stream, (means, scales) = encode_latents(grids, arm, canvas)
+    if any(not np.array_equal(a, b) for a, b in zip(decode_latents(latent_stream, arm, canvas), grids)):
+        raise RuntimeError("internal error: latents do not decode to what was coded")
+    param_stream = encode_parameters(list(zip(params.integers, params.scale_indices)))
+    header = pack_header(FrameHeader(
+        width=frame.width, height=frame.height, bitdepth=frame.bitdepth, arch=arch,
+        coded_grids=tuple(coded), step_exps=params.step_exps, scale_indices=params.scale_indices,
+        param_stream_bytes=len(param_stream), latent_stream_bytes=len(latent_stream),
+    ))
+    symbols = canvas.place(grids)[canvas.order].astype(np.float64)
+    sizes = {
+        "header_bits": 8 * len(header), "parameter_bits": 8 * len(param_stream),
+        "latent_bits": 8 * len(latent_stream), "predicted_latent_bits": information_bits(symbols, means, scales),
+    }
+    return header + param_stream + latent_stream, sizes
+
+
+def encode_frame_report(frame: Frame, lmbda: float, cfg: EncoderConfig | None = None,
+                        progress: Callable[[TrainProgress], None] | None = None) -> EncodedFrame:
+    """Encode one frame and report its reconstruction (decoded from the bytes) and its bit budget."""
+    cfg = cfg or load_config()
+    if not 0.0 < lmbda < 1.0:
+        raise VcodecError(f"lambda must be within (0, 1), got {lmbda}")
+    start = time.perf_counter()
+    model, target = fit(frame, lmbda, cfg, progress)
+    params = quantize_parameters(model, target, lmbda, cfg.preset.quantization_candidates)
+    data, sizes = write_bitstream(frame, model, params)
+    reconstruction = decode_frame(data)
+    return EncodedFrame(
+        data=data, reconstruction=reconstruction, psnr=frame_psnr(frame, reconstruction),
+        header_bits=int(sizes["header_bits"]), parameter_bits=int(sizes["parameter_bits"]),
+        latent_bits=int(sizes["latent_bits"]), predicted_latent_bits=sizes["predicted_latent_bits"],
+        step_exps=params.step_exps, mac_per_pixel=macs_per_pixel(cfg.arch, frame.height, frame.width)["total"],
+        seconds=time.perf_counter() - start,
+    )
+
+
+def encode_frame(frame: Frame, lmbda: float, cfg: EncoderConfig | None = None) -> bytes:
+    """The self-contained frame bitstream."""
+    return encode_frame_report(frame, lmbda, cfg).data

@@ -1,0 +1,73 @@
+"""Choosing each module's parameter quantisation step by the RD cost, parameter bits included."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from vcodec.entropy.constants import PARAM_STEP_EXP_MAX
+from vcodec.entropy.param_coder import (
+    MODULE_NAMES,
+    dequantize,
+    encode_parameters,
+    flat_parameters,
+    load_flat_parameters,
+    quantize,
+    scale_index_for,
+)
+from vcodec.encoder.losses import mse_yuv
+from vcodec.encoder.train import Target
+from vcodec.model.frame_model import FrameModel
+
+FIRST_STEP_EXP = 3  # coarsest step tried: 2^-3
+
+
+@dataclass(frozen=True)
+class QuantizedParameters:
+    step_exps: tuple[int, ...]              # per module of MODULE_NAMES
+    integers: tuple[np.ndarray, ...]
+    scale_indices: tuple[int, ...]
+
+
+def parameter_bits(integers: np.ndarray, scale_index: int) -> int:
+    return 8 * len(encode_parameters([(integers, scale_index)]))
+
+
+@torch.no_grad()
+def _rd_cost(model: FrameModel, target: Target, lmbda: float, extra_bits: float) -> float:
+    luma, chroma, bits = model("round")
+    return float(mse_yuv(luma, chroma, target.luma, target.chroma)) + lmbda * (float(bits) + extra_bits) / target.pixels
+
+
+def quantize_parameters(model: FrameModel, target: Target, lmbda: float, candidates: int) -> QuantizedParameters:
+    """Greedy, module after module: try steps 2^-k and keep the one of lowest D + lambda * R.
+
+    The model is left holding the chosen dequantised values.
+    """
+    chosen_bits = 0.0
+    step_exps, integers, scale_indices = [], [], []
+    for name in MODULE_NAMES:
+        module = getattr(model, name)
+        original = flat_parameters(module)
+        best: tuple[float, int, np.ndarray, int, int] | None = None
+        for step_exp in range(FIRST_STEP_EXP, min(FIRST_STEP_EXP + candidates, PARAM_STEP_EXP_MAX + 1)):
+            values = quantize(original, step_exp)
+            if values is None:
+                continue
+            scale_index = scale_index_for(values)
+            bits = parameter_bits(values, scale_index)
+            load_flat_parameters(module, dequantize(values, step_exp))
+            cost = _rd_cost(model, target, lmbda, chosen_bits + bits)
+            if best is None or cost < best[0]:
+                best = (cost, step_exp, values, scale_index, bits)
+        if best is None:
+            raise RuntimeError(f"no quantisation step fits the {name} parameters")
+        _, step_exp, values, scale_index, bits = best
+        load_flat_parameters(module, dequantize(values, step_exp))
+        chosen_bits += bits
+        step_exps.append(step_exp)
+        integers.append(values)
+        scale_indices.append(scale_index)
+    return QuantizedParameters(tuple(step_exps), tuple(integers), tuple(scale_indices))

@@ -1,0 +1,76 @@
+"""Overfitting one frame: Adam on D + lambda * R, uniform noise first, then epsilon-STE rounding."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import torch
+
+from vcodec.config import EncoderConfig
+from vcodec.encoder.losses import distortion, mse_yuv
+from vcodec.model.frame_model import FrameModel
+
+STE_EPSILON = 0.01
+PROGRESS_EVERY = 25
+
+
+@dataclass(frozen=True)
+class TrainProgress:
+    iteration: int
+    total_iterations: int
+    loss: float
+    psnr_yuv: float  # from the 6:1:1 MSE of the training reconstruction (noisy latents in phase 1)
+    bpp: float
+
+
+@dataclass(frozen=True)
+class Target:
+    """The frame to fit, as normalised float planes on the training device."""
+
+    luma: torch.Tensor    # (1, 1, H, W)
+    chroma: torch.Tensor  # (1, 2, H/2, W/2)
+
+    @property
+    def pixels(self) -> int:
+        return self.luma.shape[-1] * self.luma.shape[-2]
+
+
+def rd_loss(model: FrameModel, target: Target, lmbda: float, loss: str, quantizer: str
+            ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """(D + lambda * bpp, 6:1:1 MSE, bpp)."""
+    luma, chroma, bits = model(quantizer, STE_EPSILON)
+    bpp = bits / target.pixels
+    dist = distortion(loss, luma, chroma, target.luma, target.chroma)
+    mse = dist.detach() if loss == "mse" else mse_yuv(luma, chroma, target.luma, target.chroma).detach()
+    return dist + lmbda * bpp, mse, bpp.detach()
+
+
+def _learning_rate(base: float, schedule: str, iteration: int, iterations: int) -> float:
+    if schedule == "constant" or iterations <= 1:
+        return base
+    return base * 0.5 * (1.0 + math.cos(math.pi * iteration / iterations))
+
+
+def train(model: FrameModel, target: Target, lmbda: float, cfg: EncoderConfig,
+          progress: Callable[[TrainProgress], None] | None = None) -> None:
+    preset = cfg.preset
+    ste_iterations = round(preset.iterations * preset.ste_fraction)
+    noise_iterations = preset.iterations - ste_iterations
+    phases = [("noise", noise_iterations, preset.learning_rate, preset.schedule),
+              ("ste", ste_iterations, preset.ste_learning_rate, "constant")]
+    done = 0
+    for quantizer, iterations, base_lr, schedule in phases:
+        optimizer = torch.optim.Adam(model.parameters(), lr=base_lr)
+        for iteration in range(iterations):
+            for group in optimizer.param_groups:
+                group["lr"] = _learning_rate(base_lr, schedule, iteration, iterations)
+            loss, mse, bpp = rd_loss(model, target, lmbda, cfg.loss, quantizer)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            done += 1
+            if progress is not None and (done % PROGRESS_EVERY == 0 or done == preset.iterations):
+                psnr = -10.0 * math.log10(max(float(mse), 1e-12))
+                progress(TrainProgress(done, preset.iterations, float(loss.detach()), psnr, float(bpp)))

@@ -1,0 +1,1 @@
+"""Entropy coding: fixed-point ARM, probability tables, latent and parameter coders."""

@@ -1,0 +1,1 @@
+"""The Cool-chic frame model: latent grids, ARM entropy model, upsampling and synthesis."""

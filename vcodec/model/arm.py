@@ -1,0 +1,85 @@
+"""Autoregressive entropy model (ARM): an MLP on causal neighbours predicting a Laplace per latent.
+
+Training uses this float module. Coding uses the integer twin in `vcodec.entropy.fixed_point`, which
+runs the same layers on quantised weights so that encoder and decoder agree bit for bit.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from vcodec.entropy.constants import LOG2_SCALE_MAX, LOG2_SCALE_MIN
+from vcodec.model.latents import context_offsets, context_radius
+
+
+class Arm(nn.Module):
+    """Layers: context -> hidden[0] (ReLU), hidden[i] -> hidden[i+1] (ReLU, residual when widths match),
+    -> (mean, log2 scale)."""
+
+    def __init__(self, context: int, hidden: tuple[int, ...]) -> None:
+        super().__init__()
+        self.context = context
+        self.radius = context_radius(context)
+        widths = [context, *hidden]
+        self.layers = nn.ModuleList(nn.Linear(a, b) for a, b in zip(widths[:-1], widths[1:]))
+        self.output = nn.Linear(widths[-1], 2)
+        nn.init.zeros_(self.output.weight)
+        nn.init.zeros_(self.output.bias)
+        offsets = context_offsets(context)
+        window = 2 * self.radius + 1
+        kernel_index = [(dy + self.radius) * window + (dx + self.radius) for dy, dx in offsets]
+        self.register_buffer("kernel_index", torch.tensor(kernel_index, dtype=torch.long), persistent=False)
+
+    def residual(self, index: int) -> bool:
+        layer = self.layers[index]
+        return index > 0 and layer.in_features == layer.out_features
+
+    def first_layer_kernel(self) -> torch.Tensor:
+        """The first linear layer as a masked (rows above + current row) convolution kernel."""
+        first = self.layers[0]
+        window = 2 * self.radius + 1
+        kernel = first.weight.new_zeros(first.out_features, (self.radius + 1) * window)
+        kernel = kernel.index_copy(1, self.kernel_index, first.weight)
+        return kernel.view(first.out_features, 1, self.radius + 1, window)
+
+    def forward(self, grids: list[torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
+        """Mean and log2-scale for every position of every grid, flattened grid after grid (raster order).
+
+        grids: tensors of shape (1, 1, h, w) holding quantised (or noisy) latents.
+        """
+        kernel = self.first_layer_kernel()
+        r = self.radius
+        columns = []
+        for grid in grids:
+            padded = F.pad(grid, (r, r, r, 0))
+            columns.append(F.conv2d(padded, kernel)[0].flatten(1))
+        x = torch.relu(torch.cat(columns, dim=1) + self.layers[0].bias[:, None])
+        for index in range(1, len(self.layers)):
+            layer = self.layers[index]
+            y = torch.relu(torch.addmm(layer.bias[:, None], layer.weight, x))
+            x = x + y if self.residual(index) else y
+        out = torch.addmm(self.output.bias[:, None], self.output.weight, x)
+        return out[0], out[1]
+
+    def macs_per_position(self) -> int:
+        macs = sum(layer.in_features * layer.out_features for layer in self.layers)
+        return macs + self.output.in_features * self.output.out_features
+
+
+def laplace_bits(values: torch.Tensor, mean: torch.Tensor, log2_scale: torch.Tensor) -> torch.Tensor:
+    """-log2 P(value) for the Laplace integrated over [value - 1/2, value + 1/2], computed stably.
+
+    Both branches are evaluated on clamped inputs so neither produces inf (and no NaN gradients).
+    """
+    scale = torch.exp2(log2_scale.clamp(LOG2_SCALE_MIN, LOG2_SCALE_MAX))
+    distance = (values - mean).abs()
+    tail = distance.clamp(min=0.5)
+    log_p_tail = -(tail - 0.5) / scale + math.log(0.5) + torch.log(-torch.expm1(-1.0 / scale))
+    centre = distance.clamp(max=0.5)
+    p_centre = 1.0 - 0.5 * torch.exp(-(0.5 - centre) / scale) - 0.5 * torch.exp(-(centre + 0.5) / scale)
+    log_p = torch.where(distance >= 0.5, log_p_tail, torch.log(p_centre.clamp(min=1e-12)))
+    return -log_p / math.log(2.0)

@@ -1,0 +1,54 @@
+"""Synthesis: 1x1 layers on the upsampled latents, then 3x3 residual convolutions on the 3 output planes.
+
+The output is Y, U, V at luma resolution in [0, 1]; the 4:2:0 chroma is a 2x2 downscale of U and V.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+OUTPUT_PLANES = 3
+
+
+class Synthesis(nn.Module):
+    def __init__(self, in_channels: int, hidden: tuple[int, ...], residual: int) -> None:
+        super().__init__()
+        widths = [in_channels, *hidden, OUTPUT_PLANES]
+        self.pointwise = nn.ModuleList(nn.Linear(a, b) for a, b in zip(widths[:-1], widths[1:]))
+        self.residual = nn.ModuleList(nn.Conv2d(OUTPUT_PLANES, OUTPUT_PLANES, 3) for _ in range(residual))
+        for conv in self.residual:
+            nn.init.zeros_(conv.weight)
+            nn.init.zeros_(conv.bias)
+        with torch.no_grad():
+            self.pointwise[-1].bias.fill_(0.5)
+
+    def forward(self, upsampled: torch.Tensor) -> torch.Tensor:
+        """(1, L, H, W) -> (1, 3, H, W)."""
+        _, channels, height, width = upsampled.shape
+        x = upsampled.view(channels, height * width)
+        last = len(self.pointwise) - 1
+        for index, layer in enumerate(self.pointwise):
+            x = torch.addmm(layer.bias[:, None], layer.weight, x)
+            if index < last:
+                x = torch.relu(x)
+        x = x.view(1, OUTPUT_PLANES, height, width)
+        for index, conv in enumerate(self.residual):
+            x = x + conv(F.pad(x, (1, 1, 1, 1), mode="replicate"))
+            if index < len(self.residual) - 1:
+                x = torch.relu(x)
+        return x
+
+    def macs_per_pixel(self) -> int:
+        macs = sum(layer.in_features * layer.out_features for layer in self.pointwise)
+        return macs + sum(conv.weight.numel() for conv in self.residual)
+
+
+def to_420(planes: torch.Tensor, chroma_downscale: str) -> tuple[torch.Tensor, torch.Tensor]:
+    """(1, 3, H, W) -> luma (1, 1, H, W) and chroma (1, 2, H/2, W/2) by 2x2 mean or nearest sample."""
+    luma = planes[:, :1]
+    chroma = planes[:, 1:]
+    if chroma_downscale == "mean":
+        return luma, F.avg_pool2d(chroma, 2)
+    return luma, chroma[:, :, ::2, ::2]
