@@ -286,6 +286,9 @@ class ContainerReader:
             self.name = getattr(path, "name", "container")
         try:
             self._open()
+        except BitstreamError as error:
+            self._handle.close()
+            raise BitstreamError(f"{self.name}: {error}") from None
         except BaseException:
             self._handle.close()
             raise
@@ -339,6 +342,12 @@ class ContainerReader:
 
     def read_frame(self, number: int) -> bytes:
         """The bitstream of one frame, CRC-checked; no other frame's bytes are read."""
+        try:
+            return self._read_frame(number)
+        except BitstreamError as error:
+            raise BitstreamError(f"{self.name}: {error}") from None
+
+    def _read_frame(self, number: int) -> bytes:
         if not 0 <= number < len(self.entries):
             raise BitstreamError(f"frame {number} is not in the container ({len(self.entries)} frames)")
         entry = self.entries[number]

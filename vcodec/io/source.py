@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Iterator
+from dataclasses import replace
 from types import TracebackType
 
 from vcodec.io.formats import VideoInfo
@@ -19,6 +20,16 @@ class VideoSource(ABC):
 
     info: VideoInfo
     name: str
+    _start: int
+    _limit: int | None
+
+    def skip_frames(self, count: int) -> None:
+        """Move the selection `count` frames on before iterating (to resume an interrupted encode)."""
+        self._start += count
+        if self._limit is not None:
+            self._limit = max(self._limit - count, 0)
+        remaining = None if self.info.frame_count is None else max(self.info.frame_count - count, 0)
+        self.info = replace(self.info, frame_count=remaining)
 
     @abstractmethod
     def frames(self) -> Iterator[Frame]:

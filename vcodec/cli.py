@@ -1,0 +1,472 @@
+"""The `vcodec` command line: encode, decode, info, psnr and sample, in the manner of ffmpeg and x265.
+
+A thin layer over `vcodec.sequence` and `vcodec.io`: it parses options, draws progress on stderr and
+prints results. Every error a user can cause ends in one line on stderr (`vcodec: error: ...`) and
+an exit code from `ExitCode`; docs/cli.md lists them.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import sys
+import time
+from enum import IntEnum
+from fractions import Fraction
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from vcodec import __version__
+from vcodec.bitstream.container import BitstreamError
+from vcodec.config import ConfigError
+from vcodec.io import (
+    InputError,
+    OptionError,
+    OutputExistsError,
+    VideoSource,
+    open_video,
+    parse_fps,
+    parse_size,
+    partial_path,
+)
+from vcodec.samples import PHOTOS
+from vcodec.sequence import (
+    EncodeSettings,
+    EncodeSummary,
+    FrameStats,
+    Progress,
+    ResumeError,
+    compare_sequences,
+    decode_sequence,
+    describe_container,
+    encode_sequence,
+    mean_psnr,
+    open_container,
+    parse_frame_range,
+    resolve_lambda,
+    write_sample,
+)
+from vcodec.types import VcodecError
+
+
+class ExitCode(IntEnum):
+    """Exit status of `vcodec`; the one place they are defined (docs/cli.md has the table)."""
+
+    OK = 0
+    ERROR = 1  # any other error the user can cause (a VcodecError not listed below)
+    USAGE = 2  # bad or missing option or argument, unknown preset or rate point
+    INPUT = 3  # the input video cannot be read as YUV 4:2:0 (size, format, odd dimensions, cut short)
+    BITSTREAM = 4  # a container or frame bitstream is corrupted or truncated
+    OUTPUT_EXISTS = 5  # the output exists and -y was not given
+    IO = 6  # the operating system refused: file not found, permission denied, disk full
+    RESUME = 7  # --resume cannot continue the interrupted encode with these options
+    INTERNAL = 70  # a bug in vcodec (set VCODEC_DEBUG=1 to see the traceback)
+    INTERRUPTED = 130  # Ctrl-C or SIGTERM; an encode keeps its finished frames for --resume
+    BROKEN_PIPE = 141  # the reader of stdout went away (as `head` does); nothing is printed
+
+
+# Most specific class first: the first match gives the code.
+ERROR_CODES: tuple[tuple[type[BaseException], ExitCode], ...] = (
+    (OptionError, ExitCode.USAGE),
+    (ConfigError, ExitCode.USAGE),
+    (InputError, ExitCode.INPUT),
+    (BitstreamError, ExitCode.BITSTREAM),
+    (OutputExistsError, ExitCode.OUTPUT_EXISTS),
+    (ResumeError, ExitCode.RESUME),
+    (VcodecError, ExitCode.ERROR),
+)
+
+
+class Interrupted(VcodecError):
+    """The user stopped the run; the message says what was kept."""
+
+
+def exit_code_for(error: BaseException) -> ExitCode:
+    if isinstance(error, Interrupted):
+        return ExitCode.INTERRUPTED
+    for cls, code in ERROR_CODES:
+        if isinstance(error, cls):
+            return code
+    if isinstance(error, OSError):
+        return ExitCode.IO
+    return ExitCode.INTERNAL
+
+
+app = typer.Typer(
+    name="vcodec",
+    help="Neural intra codec for YUV 4:2:0 video: encode, decode and inspect .vcc streams.",
+    add_completion=False,
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+
+
+def _version(value: bool) -> None:
+    if value:
+        print(f"vcodec {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    version: Annotated[
+        bool, typer.Option("--version", callback=_version, is_eager=True, help="Print the version and exit.")
+    ] = False,
+) -> None:
+    """Neural intra codec for YUV 4:2:0 video: encode, decode and inspect .vcc streams."""
+
+
+def _say(quiet: bool, message: str) -> None:
+    if not quiet:
+        print(message, file=sys.stderr, flush=True)
+
+
+def _psnr_text(y: float, u: float, v: float, yuv: float) -> str:
+    return f"PSNR Y {y:.2f} U {u:.2f} V {v:.2f} YUV {yuv:.2f} dB"
+
+
+def _open_input(
+    path: str,
+    size: str | None,
+    pix_fmt: str | None,
+    bitdepth: int | None,
+    fps: str | None,
+    start: int = 0,
+    frames: int | None = None,
+) -> VideoSource:
+    return open_video(
+        path,
+        size=parse_size(size) if size else None,
+        pix_fmt=pix_fmt,
+        bitdepth=bitdepth,
+        fps=parse_fps(fps) if fps else None,
+        start=start,
+        frames=frames,
+    )
+
+
+# Input options shared by `encode` and `psnr`.
+SizeOption = Annotated[
+    str | None, typer.Option("--size", "-s", help="Raw input frame size WxH (else from the file name).")
+]
+PixFmtOption = Annotated[str | None, typer.Option("--pix-fmt", help="Raw input pixel format: yuv420p or yuv420p10le.")]
+BitdepthOption = Annotated[int | None, typer.Option("--bitdepth", help="Raw input bit depth (8 or 10), like --pix-fmt.")]
+FpsOption = Annotated[
+    str | None, typer.Option("--fps", "-r", help="Frame rate: 50, 29.97 or 30000/1001 (raw default 25).")
+]
+OverwriteOption = Annotated[bool, typer.Option("-y", "--overwrite", help="Overwrite existing output files.")]
+QuietOption = Annotated[bool, typer.Option("-q", "--quiet", help="Print nothing but errors.")]
+
+
+class ProgressBars:
+    """tqdm bars on stderr: frames done of the total with ETA, and the training of the frame under way.
+
+    With several jobs, the inner bar follows the lowest-numbered frame still being coded, the one the
+    output waits for.
+    """
+
+    def __init__(self, quiet: bool, label: str) -> None:
+        self._quiet = quiet
+        self._label = label
+        self._frames: Any = None
+        self._steps: Any = None
+        self._latest: dict[int, Progress] = {}
+        self._shown = -1
+
+    def started(self, total: int | None, already_done: int) -> None:
+        if self._quiet:
+            return
+        from tqdm import tqdm
+
+        if already_done:
+            print(f"vcodec: resuming after {already_done} complete frames", file=sys.stderr)
+        self._frames = tqdm(
+            total=total, initial=already_done, unit="frame", desc=self._label, file=sys.stderr, disable=None,
+            dynamic_ncols=True, position=0,
+        )  # fmt: skip
+        self._steps = tqdm(
+            total=1, unit="it", file=sys.stderr, disable=None, dynamic_ncols=True, position=1, leave=False
+        )
+
+    def iteration(self, progress: Progress) -> None:
+        if self._steps is None:
+            return
+        self._latest[progress.frame] = progress
+        current = min(self._latest)
+        shown = self._latest[current]
+        if current != self._shown:
+            self._shown = current
+            self._steps.reset(total=shown.total_iterations)
+            self._steps.set_description(f"frame {current}")
+        self._steps.update(shown.iteration - self._steps.n)
+        self._steps.set_postfix(loss=f"{shown.loss:.4g}", psnr=f"{shown.psnr_yuv:.2f}", bpp=f"{shown.bpp:.3f}")
+
+    def frame_done(self, stats: FrameStats) -> None:
+        self._latest.pop(stats.number, None)
+        if self._frames is None:
+            return
+        self._frames.update(1)
+        self._frames.set_postfix(bpp=f"{stats.bpp:.3f}", psnr=f"{stats.psnr.yuv:.2f}")
+
+    def close(self) -> None:
+        for bar in (self._steps, self._frames):
+            if bar is not None:
+                bar.close()
+
+
+def _encode_summary_line(summary: EncodeSummary) -> str:
+    info = summary.info
+    if summary.already_complete:
+        return f"{summary.output} is already complete: {summary.frames} frames, {summary.bpp:.4f} bpp, {summary.kbps:.2f} kbps"
+    fps = float(info.fps)
+    parts = [
+        f"encoded {len(summary.coded)} frames"
+        + (f" (after {summary.resumed_frames} resumed)" if summary.resumed_frames else "")
+        + f" in {summary.wall_seconds:.1f} s",
+        f"{summary.frames} frames {info.width}x{info.height} {info.bitdepth}-bit @ {fps:g} fps: "
+        f"{summary.bpp:.4f} bpp, {summary.kbps:.2f} kbps",
+    ]
+    psnr = summary.mean_psnr()
+    if psnr is not None:
+        parts.append(_psnr_text(psnr.y, psnr.u, psnr.v, psnr.yuv))
+        encode_seconds = sum(s.encode_seconds for s in summary.coded)
+        parts.append(f"encode {encode_seconds:.1f} s, decode {summary.decode_seconds:.2f} s")
+    return ", ".join(parts) + f" -> {summary.output}"
+
+
+@app.command()
+def encode(
+    input: Annotated[str, typer.Argument(help="Input video: .yuv, .y4m, any file FFmpeg reads, or - for stdin.")],
+    output: Annotated[Path, typer.Option("-o", "--output", help="Output .vcc container.")],
+    size: SizeOption = None,
+    pix_fmt: PixFmtOption = None,
+    bitdepth: BitdepthOption = None,
+    fps: FpsOption = None,
+    frames: Annotated[int | None, typer.Option("--frames", "-n", help="Code at most N frames.")] = None,
+    start: Annotated[int, typer.Option("--start", help="First frame of the input to code (0-based).")] = 0,
+    lmbda: Annotated[float | None, typer.Option("--lmbda", "-l", help="Rate-distortion weight lambda.")] = None,
+    rate: Annotated[str | None, typer.Option("--rate", help="Named rate point from cfg/rate_points.toml.")] = None,
+    preset: Annotated[str, typer.Option("--preset", help="Encoder schedule: fast, medium or slow.")] = "medium",
+    arch: Annotated[str, typer.Option("--arch", help="Decoder architecture: main or light.")] = "main",
+    device: Annotated[str, typer.Option("--device", help="cpu or cuda.")] = "cpu",
+    jobs: Annotated[int, typer.Option("--jobs", "-j", help="Frames coded in parallel processes.")] = 1,
+    threads: Annotated[
+        int | None, typer.Option("--threads", help="Torch threads per job (default: cores // jobs).")
+    ] = None,
+    iterations: Annotated[int | None, typer.Option("--iterations", help="Override the preset's iterations.")] = None,
+    seed: Annotated[int, typer.Option("--seed", help="Random seed of the training.")] = 0,
+    overwrite: OverwriteOption = False,
+    quiet: QuietOption = False,
+    resume: Annotated[
+        bool, typer.Option("--resume", help="Continue an interrupted encode after its last complete frame.")
+    ] = False,
+    csv_path: Annotated[Path | None, typer.Option("--csv", help="Write per-frame statistics to this CSV file.")] = None,
+) -> None:
+    """Code every frame of a video into a .vcc container."""
+    value, rate_name = resolve_lambda(lmbda, rate)
+    settings = EncodeSettings(value, arch, preset, rate_name, iterations, seed, device)
+    bars = ProgressBars(quiet, Path(input).name if input != "-" else "stdin")
+    try:
+        with _open_input(input, size, pix_fmt, bitdepth, fps, start, frames) as source:
+            summary = encode_sequence(
+                source, output, settings, start=start, jobs=jobs, threads=threads, overwrite=overwrite,
+                resume=resume, csv_path=csv_path, observer=bars,
+            )  # fmt: skip
+    except KeyboardInterrupt:
+        bars.close()
+        partial = partial_path(output)
+        if partial.exists():
+            raise Interrupted(f"interrupted; finished frames are kept in {partial}: add --resume to continue") from None
+        raise Interrupted("interrupted") from None
+    bars.close()
+    _say(quiet, _encode_summary_line(summary))
+
+
+@app.command()
+def decode(
+    input: Annotated[str, typer.Argument(help="Input .vcc container, or - for stdin.")],
+    output: Annotated[str, typer.Option("-o", "--output", help="Output .yuv, .y4m, or - for stdout.")],
+    frames: Annotated[
+        str | None, typer.Option("--frames", help="Frames to decode: N (the first N), A:B (A to B-1), A: or :B.")
+    ] = None,
+    fmt: Annotated[
+        str | None, typer.Option("--format", "-f", help="raw or y4m (default: from the suffix; raw for -).")
+    ] = None,
+    overwrite: OverwriteOption = False,
+    quiet: QuietOption = False,
+) -> None:
+    """Decode a .vcc container to planar YUV (10-bit as 2-byte little-endian) or y4m."""
+    if fmt is not None and fmt not in ("raw", "y4m"):
+        raise OptionError(f"--format {fmt}: expected raw or y4m")
+    with open_container(input) as reader:
+        selection = parse_frame_range(frames, reader.frame_count)
+        if not reader.complete:
+            _say(quiet, f"vcodec: warning: {reader.name} is unfinished; decoding its {reader.frame_count} complete frames")
+        bars = None
+        if not quiet:
+            from tqdm import tqdm
+
+            bars = tqdm(total=len(selection), unit="frame", desc="decode", file=sys.stderr, disable=None)
+        began = time.perf_counter()
+        try:
+            summary = decode_sequence(
+                reader, output, selection, fmt=fmt, overwrite=overwrite, on_frame=bars.update if bars else None
+            )
+        finally:
+            if bars is not None:
+                bars.close()
+    wall = time.perf_counter() - began
+    rate = summary.frames / summary.seconds if summary.seconds > 0 else float("inf")
+    _say(
+        quiet,
+        f"decoded {summary.frames} frames {summary.info.width}x{summary.info.height} {summary.info.bitdepth}-bit "
+        f"in {summary.seconds:.2f} s ({rate:.2f} fps; {wall:.2f} s with I/O) -> {output}",
+    )
+
+
+SETTINGS_ORDER: tuple[str, ...] = ("preset", "arch", "lmbda", "rate", "iterations", "seed", "loss", "device", "start")
+
+
+def _info_text(data: dict[str, Any]) -> str:
+    seq, rate, settings = data["sequence"], data["bitrate"], data["settings"]
+    state = "complete" if data["complete"] else f"UNFINISHED ({data['trailing_bytes']} bytes of a cut-short frame)"
+    lines = [
+        f"Input: {data['file']}: vcodec container v{data['format_version']}, {data['file_bytes']} bytes, {state}",
+        f"  Sequence: {seq['width']}x{seq['height']}, {seq['pix_fmt']} ({seq['bitdepth']}-bit 4:{seq['chroma_format'][1]}:"
+        f"{seq['chroma_format'][2]}), {seq['fps']} fps ({float(Fraction(seq['fps'])):.3f}), {seq['frame_count']} frames, "
+        f"{seq['duration_seconds']:.3f} s",
+    ]
+    arch = data["architecture"]
+    if arch:
+        name = arch.get("arch_name", arch.get("arch", "?"))
+        mac = arch.get("mac_per_pixel")
+        lines.append(f"  Architecture: {name}" + (f", {mac:.0f} MAC/pixel" if isinstance(mac, (int, float)) else ""))
+    if settings:
+        order = [key for key in SETTINGS_ORDER if key in settings] + sorted(set(settings) - set(SETTINGS_ORDER))
+        shown = ", ".join(f"{key} {settings[key]}" for key in order if settings[key] is not None)
+        lines.append(f"  Settings: {shown}")
+    lines.append(f"  Bitrate: {rate['kbps']:.2f} kbps, {rate['bpp']:.4f} bpp, {rate['bytes']} bytes of frame data")
+    lines.append("  frame      offset       bytes       bpp")
+    for frame in data["frames"]:
+        lines.append(f"  {frame['frame']:5d} {frame['offset']:11d} {frame['bytes']:11d} {frame['bpp']:9.4f}")
+    return "\n".join(lines)
+
+
+@app.command()
+def info(
+    input: Annotated[str, typer.Argument(help="Input .vcc container, or - for stdin.")],
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of text.")] = False,
+) -> None:
+    """Describe a .vcc container, like ffprobe: sequence, architecture, settings, per-frame sizes."""
+    with open_container(input) as reader:
+        data = describe_container(reader)
+    print(json.dumps(data, indent=2) if as_json else _info_text(data))
+
+
+@app.command()
+def psnr(
+    reference: Annotated[str, typer.Argument(help="Reference video (the source).")],
+    distorted: Annotated[str, typer.Argument(help="Distorted video (decoded), or - for stdin.")],
+    size: SizeOption = None,
+    pix_fmt: PixFmtOption = None,
+    bitdepth: BitdepthOption = None,
+    frames: Annotated[int | None, typer.Option("--frames", "-n", help="Compare at most N frames.")] = None,
+    start: Annotated[int, typer.Option("--start", help="First frame of the reference to compare.")] = 0,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of text.")] = False,
+) -> None:
+    """Per-frame and mean PSNR (HM peak, YUV weighted 6:1:1) of a decoded video against its source.
+
+    Raw inputs take --size and --pix-fmt (or their names); a y4m input describes itself.
+    """
+    with _open_input(reference, size, pix_fmt, bitdepth, None, start, frames) as ref:
+        explicit = parse_size(size) if size else None
+        with open_video(
+            distorted,
+            size=explicit or (ref.info.width, ref.info.height),
+            bitdepth=ref.info.bitdepth if pix_fmt is None and bitdepth is None else bitdepth,
+            pix_fmt=pix_fmt,
+            frames=frames,
+        ) as dist:
+            values = compare_sequences(ref, dist)
+    mean = mean_psnr(values)
+    if as_json:
+        rows = [{"frame": i, "y": p.y, "u": p.u, "v": p.v, "yuv": p.yuv} for i, p in enumerate(values)]
+        print(json.dumps({"frames": rows, "mean": {"y": mean.y, "u": mean.u, "v": mean.v, "yuv": mean.yuv}}, indent=2))
+        return
+    for i, p in enumerate(values):
+        print(f"frame {i}: {_psnr_text(p.y, p.u, p.v, p.yuv)}")
+    print(f"mean of {len(values)} frames: {_psnr_text(mean.y, mean.u, mean.v, mean.yuv)}")
+
+
+@app.command()
+def sample(
+    output: Annotated[str, typer.Option("-o", "--output", help="Output .yuv or .y4m (or - for stdout).")],
+    size: Annotated[str, typer.Option("--size", "-s", help="Frame size WxH.")] = "416x240",
+    frames: Annotated[int, typer.Option("--frames", "-n", help="Number of frames.")] = 3,
+    bitdepth: Annotated[int, typer.Option("--bitdepth", help="8 or 10.")] = 8,
+    photo: Annotated[str, typer.Option("--photo", help=f"Source photo: {', '.join(PHOTOS)}.")] = "astronaut",
+    fps: Annotated[str, typer.Option("--fps", "-r", help="Frame rate written in a y4m header.")] = "30",
+    overwrite: OverwriteOption = False,
+    quiet: QuietOption = False,
+) -> None:
+    """Write a short test clip cut from a scikit-image photo, panning 4 pixels a frame."""
+    width, height = parse_size(size)
+    info = write_sample(output, width, height, frames, bitdepth, photo, parse_fps(fps), overwrite)
+    _say(quiet, f"wrote {frames} frames {width}x{height} {info.pix_fmt} -> {output}")
+
+
+def _fail(code: ExitCode, message: str) -> int:
+    print(f"vcodec: error: {message}", file=sys.stderr, flush=True)
+    return int(code)
+
+
+def _raise_interrupt(signum: int, frame: Any) -> None:
+    raise KeyboardInterrupt
+
+
+def _is_usage_error(error: Exception) -> bool:
+    """Typer's parser errors (its vendored click's UsageError and BadParameter) carry a message and code 2."""
+    return callable(getattr(error, "format_message", None)) and getattr(error, "exit_code", None) == 2
+
+
+def _usage_message(error: Exception) -> str:
+    context = getattr(error, "ctx", None)
+    hint = f" (see 'vcodec {context.info_name} --help')" if context is not None and context.parent is not None else ""
+    return f"{error.format_message()}{hint}"  # type: ignore[attr-defined]
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the command line; returns the exit code instead of printing a traceback."""
+    signal.signal(signal.SIGTERM, _raise_interrupt)
+    command = typer.main.get_command(app)
+    try:
+        result = command.main(args=argv, prog_name="vcodec", standalone_mode=False)
+        code = int(result) if isinstance(result, int) else int(ExitCode.OK)
+    except typer.Exit as done:
+        code = int(done.exit_code)
+    except (KeyboardInterrupt, typer.Abort):
+        code = _fail(ExitCode.INTERRUPTED, "interrupted")
+    except BrokenPipeError:
+        # The reader went away: silence the final flush of stdout, as other Unix tools exit quietly.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        code = int(ExitCode.BROKEN_PIPE)
+    except VcodecError as error:
+        code = _fail(exit_code_for(error), str(error))
+    except OSError as error:
+        where = f"{error.filename}: " if error.filename else ""
+        code = _fail(ExitCode.IO, f"{where}{error.strerror or error}")
+    except Exception as error:
+        if _is_usage_error(error):
+            return _fail(ExitCode.USAGE, _usage_message(error))
+        # Anything else is a bug: say so on one line unless asked for the traceback.
+        if os.environ.get("VCODEC_DEBUG"):
+            raise
+        code = _fail(
+            ExitCode.INTERNAL, f"internal error: {type(error).__name__}: {error} (set VCODEC_DEBUG=1 for a traceback)"
+        )
+    return code

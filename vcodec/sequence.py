@@ -1,0 +1,685 @@
+"""Whole sequences: code every frame of a video into a `.vcc` container, decode ranges of one, describe it.
+
+These are the library functions behind `vcodec encode`, `decode`, `info`, `psnr` and `sample`; the
+command line only parses options and prints. Frames are independent, so an encode can run them in
+several worker processes, and can stop and resume at any frame: each finished frame is appended to
+`<output>.partial` and made durable before the next is written, and the partial file is renamed over
+the output only when the sequence is complete.
+"""
+
+from __future__ import annotations
+
+import csv
+import multiprocessing
+import os
+import queue
+import signal
+import time
+import tomllib
+from collections.abc import Callable, Iterator
+from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
+from dataclasses import asdict, dataclass, field, is_dataclass
+from fractions import Fraction
+from pathlib import Path
+from typing import Any, Protocol
+
+from vcodec import __version__
+from vcodec.bitstream.container import ContainerReader, ContainerWriter, SequenceHeader
+from vcodec.config import CFG_DIR
+from vcodec.io import (
+    STDIN,
+    OptionError,
+    OutputExistsError,
+    VideoInfo,
+    VideoSource,
+    check_overwrite,
+    open_video_writer,
+    partial_path,
+)
+from vcodec.io.output import commit_partial
+from vcodec.metrics import FramePsnr, frame_psnr
+from vcodec.samples import sample_frames
+from vcodec.types import Frame, VcodecError
+
+RATE_POINTS_FILE = CFG_DIR / "rate_points.toml"
+
+# Settings recorded in the container that must match for `--resume` to continue a file.
+RESUME_KEYS: tuple[str, ...] = ("arch", "preset", "lmbda", "iterations", "seed", "loss", "start")
+
+CSV_COLUMNS: tuple[str, ...] = (
+    "frame", "bits", "bpp", "psnr_y", "psnr_u", "psnr_v", "psnr_yuv",
+    "lmbda", "preset", "encode_seconds", "decode_seconds",
+)  # fmt: skip
+
+
+class ResumeError(VcodecError):
+    """An interrupted encode cannot be continued with the options given (different settings or input)."""
+
+
+def load_rate_points(path: Path = RATE_POINTS_FILE) -> dict[str, float]:
+    """Named rate points (`r1`..) and their lambdas, from cfg/rate_points.toml."""
+    with path.open("rb") as handle:
+        table = tomllib.load(handle).get("lambda", {})
+    points = {str(name): float(value) for name, value in table.items()}
+    if not points or any(value <= 0 for value in points.values()):
+        raise VcodecError(f"{path}: [lambda] must map rate-point names to positive numbers")
+    return points
+
+
+def resolve_lambda(lmbda: float | None, rate: str | None) -> tuple[float, str | None]:
+    """The lambda to code with, from `--lmbda` or a named `--rate` (not both)."""
+    if lmbda is not None and rate is not None:
+        raise OptionError("give either --lmbda or --rate, not both")
+    if rate is not None:
+        points = load_rate_points()
+        if rate not in points:
+            raise OptionError(f"unknown rate point {rate!r} (defined: {', '.join(points)})")
+        return points[rate], rate
+    if lmbda is None:
+        raise OptionError("give a rate: --lmbda LAMBDA or --rate NAME (e.g. --rate r2)")
+    if lmbda <= 0:
+        raise OptionError(f"--lmbda {lmbda} must be positive")
+    return lmbda, None
+
+
+@dataclass(frozen=True)
+class EncodeSettings:
+    """What the user chose for an encode; `iterations` overrides the preset's when given."""
+
+    lmbda: float
+    arch: str = "main"
+    preset: str = "medium"
+    rate: str | None = None
+    iterations: int | None = None
+    seed: int = 0
+    device: str = "cpu"
+    loss: str = "mse"
+
+    def encoder_config(self) -> Any:
+        from vcodec.config import load_config
+
+        return load_config(
+            self.arch, self.preset, iterations=self.iterations, device=self.device, seed=self.seed, loss=self.loss
+        )
+
+    def record(self, start: int) -> dict[str, Any]:
+        """The settings stored in the container header (informative, and checked by `--resume`)."""
+        config = self.encoder_config()
+        return {
+            "encoder": f"vcodec {__version__}",
+            "arch": self.arch,
+            "preset": self.preset,
+            "lmbda": self.lmbda,
+            "rate": self.rate,
+            "iterations": config.preset.iterations,
+            "seed": self.seed,
+            "loss": self.loss,
+            "device": self.device,
+            "start": start,
+        }
+
+
+@dataclass(frozen=True)
+class FrameStats:
+    """One coded frame as measured after decoding its bitstream."""
+
+    number: int
+    bits: int
+    bpp: float
+    psnr: FramePsnr
+    encode_seconds: float
+    decode_seconds: float
+
+    def csv_row(self, lmbda: float, preset: str) -> list[str]:
+        p = self.psnr
+        values = (self.number, self.bits, f"{self.bpp:.6f}", f"{p.y:.4f}", f"{p.u:.4f}", f"{p.v:.4f}",
+                  f"{p.yuv:.4f}", repr(lmbda), preset, f"{self.encode_seconds:.3f}", f"{self.decode_seconds:.4f}")  # fmt: skip
+        return [str(v) for v in values]
+
+
+@dataclass(frozen=True)
+class Progress:
+    """One training step of one frame, as the encoder reports it."""
+
+    frame: int
+    iteration: int
+    total_iterations: int
+    loss: float
+    psnr_yuv: float
+    bpp: float
+
+
+class EncodeObserver(Protocol):
+    """What an encode reports while it runs (the CLI draws progress bars from it)."""
+
+    def started(self, total: int | None, already_done: int) -> None: ...
+
+    def iteration(self, progress: Progress) -> None: ...
+
+    def frame_done(self, stats: FrameStats) -> None: ...
+
+
+class SilentObserver:
+    def started(self, total: int | None, already_done: int) -> None:
+        pass
+
+    def iteration(self, progress: Progress) -> None:
+        pass
+
+    def frame_done(self, stats: FrameStats) -> None:
+        pass
+
+
+@dataclass
+class EncodeSummary:
+    """The whole output file (bytes, rate) and the frames coded by this run (quality, time)."""
+
+    output: Path
+    info: VideoInfo
+    frames: int
+    total_bytes: int
+    resumed_frames: int
+    coded: list[FrameStats] = field(default_factory=list)
+    wall_seconds: float = 0.0
+    already_complete: bool = False
+
+    @property
+    def bpp(self) -> float:
+        return 8 * self.total_bytes / (self.frames * self.info.width * self.info.height)
+
+    @property
+    def kbps(self) -> float:
+        return 8 * self.total_bytes / self.frames * float(self.info.fps) / 1000
+
+    def mean_psnr(self) -> FramePsnr | None:
+        return mean_psnr([s.psnr for s in self.coded]) if self.coded else None
+
+    @property
+    def decode_seconds(self) -> float:
+        return sum(s.decode_seconds for s in self.coded)
+
+
+# --- encoding one frame (in this process or in a worker) -------------------------------------------
+
+_worker_progress: Any = None
+
+
+def _init_worker(threads: int, progress_queue: Any) -> None:
+    """Each worker uses its share of the cores; Ctrl-C is left to the parent, which stops the workers."""
+    global _worker_progress
+    import torch
+
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    torch.set_num_threads(threads)
+    _worker_progress = progress_queue
+
+
+def _queue_reporter(progress_queue: Any, number: int) -> Callable[[Progress], None]:
+    """Send training progress to the parent at most every 0.2 s, always the last iteration."""
+    last = 0.0
+
+    def report(progress: Progress) -> None:
+        nonlocal last
+        now = time.monotonic()
+        if now - last >= 0.2 or progress.iteration >= progress.total_iterations:
+            last = now
+            try:
+                progress_queue.put_nowait(progress)
+            except (queue.Full, OSError, ValueError):
+                pass
+
+    return report
+
+
+def encode_one_frame(
+    number: int, frame: Frame, lmbda: float, config: Any, report: Callable[[Progress], None] | None = None
+) -> tuple[bytes, FrameStats]:
+    """Code one frame, then decode its bytes once to measure the true quality and decode time."""
+    import torch
+
+    from vcodec.decoder import decode_frame
+    from vcodec.encoder import encode_frame_report
+
+    def on_progress(step: Any) -> None:
+        if report is not None:
+            report(Progress(number, step.iteration, step.total_iterations, step.loss, step.psnr_yuv, step.bpp))
+
+    torch.manual_seed(config.seed)
+    began = time.perf_counter()
+    encoded = encode_frame_report(frame, lmbda, config, progress=on_progress)
+    encode_seconds = time.perf_counter() - began
+    began = time.perf_counter()
+    decoded = decode_frame(encoded.data)
+    decode_seconds = time.perf_counter() - began
+    bits = 8 * len(encoded.data)
+    stats = FrameStats(
+        number, bits, bits / (frame.width * frame.height), frame_psnr(frame, decoded), encode_seconds, decode_seconds
+    )
+    return encoded.data, stats
+
+
+def _encode_in_worker(number: int, frame: Frame, lmbda: float, config: Any) -> tuple[bytes, FrameStats]:
+    report = _queue_reporter(_worker_progress, number) if _worker_progress is not None else None
+    return encode_one_frame(number, frame, lmbda, config, report)
+
+
+def threads_per_job(jobs: int, threads: int | None = None) -> int:
+    """Torch threads for each of `jobs` parallel encodes: the cores shared out, at least one."""
+    if threads is not None:
+        if threads < 1:
+            raise OptionError(f"--threads {threads} must be at least 1")
+        return threads
+    return max(1, (os.cpu_count() or 1) // jobs)
+
+
+def _encode_serial(
+    frames: Iterator[Frame], first: int, lmbda: float, config: Any, threads: int, observer: EncodeObserver
+) -> Iterator[tuple[bytes, FrameStats]]:
+    import torch
+
+    previous = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        for number, frame in enumerate(frames, start=first):
+            yield encode_one_frame(number, frame, lmbda, config, observer.iteration)
+    finally:
+        torch.set_num_threads(previous)
+
+
+def _encode_parallel(
+    frames: Iterator[Frame], first: int, lmbda: float, config: Any, jobs: int, threads: int, observer: EncodeObserver
+) -> Iterator[tuple[bytes, FrameStats]]:
+    """Frames go to `jobs` worker processes, at most 2 x jobs read ahead; results come back in order."""
+    context = multiprocessing.get_context("spawn")
+    progress_queue = context.Queue()
+    pool = ProcessPoolExecutor(jobs, mp_context=context, initializer=_init_worker, initargs=(threads, progress_queue))
+    pending: dict[Future, int] = {}
+    done: dict[int, tuple[bytes, FrameStats]] = {}
+    next_to_yield = first
+    numbered = enumerate(frames, start=first)
+    exhausted = False
+    finished_normally = False
+    try:
+        while True:
+            while not exhausted and len(pending) < 2 * jobs:
+                item = next(numbered, None)
+                if item is None:
+                    exhausted = True
+                    break
+                pending[pool.submit(_encode_in_worker, item[0], item[1], lmbda, config)] = item[0]
+            if not pending and next_to_yield not in done:
+                break
+            finished, _ = wait(pending, timeout=0.2, return_when=FIRST_COMPLETED)
+            _drain(progress_queue, observer)
+            for future in finished:
+                done[pending.pop(future)] = future.result()
+            while next_to_yield in done:
+                yield done.pop(next_to_yield)
+                next_to_yield += 1
+        finished_normally = True
+    finally:
+        _drain(progress_queue, observer)
+        _shutdown(pool, finished_normally)
+        progress_queue.close()
+
+
+def _shutdown(pool: ProcessPoolExecutor, graceful: bool) -> None:
+    """Stop the workers; after an error or an interrupt, without waiting for frames under way.
+
+    Python 3.11's executor has no public way to stop a running task, so its worker processes are
+    terminated directly (Python 3.14 adds `terminate_workers` for this).
+    """
+    if graceful:
+        pool.shutdown(wait=True)
+        return
+    pool.shutdown(wait=False, cancel_futures=True)
+    processes = list(getattr(pool, "_processes", {}).values())
+    for process in processes:
+        process.terminate()
+    for process in processes:
+        process.join(timeout=5)
+
+
+def _drain(progress_queue: Any, observer: EncodeObserver) -> None:
+    while True:
+        try:
+            observer.iteration(progress_queue.get_nowait())
+        except (queue.Empty, OSError, ValueError, EOFError):
+            return
+
+
+# --- the output file ---------------------------------------------------------------------------------
+
+
+def _header_for(info: VideoInfo, record: dict[str, Any]) -> SequenceHeader:
+    return SequenceHeader(info.width, info.height, info.bitdepth, info.fps, settings=record)
+
+
+def _check_compatible(header: SequenceHeader, wanted: SequenceHeader, path: Path) -> None:
+    """An interrupted encode is continued only with the same input format and the same settings."""
+    mine = (header.width, header.height, header.bitdepth, header.fps)
+    theirs = (wanted.width, wanted.height, wanted.bitdepth, wanted.fps)
+    if mine != theirs:
+        raise ResumeError(
+            f"cannot resume {path}: it holds {header.width}x{header.height} {header.bitdepth}-bit {header.fps} fps, "
+            f"the input is {wanted.width}x{wanted.height} {wanted.bitdepth}-bit {wanted.fps} fps"
+        )
+    for key in RESUME_KEYS:
+        if header.settings.get(key) != wanted.settings.get(key):
+            raise ResumeError(
+                f"cannot resume {path}: it was coded with {key}={header.settings.get(key)!r}, "
+                f"this run asks for {key}={wanted.settings.get(key)!r}"
+            )
+
+
+def _open_output(
+    target: Path, header: SequenceHeader, overwrite: bool, resume: bool, expected_frames: int | None
+) -> ContainerWriter | EncodeSummary:
+    """The writer to append to, or a summary when `--resume` finds the output already complete."""
+    partial = partial_path(target)
+    if resume and partial.exists():
+        writer = ContainerWriter.append_to(partial)
+        try:
+            _check_compatible(writer.header, header, partial)
+        except BaseException:
+            writer.close()
+            raise
+        return writer
+    if resume and target.exists() and not overwrite:
+        with ContainerReader(target) as reader:
+            _check_compatible(reader.header, header, target)
+            if expected_frames is not None and reader.frame_count == expected_frames:
+                info = VideoInfo(header.width, header.height, header.bitdepth, header.fps, reader.frame_count)
+                size = sum(entry.length for entry in reader.entries)
+                return EncodeSummary(target, info, reader.frame_count, size, reader.frame_count, already_complete=True)
+        raise OutputExistsError(f"{target} already exists with {reader.frame_count} frames (use -y to overwrite)")
+    check_overwrite(target, overwrite)
+    if partial.exists() and not overwrite and not resume:
+        raise OutputExistsError(f"{partial} holds an interrupted encode: add --resume to continue it, or -y to start over")
+    return ContainerWriter.create(partial, header)
+
+
+class _CsvLog:
+    """Per-frame statistics, one flushed row per frame; on resume, rows of earlier frames are kept."""
+
+    def __init__(self, path: Path, overwrite: bool, keep_before: int) -> None:
+        rows: list[list[str]] = []
+        if keep_before and path.exists():
+            with path.open(newline="") as handle:
+                rows = [row for row in csv.reader(handle) if row and row[0].isdigit() and int(row[0]) < keep_before]
+        elif not keep_before:
+            check_overwrite(path, overwrite)
+        self._handle = path.open("w", newline="")
+        self._writer = csv.writer(self._handle)
+        self._writer.writerow(CSV_COLUMNS)
+        self._writer.writerows(rows)
+        self._handle.flush()
+
+    def write(self, row: list[str]) -> None:
+        self._writer.writerow(row)
+        self._handle.flush()
+
+    def close(self) -> None:
+        self._handle.close()
+
+
+def encode_sequence(
+    source: VideoSource,
+    output: Path,
+    settings: EncodeSettings,
+    *,
+    start: int = 0,
+    jobs: int = 1,
+    threads: int | None = None,
+    overwrite: bool = False,
+    resume: bool = False,
+    csv_path: Path | None = None,
+    observer: EncodeObserver | None = None,
+) -> EncodeSummary:
+    """Code every frame `source` yields into the container `output`.
+
+    `start` is the source frame the selection began at (recorded, so that a resume reads the same
+    frames). With `resume`, an interrupted `<output>.partial` is continued after its last complete
+    frame. Raises OutputExistsError rather than replace a file without `overwrite`.
+    """
+    if jobs < 1:
+        raise OptionError(f"--jobs {jobs} must be at least 1")
+    observer = observer or SilentObserver()
+    if settings.device == "cuda":
+        import torch
+
+        if not torch.cuda.is_available():
+            raise OptionError("--device cuda: no CUDA device is available here")
+    config = settings.encoder_config()
+    header = _header_for(source.info, settings.record(start))
+    began = time.perf_counter()
+    opened = _open_output(output, header, overwrite, resume, source.info.frame_count)
+    if isinstance(opened, EncodeSummary):
+        return opened
+    writer = opened
+    resumed = writer.frame_count
+    source.skip_frames(resumed)
+    log = _CsvLog(csv_path, overwrite, resumed) if csv_path is not None else None
+    summary = EncodeSummary(output, source.info, 0, 0, resumed)
+    try:
+        observer.started(None if source.info.frame_count is None else resumed + source.info.frame_count, resumed)
+        per_job = threads_per_job(jobs, threads)
+        frames = source.frames()
+        if jobs == 1:
+            results = _encode_serial(frames, resumed, settings.lmbda, config, per_job, observer)
+        else:
+            results = _encode_parallel(frames, resumed, settings.lmbda, config, jobs, per_job, observer)
+        for data, stats in results:
+            writer.append(data)
+            summary.coded.append(stats)
+            if log is not None:
+                log.write(stats.csv_row(settings.lmbda, settings.preset))
+            observer.frame_done(stats)
+        if not writer.frame_count:
+            raise OptionError(f"{source.name}: no frames to encode")
+        writer.finish()
+    except BaseException:
+        writer.close()
+        if writer.frame_count == 0:
+            writer.path.unlink(missing_ok=True)
+        raise
+    finally:
+        if log is not None:
+            log.close()
+    writer.close()
+    commit_partial(writer.path, output)
+    summary.frames = writer.frame_count
+    summary.total_bytes = sum(entry.length for entry in writer.entries)
+    summary.info = VideoInfo(header.width, header.height, header.bitdepth, header.fps, writer.frame_count)
+    summary.wall_seconds = time.perf_counter() - began
+    return summary
+
+
+# --- decoding, describing, comparing ----------------------------------------------------------------
+
+
+def parse_frame_range(text: str | None, count: int) -> range:
+    """`N` (the first N frames), `A:B` (frames A to B-1), `A:` or `:B`, clipped to the `count` frames."""
+    if text is None or text.strip() in ("", ":"):
+        return range(count)
+    try:
+        if ":" in text:
+            first_text, last_text = text.split(":", 1)
+            first = int(first_text) if first_text.strip() else 0
+            stop = int(last_text) if last_text.strip() else count
+        else:
+            first, stop = 0, int(text)
+    except ValueError:
+        raise OptionError(f"invalid frame range {text!r}: expected N, A:B, A: or :B") from None
+    if first < 0 or stop < first:
+        raise OptionError(f"invalid frame range {text!r}")
+    if first >= count:
+        raise OptionError(f"frame range {text!r} starts after the last frame (the stream has {count})")
+    return range(first, min(stop, count))
+
+
+def open_container(path: str) -> ContainerReader:
+    """A container from a file, or read whole from stdin (`-`) so that it can be searched."""
+    if path == STDIN:
+        import io
+        import sys
+
+        return ContainerReader(io.BytesIO(sys.stdin.buffer.read()))
+    return ContainerReader(path)
+
+
+@dataclass(frozen=True)
+class DecodeSummary:
+    frames: int
+    seconds: float
+    info: VideoInfo
+
+
+def decode_sequence(
+    reader: ContainerReader,
+    output: str,
+    frames: range,
+    *,
+    fmt: str | None = None,
+    overwrite: bool = False,
+    on_frame: Callable[[int], None] | None = None,
+) -> DecodeSummary:
+    """Decode `frames` of a container to planar YUV or y4m (`output` may be `-` for stdout)."""
+    from vcodec.decoder import decode_frame
+
+    header = reader.header
+    info = VideoInfo(header.width, header.height, header.bitdepth, header.fps, len(frames))
+    decode_seconds = 0.0
+    with open_video_writer(output, info, fmt, overwrite) as video:
+        for number in frames:
+            data = reader.read_frame(number)
+            began = time.perf_counter()
+            frame = decode_frame(data)
+            decode_seconds += time.perf_counter() - began
+            if (frame.width, frame.height, frame.bitdepth) != (header.width, header.height, header.bitdepth):
+                raise VcodecError(
+                    f"frame {number} decodes to {frame.width}x{frame.height} {frame.bitdepth}-bit, "
+                    f"the sequence header says {header.width}x{header.height} {header.bitdepth}-bit"
+                )
+            video.write(frame)
+            if on_frame is not None:
+                on_frame(number)
+    return DecodeSummary(len(frames), decode_seconds, info)
+
+
+def describe_container(reader: ContainerReader) -> dict[str, Any]:
+    """Everything `vcodec info` shows, as plain data (the JSON output is exactly this)."""
+    from vcodec.decoder import read_frame_info
+
+    header = reader.header
+    pixels = header.width * header.height
+    frames = [
+        {"frame": e.number, "offset": e.offset, "bytes": e.length, "bpp": 8 * e.length / pixels} for e in reader.entries
+    ]
+    total = sum(e.length for e in reader.entries)
+    count = len(reader.entries)
+    architecture: dict[str, Any] = {}
+    if count:
+        frame_info = read_frame_info(reader.read_frame(0))
+        architecture = _plain(frame_info)
+    return {
+        "file": reader.name,
+        "format_version": 1,
+        "complete": reader.complete,
+        "file_bytes": reader.file_size,
+        "trailing_bytes": reader.trailing_bytes,
+        "sequence": {
+            "width": header.width,
+            "height": header.height,
+            "bitdepth": header.bitdepth,
+            "chroma_format": header.chroma_format,
+            "pix_fmt": VideoInfo(header.width, header.height, header.bitdepth, header.fps).pix_fmt,
+            "fps": f"{header.fps.numerator}/{header.fps.denominator}",
+            "frame_count": count,
+            "duration_seconds": count / float(header.fps),
+        },
+        "architecture": architecture,
+        "settings": header.settings,
+        "bitrate": {
+            "bytes": total,
+            "bpp": 8 * total / (count * pixels) if count else 0.0,
+            "kbps": 8 * total / count * float(header.fps) / 1000 if count else 0.0,
+        },
+        "frames": frames,
+    }
+
+
+def _plain(value: Any) -> Any:
+    """A dataclass or object as JSON-friendly data."""
+    if is_dataclass(value) and not isinstance(value, type):
+        value = asdict(value)
+    elif hasattr(value, "__dict__") and not isinstance(value, (str, bytes, dict)):
+        value = dict(vars(value))
+    if isinstance(value, dict):
+        return {str(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    if isinstance(value, Fraction):
+        return f"{value.numerator}/{value.denominator}"
+    return value
+
+
+def compare_sequences(reference: VideoSource, distorted: VideoSource) -> list[FramePsnr]:
+    """Per-frame PSNR of `distorted` against `reference`, frame by frame; both must have as many frames."""
+    a, b = reference.info, distorted.info
+    if (a.width, a.height, a.bitdepth) != (b.width, b.height, b.bitdepth):
+        raise OptionError(
+            f"cannot compare {a.width}x{a.height} {a.bitdepth}-bit with {b.width}x{b.height} {b.bitdepth}-bit"
+        )
+    results = []
+    ref_frames, dist_frames = reference.frames(), distorted.frames()
+    while True:
+        ref, dist = next(ref_frames, None), next(dist_frames, None)
+        if ref is None or dist is None:
+            if ref is not dist:
+                shorter = distorted.name if dist is None else reference.name
+                raise OptionError(f"{shorter} has fewer frames than the other input ({len(results)})")
+            return results
+        results.append(frame_psnr(ref, dist))
+
+
+def write_sample(
+    path: str, width: int, height: int, frames: int, bitdepth: int, photo: str, fps: Fraction, overwrite: bool
+) -> VideoInfo:
+    """A short test clip from a scikit-image photo, raw or y4m by suffix (`-` for stdout)."""
+    if frames < 1:
+        raise OptionError(f"--frames {frames} must be positive")
+    clip = sample_frames(width, height, frames, bitdepth, photo)
+    info = VideoInfo(width, height, bitdepth, fps, frames)
+    with open_video_writer(path, info, overwrite=overwrite) as writer:
+        for frame in clip:
+            writer.write(frame)
+    return info
+
+
+def mean_psnr(values: list[FramePsnr]) -> FramePsnr:
+    """Average of per-frame PSNRs, plane by plane (as HM reports a sequence)."""
+    n = len(values)
+    return FramePsnr(*(sum(getattr(p, c) for p in values) / n for c in "yuv"))
+
+
+__all__ = [
+    "CSV_COLUMNS",
+    "DecodeSummary",
+    "EncodeObserver",
+    "EncodeSettings",
+    "EncodeSummary",
+    "FrameStats",
+    "Progress",
+    "ResumeError",
+    "compare_sequences",
+    "decode_sequence",
+    "describe_container",
+    "encode_sequence",
+    "load_rate_points",
+    "open_container",
+    "parse_frame_range",
+    "resolve_lambda",
+    "threads_per_job",
+    "write_sample",
+]
