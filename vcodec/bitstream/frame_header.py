@@ -1,12 +1,14 @@
 """The frame bitstream: header fields, their byte layout, and pure pack / parse functions.
 
 Layout (see docs/bitstream.md for the table): byte 0 = FORMAT_VERSION, then the bit-packed header
-fields declared below (MSB first, zero-padded to a byte), then the parameter stream, then the latent
-stream. Every field is range-checked on read, and the stream sizes must match the bytes present.
+fields declared below (MSB first, zero-padded to a byte), a CRC-16 of all header bytes before it, then
+the parameter stream, then the latent stream. Every field is range-checked on read, the CRC stops a
+damaged header from announcing an absurd frame, and the stream sizes must match the bytes present.
 """
 
 from __future__ import annotations
 
+import binascii
 from dataclasses import dataclass
 
 from vcodec.config import ARM_CONTEXTS, CHROMA_DOWNSCALES, ArchConfig, ConfigError
@@ -21,6 +23,7 @@ ARCH_NAMES: tuple[str, ...] = ("custom", "main", "light")
 MODULES: tuple[str, ...] = ("arm", "upsampling", "synthesis")
 
 MAX_DIMENSION = 8192  # width and height; bounds the decoder's memory before anything is allocated
+MAX_PIXELS = 8192 * 4352  # 8K UHD: the decoder's canvas then stays below about 0.5 GB
 
 
 @dataclass(frozen=True)
@@ -106,7 +109,8 @@ def pack_header(header: FrameHeader) -> bytes:
     for step_exp, scale_index in zip(header.step_exps, header.scale_indices):
         _write(writer, STEP_EXP, step_exp)
         _write(writer, SCALE_INDEX, scale_index)
-    return bytes([FORMAT_VERSION]) + writer.to_bytes()
+    header = bytes([FORMAT_VERSION]) + writer.to_bytes()
+    return header + binascii.crc_hqx(header, 0).to_bytes(2, "big")
 
 
 def parse_header(data: bytes) -> tuple[FrameHeader, int]:
@@ -147,7 +151,14 @@ def parse_header(data: bytes) -> tuple[FrameHeader, int]:
         param_stream_bytes=4 * values["param_stream_words"],
         latent_stream_bytes=4 * values["latent_stream_words"],
     )
+    if 4 * values["half_width"] * values["half_height"] > MAX_PIXELS:
+        raise BitstreamError(f"frame size {2 * values['half_width']}x{2 * values['half_height']} exceeds 8K UHD")
     offset = 1 + reader.bytes_consumed()
+    if len(data) < offset + 2:
+        raise BitstreamError("frame bitstream is truncated (header checksum missing)")
+    if binascii.crc_hqx(data[:offset], 0) != int.from_bytes(data[offset : offset + 2], "big"):
+        raise BitstreamError("frame header checksum mismatch: the frame bitstream is corrupted")
+    offset += 2
     expected = offset + header.param_stream_bytes + header.latent_stream_bytes
     if expected != len(data):
         kind = "truncated" if expected > len(data) else "followed by unexpected bytes"

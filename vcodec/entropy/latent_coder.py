@@ -55,7 +55,7 @@ class Canvas:
         for (h, w), grid_top, is_coded in zip(sizes, tops, coded):
             if not is_coded:
                 continue
-            rows, cols = np.divmod(np.arange(h * w, dtype=np.int64), w)
+            rows, cols = np.divmod(np.arange(h * w, dtype=np.int32), np.int32(w))
             flat.append((grid_top + rows) * width + radius + cols)
             keys.append(cols + (radius + 1) * rows)
         if flat:
@@ -64,7 +64,7 @@ class Canvas:
             order, sorted_keys = all_flat[permutation], all_keys[permutation]
             step_starts = np.searchsorted(sorted_keys, np.arange(sorted_keys[-1] + 2))
         else:
-            order, step_starts = np.zeros(0, np.int64), np.zeros(1, np.int64)
+            order, step_starts = np.zeros(0, np.int32), np.zeros(1, np.int64)
         return Canvas(tuple(sizes), tuple(coded), radius, width, height, tuple(tops), offsets, order, step_starts)
 
     def empty(self) -> np.ndarray:
