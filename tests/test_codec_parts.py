@@ -1,0 +1,155 @@
+"""Codec components: fixed point, tables, frozen enums, geometry, upsampling, MAC budgets, config, losses."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from vcodec.bitstream import frame_header
+from vcodec.bitstream.frame_header import FrameHeader, pack_header, parse_header
+from vcodec.config import ARM_CONTEXTS, CHROMA_DOWNSCALES, ConfigError, load_arch, load_config
+from vcodec.encoder.encode import make_target
+from vcodec.encoder.train import rd_loss
+from vcodec.entropy.constants import LOG2_SCALE_FRAC_BITS, LOG2_SCALE_MIN, MEAN_FRAC_BITS
+from vcodec.entropy.fixed_point import IntegerArm
+from vcodec.entropy.latent_coder import Canvas
+from vcodec.entropy.param_coder import flat_parameters, integer_arm, load_flat_parameters, quantize, dequantize
+from vcodec.entropy.tables import SCALE_TABLE
+from vcodec.model.arm import Arm
+from vcodec.model.frame_model import FrameModel, macs_per_pixel
+from vcodec.model.latents import context_offsets, grid_sizes
+from vcodec.model.upsampling import Upsampling
+from vcodec.types import SUPPORTED_BITDEPTHS, BitstreamError, Frame
+
+CTC_SIZES = [(416, 240), (832, 480), (1280, 720), (1024, 768), (1920, 1080), (2560, 1600), (3840, 2160),
+             (224, 128), (192, 128)]
+
+
+def test_stored_enumerations_are_frozen() -> None:
+    """Reordering any of these silently breaks every stored file."""
+    assert frame_header.FORMAT_VERSION == 1
+    assert frame_header.ARCH_NAMES == ("custom", "main", "light")
+    assert frame_header.MODULES == ("arm", "upsampling", "synthesis")
+    assert ARM_CONTEXTS == (12, 24)
+    assert CHROMA_DOWNSCALES == ("nearest", "mean")
+    assert SUPPORTED_BITDEPTHS == (8, 10)
+
+
+def test_scale_table_is_exact_powers_of_two_at_octaves() -> None:
+    steps = 1 << LOG2_SCALE_FRAC_BITS
+    for octave in range(len(SCALE_TABLE) // steps):
+        assert SCALE_TABLE[octave * steps] == 2.0 ** (LOG2_SCALE_MIN + octave)
+
+
+def test_integer_arm_golden_output() -> None:
+    """Zero weights: the output is the bias, snapped. Mean 1.5 -> index 48; log2 scale 0 -> index 96."""
+    arm = IntegerArm(
+        weights=(np.zeros((4, 12)), np.zeros((2, 4))),
+        biases=(np.zeros(4), np.array([3.0, 0.0])),
+        step_exp=1,
+    )
+    mean_index, scale_index = arm.table_indices(np.ones((5, 12)))
+    assert mean_index.tolist() == [int(1.5 * 2**MEAN_FRAC_BITS)] * 5
+    assert scale_index.tolist() == [-LOG2_SCALE_MIN * 2**LOG2_SCALE_FRAC_BITS] * 5
+
+
+def test_integer_arm_follows_float_arm() -> None:
+    torch.manual_seed(3)
+    arm = Arm(24, (24, 24))
+    with torch.no_grad():
+        for parameter in arm.parameters():
+            parameter.normal_(0, 0.3)
+    step_exp = 10
+    integers = quantize(flat_parameters(arm), step_exp)
+    load_flat_parameters(arm, dequantize(integers, step_exp))
+    grid = torch.randint(-6, 7, (1, 1, 20, 24)).float()
+    with torch.no_grad():
+        mean, log2_scale = arm([grid])
+    canvas = Canvas.build([(20, 24)], [True], 24)
+    buffer = canvas.place([grid[0, 0].numpy().astype(np.int32)])
+    positions = np.sort(canvas.order)
+    mean_index, scale_index = integer_arm(arm, integers, step_exp).table_indices(canvas.contexts(buffer, positions))
+    float_mean = mean.numpy().clip(-128, 128)
+    float_scale = np.clip(log2_scale.numpy(), -6, 6)
+    assert np.abs(mean_index / 2**MEAN_FRAC_BITS - float_mean).max() < 0.1
+    assert np.abs(LOG2_SCALE_MIN + scale_index / 2**LOG2_SCALE_FRAC_BITS - float_scale).max() < 0.1
+
+
+def test_context_offsets_are_causal() -> None:
+    for context in ARM_CONTEXTS:
+        offsets = context_offsets(context)
+        assert len(set(offsets)) == context
+        assert all(dy < 0 or (dy == 0 and dx < 0) for dy, dx in offsets)
+
+
+def test_wavefront_respects_every_dependency() -> None:
+    canvas = Canvas.build([(9, 13), (5, 7), (3, 4)], [True, True, True], 24)
+    decoded_at = np.full(canvas.height * canvas.width, -1)
+    for step in range(len(canvas.step_starts) - 1):
+        decoded_at[canvas.order[canvas.step_starts[step] : canvas.step_starts[step + 1]]] = step
+    for position in canvas.order:
+        neighbours = decoded_at[position + canvas.offsets]
+        assert np.all(neighbours < decoded_at[position])  # -1 = padding, always known
+
+
+@pytest.mark.parametrize("width,height", CTC_SIZES)
+def test_every_ctc_size_upsamples_to_full_resolution(width: int, height: int) -> None:
+    sizes = grid_sizes(height, width, 7)
+    assert sizes[0] == (height, width)
+    grids = [torch.zeros(1, 1, h, w) for h, w in sizes]
+    with torch.no_grad():
+        assert Upsampling()(grids).shape == (1, 7, height, width)
+
+
+def test_upsampling_starts_as_bicubic_interpolation() -> None:
+    ramp = torch.arange(12.0).repeat(10, 1).view(1, 1, 10, 12)
+    with torch.no_grad():
+        up = Upsampling().upsample2x(ramp, 20, 24)
+    assert torch.allclose(up[0, 0, ::2, ::2], ramp[0, 0])  # even samples are copies
+    assert torch.allclose(up[0, 0, 4, 5:19:2], ramp[0, 0, 2, 2:9] + 0.5)  # linear ramps stay linear
+
+
+def test_mac_budgets() -> None:
+    assert macs_per_pixel(load_arch("main"))["total"] <= 2300
+    assert macs_per_pixel(load_arch("light"))["total"] <= 800
+
+
+def test_header_round_trip_and_bounds() -> None:
+    header = FrameHeader(width=1920, height=1080, bitdepth=10, arch=load_arch("light"),
+                         coded_grids=(True,) * 7, step_exps=(8, 7, 9), scale_indices=(10, 20, 30),
+                         param_stream_bytes=8, latent_stream_bytes=12)
+    packed = pack_header(header)
+    parsed, offset = parse_header(packed + bytes(20))
+    assert parsed == header and offset == len(packed)
+    with pytest.raises(BitstreamError, match="truncated"):
+        parse_header(packed + bytes(19))
+    with pytest.raises(BitstreamError, match="version"):
+        parse_header(bytes([9]) + packed[1:] + bytes(20))
+
+
+def test_config_rejects_unknown_and_out_of_range_values() -> None:
+    with pytest.raises(ConfigError):
+        load_config(iterations=0)
+    with pytest.raises(ConfigError):
+        load_config(arch="huge")
+    with pytest.raises(ConfigError):
+        load_config(colour="red")
+    cfg = load_config("light", "slow", iterations=7, chroma_downscale="nearest", loss="l1+ssim")
+    assert (cfg.preset.iterations, cfg.arch.chroma_downscale, cfg.loss) == (7, "nearest", "l1+ssim")
+
+
+@pytest.mark.parametrize("loss", ["mse", "l1", "logcosh", "logcosh+ssim", "l1+ssim"])
+def test_every_loss_trains(loss: str, frame_8bit: Frame) -> None:
+    torch.manual_seed(0)
+    model = FrameModel(load_arch("light"), frame_8bit.height, frame_8bit.width)
+    target = make_target(frame_8bit, "cpu")
+    optimizer = torch.optim.Adam(model.parameters(), lr=0.01)
+    values = []
+    for _ in range(15):
+        value, _, _ = rd_loss(model, target, 0.001, loss, "noise")
+        optimizer.zero_grad()
+        value.backward()
+        optimizer.step()
+        values.append(float(value.detach()))
+    assert np.isfinite(values).all() and values[-1] < values[0]
