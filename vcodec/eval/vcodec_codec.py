@@ -1,0 +1,83 @@
+"""The codec under test: vcodec at one architecture and encoder preset, over a list of lambdas.
+
+Rates are the size of the frame bitstream (8 x its bytes); qualities come from `decode_frame` of those
+bytes against the source, never from what the encoder reports about itself.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from dataclasses import dataclass, field
+
+import vcodec
+from vcodec.eval.codecs import Codec, measured_frame
+from vcodec.eval.errors import EvalError
+from vcodec.eval.results import PointResult
+from vcodec.eval.sequences import Sequence
+
+DEFAULT_LAMBDAS: tuple[float, ...] = (0.0004, 0.001, 0.004, 0.01)
+
+
+def lambda_label(lmbda: float) -> str:
+    return f"{lmbda:g}"
+
+
+@dataclass
+class VcodecCodec(Codec):
+    """`overrides` are load_config's keyword overrides (iterations, device, seed, ...)."""
+
+    arch: str = "main"
+    preset: str = "medium"
+    lambdas: tuple[float, ...] = DEFAULT_LAMBDAS
+    overrides: dict[str, object] = field(default_factory=dict)
+    name: str = ""
+
+    def __post_init__(self) -> None:
+        if not self.lambdas or any(not 0.0 < lmbda < 1.0 for lmbda in self.lambdas):
+            raise EvalError(f"lambdas must be within (0, 1), got {list(self.lambdas)}")
+        self.lambdas = tuple(sorted(set(self.lambdas)))
+        self.overrides = {k: v for k, v in self.overrides.items() if v is not None}
+        self.config()  # unknown arch, preset or override: fail now, not in a worker
+        self.name = self.name or f"vcodec-{self.arch}-{self.preset}"
+
+    def config(self):  # type: ignore[no-untyped-def]
+        from vcodec.config import load_config
+
+        return load_config(self.arch, self.preset, **self.overrides)
+
+    @property
+    def uses_gpu(self) -> bool:  # type: ignore[override]
+        return self.config().device == "cuda"
+
+    def version(self) -> str:
+        from vcodec.bitstream.frame_header import FORMAT_VERSION
+
+        return f"vcodec-{vcodec.__version__}-frame-format-{FORMAT_VERSION}"
+
+    def settings(self) -> dict[str, object]:
+        return {"codec": "vcodec", "config": dataclasses.asdict(self.config())}
+
+    def describe(self) -> str:
+        cfg = self.config()
+        lambdas = "/".join(lambda_label(v) for v in self.lambdas)
+        return (f"vcodec {vcodec.__version__}, architecture {self.arch}, preset {self.preset} "
+                f"({cfg.preset.iterations} iterations, {cfg.device}), lambda {lambdas}")
+
+    def rate_points(self, sequence: Sequence) -> list[str]:
+        return [lambda_label(v) for v in self.lambdas]
+
+    def code(self, sequence: Sequence, first_frame: int, frames: int, rate_point: str) -> PointResult:
+        from vcodec.decoder import decode_frame
+        from vcodec.encoder import encode_frame_report
+
+        cfg = self.config()
+        results = []
+        for offset, source in enumerate(sequence.read_frames(first_frame, frames)):
+            start = time.perf_counter()
+            encoded = encode_frame_report(source, float(rate_point), cfg)
+            seconds = time.perf_counter() - start
+            decoded = decode_frame(encoded.data)
+            results.append(measured_frame(first_frame + offset, source, decoded, 8 * len(encoded.data), seconds,
+                                          encoded.parameter_bits))
+        return self._result(sequence, rate_point, results)
