@@ -22,6 +22,15 @@ from vcodec.entropy.constants import (
 )
 
 _ACT_ONE = float(1 << ACT_FRAC_BITS)
+# Snapping the output layer (ACT_FRAC_BITS fractional bits) to table indices by rounding: add half a
+# table step (and remove the scale table's origin), then multiply by 2^-shift and floor. Exact in float64.
+_ROUNDING_OFFSETS = np.array([
+    float(1 << (ACT_FRAC_BITS - MEAN_FRAC_BITS - 1)),
+    float((1 << (ACT_FRAC_BITS - LOG2_SCALE_FRAC_BITS - 1)) - LOG2_SCALE_MIN * (1 << ACT_FRAC_BITS)),
+])
+_SNAP_FACTORS = np.array([2.0 ** -(ACT_FRAC_BITS - MEAN_FRAC_BITS), 2.0 ** -(ACT_FRAC_BITS - LOG2_SCALE_FRAC_BITS)])
+_INDEX_LOW = np.array([-float(MEAN_LIMIT << MEAN_FRAC_BITS), 0.0])
+_INDEX_HIGH = np.array([float(MEAN_LIMIT << MEAN_FRAC_BITS), float(SCALE_TABLE_SIZE - 1)])
 
 
 @dataclass(frozen=True)
@@ -37,22 +46,33 @@ class IntegerArm:
         return 0 < index < len(self.weights) - 1 and w.shape[0] == w.shape[1]
 
     def table_indices(self, contexts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """contexts: (n, C) latent integers (float64) -> (mean index, scale index), int64 each."""
+        """contexts: (n, C) latent integers (float64) -> (mean index, scale index), int64 each.
+
+        In-place numpy operations: this runs once per wavefront, thousands of times per frame.
+        """
         inverse_step = 2.0 ** -self.step_exp
         x = contexts * _ACT_ONE
         last = len(self.weights) - 1
         for index in range(last):
-            acc = x @ self.weights[index].T + self.biases[index] * _ACT_ONE
-            y = np.clip(np.floor(acc * inverse_step), 0.0, ACT_LIMIT)
-            x = np.minimum(x + y, ACT_LIMIT) if self.residual(index) else y
-        out = np.floor((x @ self.weights[last].T + self.biases[last] * _ACT_ONE) * inverse_step)
-        out = np.clip(out, -ACT_LIMIT, ACT_LIMIT)
-        mean_shift = ACT_FRAC_BITS - MEAN_FRAC_BITS
-        mean_index = np.floor((out[:, 0] + (1 << (mean_shift - 1))) * 2.0**-mean_shift)
-        mean_limit = MEAN_LIMIT << MEAN_FRAC_BITS
-        mean_index = np.clip(mean_index, -mean_limit, mean_limit).astype(np.int64)
-        scale_shift = ACT_FRAC_BITS - LOG2_SCALE_FRAC_BITS
-        offset = LOG2_SCALE_MIN * (1 << ACT_FRAC_BITS) - (1 << (scale_shift - 1))
-        scale_index = np.floor((out[:, 1] - offset) * 2.0**-scale_shift)
-        scale_index = np.clip(scale_index, 0, SCALE_TABLE_SIZE - 1).astype(np.int64)
-        return mean_index, scale_index
+            acc = x @ self.weights[index].T
+            acc += self.biases[index] * _ACT_ONE
+            acc *= inverse_step
+            np.floor(acc, out=acc)
+            np.maximum(acc, 0.0, out=acc)
+            np.minimum(acc, ACT_LIMIT, out=acc)
+            if self.residual(index):
+                acc += x
+                np.minimum(acc, ACT_LIMIT, out=acc)
+            x = acc
+        out = x @ self.weights[last].T
+        out += self.biases[last] * _ACT_ONE
+        out *= inverse_step
+        np.floor(out, out=out)
+        # Column 0: mean in units of 2^-MEAN_FRAC_BITS; column 1: log2 scale in table steps (rounded).
+        out += _ROUNDING_OFFSETS
+        out *= _SNAP_FACTORS
+        np.floor(out, out=out)
+        np.maximum(out, _INDEX_LOW, out=out)
+        np.minimum(out, _INDEX_HIGH, out=out)
+        indices = out.astype(np.int64)
+        return indices[:, 0], indices[:, 1]

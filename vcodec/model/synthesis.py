@@ -24,20 +24,25 @@ class Synthesis(nn.Module):
         with torch.no_grad():
             self.pointwise[-1].bias.fill_(0.5)
 
-    def forward(self, upsampled: torch.Tensor) -> torch.Tensor:
-        """(1, L, H, W) -> (1, 3, H, W)."""
-        _, channels, height, width = upsampled.shape
-        x = upsampled.view(channels, height * width)
+    def _pointwise(self, x: torch.Tensor) -> torch.Tensor:
+        """(C, N) -> (3, N), channels first (training: one big matrix product per layer)."""
         last = len(self.pointwise) - 1
         for index, layer in enumerate(self.pointwise):
             x = torch.addmm(layer.bias[:, None], layer.weight, x)
             if index < last:
-                x = torch.relu(x)
-        x = x.view(1, OUTPUT_PLANES, height, width)
+                x = torch.relu(x) if torch.is_grad_enabled() else x.relu_()
+        return x
+
+    def forward(self, upsampled: torch.Tensor) -> torch.Tensor:
+        """(1, L, H, W) -> (1, 3, H, W)."""
+        _, channels, height, width = upsampled.shape
+        x = upsampled.reshape(channels, height * width)
+        x = self._pointwise(x)
+        x = x.reshape(1, OUTPUT_PLANES, height, width)
         for index, conv in enumerate(self.residual):
             x = x + conv(F.pad(x, (1, 1, 1, 1), mode="replicate"))
             if index < len(self.residual) - 1:
-                x = torch.relu(x)
+                x = torch.relu(x) if torch.is_grad_enabled() else x.relu_()
         return x
 
     def macs_per_pixel(self) -> int:
