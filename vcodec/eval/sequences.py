@@ -265,3 +265,30 @@ def class_from_directory(directory: str | Path, frames_needed: int, class_name: 
         raise SequencesNotFoundError(f"{len(problems)} file(s) of class folder {directory} unusable: "
                                      + "; ".join(problems))
     return found
+
+
+def write_sample_class(
+    directory: str | Path,
+    photos: list[str],
+    width: int,
+    height: int,
+    frames: int = 1,
+    bitdepth: int = 8,
+    fps: int = 30,
+) -> list[Path]:
+    """A user-made class of CTC-named raw clips cut from scikit-image photos (vcodec.samples).
+
+    For trying an evaluation end to end without the CTC sequences, and for the tests.
+    """
+    from vcodec.io import frame_to_bytes
+    from vcodec.samples import sample_frames
+
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    paths = []
+    for photo in photos:
+        clip = sample_frames(width, height, frames, bitdepth, photo)
+        path = directory / f"{photo}_{width}x{height}_{fps}_{bitdepth}bit_420.yuv"
+        path.write_bytes(b"".join(frame_to_bytes(frame) for frame in clip))
+        paths.append(path)
+    return paths

@@ -1,0 +1,29 @@
+"""`python -m vcodec.eval eval|bdrate|plot ...`: the evaluation verbs without the rest of the command line."""
+
+from __future__ import annotations
+
+import sys
+
+import typer
+
+from vcodec.eval.cli import app
+from vcodec.io import OptionError
+from vcodec.types import VcodecError
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run a verb; a VcodecError ends in one line on stderr and exit code 2 (bad option) or 1."""
+    command = typer.main.get_command(app)
+    try:
+        command.main(args=argv, prog_name="python -m vcodec.eval", standalone_mode=True)
+    except VcodecError as error:
+        print(f"vcodec: error: {error}", file=sys.stderr, flush=True)
+        return 2 if isinstance(error, OptionError) else 1
+    except KeyboardInterrupt:
+        print("vcodec: error: interrupted (finished jobs are kept; rerun to resume)", file=sys.stderr)
+        return 130
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
