@@ -32,7 +32,6 @@ from vcodec.io import (
     parse_size,
     partial_path,
 )
-from vcodec.samples import PHOTOS
 from vcodec.sequence import (
     EncodeSettings,
     EncodeSummary,
@@ -408,7 +407,9 @@ def sample(
     size: Annotated[str, typer.Option("--size", "-s", help="Frame size WxH.")] = "416x240",
     frames: Annotated[int, typer.Option("--frames", "-n", help="Number of frames.")] = 3,
     bitdepth: Annotated[int, typer.Option("--bitdepth", help="8 or 10.")] = 8,
-    photo: Annotated[str, typer.Option("--photo", help=f"Source photo: {', '.join(PHOTOS)}.")] = "astronaut",
+    photo: Annotated[
+        str, typer.Option("--photo", help="Source photo: astronaut, coffee, chelsea, rocket, immunohistochemistry, ...")
+    ] = "astronaut",
     fps: Annotated[str, typer.Option("--fps", "-r", help="Frame rate written in a y4m header.")] = "30",
     overwrite: OverwriteOption = False,
     quiet: QuietOption = False,

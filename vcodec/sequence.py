@@ -38,7 +38,6 @@ from vcodec.io import (
 )
 from vcodec.io.output import commit_partial
 from vcodec.metrics import FramePsnr, frame_psnr
-from vcodec.samples import sample_frames
 from vcodec.types import Frame, VcodecError
 
 RATE_POINTS_FILE = CFG_DIR / "rate_points.toml"
@@ -332,8 +331,8 @@ def _shutdown(pool: ProcessPoolExecutor, graceful: bool) -> None:
     if graceful:
         pool.shutdown(wait=True)
         return
+    processes = list((getattr(pool, "_processes", None) or {}).values())
     pool.shutdown(wait=False, cancel_futures=True)
-    processes = list(getattr(pool, "_processes", {}).values())
     for process in processes:
         process.terminate()
     for process in processes:
@@ -647,6 +646,8 @@ def write_sample(
     path: str, width: int, height: int, frames: int, bitdepth: int, photo: str, fps: Fraction, overwrite: bool
 ) -> VideoInfo:
     """A short test clip from a scikit-image photo, raw or y4m by suffix (`-` for stdout)."""
+    from vcodec.samples import sample_frames
+
     if frames < 1:
         raise OptionError(f"--frames {frames} must be positive")
     clip = sample_frames(width, height, frames, bitdepth, photo)

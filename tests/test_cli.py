@@ -1,0 +1,267 @@
+"""The `vcodec` console script end to end, as a user runs it: real processes, files and pipes.
+
+Frames are tiny (64x48) and trained for 20 iterations with one torch thread per job, so that every
+encode takes a few seconds; what is checked is the plumbing (formats, order, resume, errors), not
+compression quality.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from vcodec.bitstream.container import RECORD_HEADER_BYTES, ContainerReader
+from vcodec.cli import ExitCode
+from vcodec.decoder import decode_frame
+from vcodec.io import frame_to_bytes, open_video
+
+SCRIPT = Path(sys.executable).with_name("vcodec")
+VCODEC = [str(SCRIPT)] if SCRIPT.exists() else [sys.executable, "-m", "vcodec"]
+FAST = ["--lmbda", "0.001", "--preset", "fast", "--iterations", "20", "--threads", "1", "-q"]
+
+
+def vcodec(*args: str, cwd: Path, input: bytes | None = None, check: bool = True) -> subprocess.CompletedProcess:
+    result = subprocess.run([*VCODEC, *args], cwd=cwd, input=input, capture_output=True, timeout=300)
+    if check and result.returncode != 0:
+        raise AssertionError(f"vcodec {' '.join(args)} failed ({result.returncode}): {result.stderr.decode()}")
+    return result
+
+
+def shell(command: str, cwd: Path) -> subprocess.CompletedProcess:
+    env = dict(os.environ, VCODEC=" ".join(VCODEC))
+    result = subprocess.run(["bash", "-o", "pipefail", "-c", command], cwd=cwd, env=env, capture_output=True, timeout=300)
+    assert result.returncode == 0, result.stderr.decode()
+    return result
+
+
+@pytest.fixture(scope="module")
+def work(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Sample clips written by `vcodec sample`, named as CTC sequences are."""
+    root = tmp_path_factory.mktemp("cli")
+    vcodec("sample", "-o", "Astro_64x48_30.yuv", "--size", "64x48", "--frames", "4", "-q", cwd=root)
+    vcodec("sample", "-o", "Coffee_64x48_50fps_10bit_420.yuv", "--size", "64x48", "--frames", "2",
+           "--bitdepth", "10", "--photo", "coffee", "-q", cwd=root)  # fmt: skip
+    vcodec("sample", "-o", "chelsea.y4m", "--size", "64x48", "--frames", "2", "--photo", "chelsea", "--fps", "24",
+           "-q", cwd=root)  # fmt: skip
+    return root
+
+
+def info_json(path: Path) -> dict:
+    return json.loads(vcodec("info", path.name, "--json", cwd=path.parent).stdout)
+
+
+def decoded_frames(container: Path) -> list:
+    with ContainerReader(container) as reader:
+        return [decode_frame(reader.read_frame(i)) for i in range(reader.frame_count)]
+
+
+@pytest.fixture(scope="module")
+def astro(work: Path) -> Path:
+    """The 4-frame 8-bit clip coded once with one job: the reference for order and determinism."""
+    vcodec("encode", "Astro_64x48_30.yuv", "-o", "astro.vcc", *FAST, "--csv", "astro.csv", cwd=work)
+    return work / "astro.vcc"
+
+
+def test_raw_8bit_round_trip_with_name_inference(work: Path, astro: Path) -> None:
+    data = info_json(astro)
+    assert data["complete"]
+    assert data["sequence"] | {"duration_seconds": 0} == {
+        "width": 64, "height": 48, "bitdepth": 8, "chroma_format": "420", "pix_fmt": "yuv420p",
+        "fps": "30/1", "frame_count": 4, "duration_seconds": 0,
+    }  # fmt: skip
+    assert data["settings"]["preset"] == "fast" and data["settings"]["lmbda"] == 0.001
+    assert data["architecture"]["arch_name"] == "main" and data["architecture"]["mac_per_pixel"] > 0
+    total = sum(f["bytes"] for f in data["frames"])
+    assert data["bitrate"]["kbps"] == pytest.approx(8 * total / 4 * 30 / 1000)
+
+    vcodec("decode", "astro.vcc", "-o", "astro_dec.yuv", cwd=work)
+    expected = b"".join(frame_to_bytes(f) for f in decoded_frames(astro))
+    assert (work / "astro_dec.yuv").read_bytes() == expected
+
+    rows = (work / "astro.csv").read_text().splitlines()
+    assert rows[0] == "frame,bits,bpp,psnr_y,psnr_u,psnr_v,psnr_yuv,lmbda,preset,encode_seconds,decode_seconds"
+    assert [int(r.split(",")[0]) for r in rows[1:]] == [0, 1, 2, 3]
+    assert [int(r.split(",")[1]) for r in rows[1:]] == [8 * f["bytes"] for f in data["frames"]]
+    report = json.loads(vcodec("psnr", "Astro_64x48_30.yuv", "astro_dec.yuv", "--json", cwd=work).stdout)
+    assert [round(f["y"], 4) for f in report["frames"]] == [float(r.split(",")[3]) for r in rows[1:]]
+
+    text = vcodec("info", "astro.vcc", cwd=work).stdout.decode()
+    assert "64x48, yuv420p" in text and "preset fast" in text and "MAC/pixel" in text and "kbps" in text
+
+
+def test_raw_10bit_round_trip_from_the_name(work: Path) -> None:
+    vcodec("encode", "Coffee_64x48_50fps_10bit_420.yuv", "-o", "coffee.vcc", "--rate", "r2", *FAST[2:], cwd=work)
+    data = info_json(work / "coffee.vcc")
+    assert (data["sequence"]["bitdepth"], data["sequence"]["fps"], data["sequence"]["frame_count"]) == (10, "50/1", 2)
+    assert data["settings"]["rate"] == "r2" and data["settings"]["lmbda"] == 0.001
+    vcodec("decode", "coffee.vcc", "-o", "coffee_dec.yuv", cwd=work)
+    raw = (work / "coffee_dec.yuv").read_bytes()
+    assert len(raw) == 2 * 64 * 48 * 3 // 2 * 2
+    samples = np.frombuffer(raw, dtype="<u2")
+    assert samples.max() <= 1023 and samples.max() > 255
+
+
+def test_y4m_and_pipes(work: Path) -> None:
+    """ffmpeg-style: y4m into stdin, y4m out of stdout into `vcodec psnr`; raw stdin with --size."""
+    source = (work / "chelsea.y4m").read_bytes()
+    vcodec("encode", "-", "-o", "chelsea.vcc", *FAST, input=source, cwd=work)
+    data = info_json(work / "chelsea.vcc")
+    assert (data["sequence"]["fps"], data["sequence"]["frame_count"]) == ("24/1", 2)
+
+    decoded = vcodec("decode", "chelsea.vcc", "-o", "-", "--format", "y4m", "-q", cwd=work).stdout
+    assert decoded.startswith(b"YUV4MPEG2 W64 H48 F24:1")
+    compared = vcodec("psnr", "chelsea.y4m", "-", input=decoded, cwd=work).stdout.decode()
+    assert compared.count("frame ") == 2 and "mean of 2 frames" in compared
+
+    with open_video(str(work / "chelsea.y4m")) as clip:
+        raw = b"".join(frame_to_bytes(f) for f in clip.frames())
+    vcodec("encode", "-", "-o", "piped.vcc", "--size", "64x48", "--fps", "24", *FAST, input=raw, cwd=work)
+    assert (work / "piped.vcc").read_bytes() == (work / "chelsea.vcc").read_bytes()
+
+
+def test_frame_range_decode(work: Path, astro: Path) -> None:
+    frame_size = 64 * 48 * 3 // 2
+    full = vcodec("decode", astro.name, "-o", "-", "-q", cwd=work).stdout
+    middle = vcodec("decode", astro.name, "-o", "-", "--frames", "1:3", "-q", cwd=work).stdout
+    assert middle == full[frame_size : 3 * frame_size]
+    assert vcodec("decode", astro.name, "-o", "-", "--frames", "3:", "-q", cwd=work).stdout == full[3 * frame_size :]
+
+
+def test_range_decode_does_not_read_other_frames(work: Path, astro: Path) -> None:
+    damaged = work / "damaged.vcc"
+    data = bytearray(astro.read_bytes())
+    with ContainerReader(astro) as reader:
+        data[reader.entries[0].offset + RECORD_HEADER_BYTES + 3] ^= 0xFF
+    damaged.write_bytes(bytes(data))
+    assert vcodec("decode", damaged.name, "-o", "-", "--frames", "1:2", "-q", cwd=work).returncode == 0
+
+
+def test_jobs_write_frames_in_order_and_runs_are_reproducible(work: Path, astro: Path) -> None:
+    vcodec("encode", "Astro_64x48_30.yuv", "-o", "astro_j2.vcc", *FAST, "--jobs", "2", cwd=work)
+    assert (work / "astro_j2.vcc").read_bytes() == astro.read_bytes()
+    vcodec("encode", "Astro_64x48_30.yuv", "-o", "astro_again.vcc", *FAST, cwd=work)
+    assert (work / "astro_again.vcc").read_bytes() == astro.read_bytes()
+
+
+def test_start_and_frames_select_the_input(work: Path, astro: Path) -> None:
+    vcodec("encode", "Astro_64x48_30.yuv", "-o", "astro_12.vcc", *FAST, "--start", "1", "--frames", "2", cwd=work)
+    with ContainerReader(astro) as full, ContainerReader(work / "astro_12.vcc") as part:
+        assert [part.read_frame(i) for i in range(2)] == [full.read_frame(i) for i in (1, 2)]
+        assert part.header.settings["start"] == 1
+
+
+def wait_for_frames(partial: Path, count: int, process: subprocess.Popen, timeout: float = 120) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        assert process.poll() is None, "the encode ended before it could be interrupted"
+        if partial.exists():
+            try:
+                with ContainerReader(partial) as reader:
+                    if reader.frame_count >= count:
+                        return
+            except Exception:  # the header may be half-written at the very start
+                pass
+        time.sleep(0.05)
+    raise AssertionError("no frame was finished in time")
+
+
+def test_resume_after_sigkill(work: Path) -> None:
+    args = ["encode", "Astro_64x48_30.yuv", "-o", "killed.vcc", "--frames", "3", "--lmbda", "0.001",
+            "--preset", "fast", "--iterations", "60", "--threads", "1", "-q"]  # fmt: skip
+    process = subprocess.Popen([*VCODEC, *args], cwd=work, stderr=subprocess.DEVNULL)
+    partial = work / "killed.vcc.partial"
+    try:
+        wait_for_frames(partial, 1, process)
+    finally:
+        process.send_signal(signal.SIGKILL)
+        process.wait()
+    assert not (work / "killed.vcc").exists()
+    with ContainerReader(partial) as reader:
+        kept = reader.frame_count
+        assert not reader.complete and kept >= 1
+        assert all(decode_frame(reader.read_frame(i)) for i in range(kept))
+    listed = vcodec("info", partial.name, cwd=work).stdout.decode()
+    assert "UNFINISHED" in listed
+
+    refused = vcodec(*args, cwd=work, check=False)
+    assert refused.returncode == ExitCode.OUTPUT_EXISTS and b"--resume" in refused.stderr
+    resumed = vcodec(*args[:-1], "--resume", cwd=work)
+    assert f"resuming after {kept} complete frames".encode() in resumed.stderr
+    assert not partial.exists()
+
+    vcodec(*args[:3], "uninterrupted.vcc", *args[4:], cwd=work)
+    assert (work / "killed.vcc").read_bytes() == (work / "uninterrupted.vcc").read_bytes()
+    again = vcodec(*args[:-1], "--resume", cwd=work)
+    assert b"already complete" in again.stderr
+
+
+def test_ctrl_c_keeps_finished_frames(work: Path) -> None:
+    args = ["encode", "Astro_64x48_30.yuv", "-o", "stopped.vcc", "--lmbda", "0.001", "--preset", "fast",
+            "--iterations", "60", "--threads", "1", "--jobs", "2"]  # fmt: skip
+    process = subprocess.Popen([*VCODEC, *args], cwd=work, stderr=subprocess.PIPE)
+    wait_for_frames(work / "stopped.vcc.partial", 1, process)
+    process.send_signal(signal.SIGINT)
+    _, stderr = process.communicate(timeout=60)
+    assert process.returncode == ExitCode.INTERRUPTED
+    last = stderr.decode().strip().splitlines()[-1]
+    assert last.startswith("vcodec: error: interrupted") and "--resume" in last and "Traceback" not in stderr.decode()
+
+
+def test_quiet_prints_nothing(work: Path, astro: Path) -> None:
+    result = vcodec("decode", astro.name, "-o", "quiet.yuv", "-q", cwd=work)
+    assert result.stderr == b"" and result.stdout == b""
+
+
+@pytest.fixture(scope="module")
+def broken(work: Path, astro: Path) -> Path:
+    """Containers damaged in the ways a disk or a copy can damage them."""
+    with ContainerReader(astro) as reader:
+        entry = reader.entries[2]
+    data = astro.read_bytes()
+    corrupt = bytearray(data)
+    corrupt[entry.offset + RECORD_HEADER_BYTES + 5] ^= 0x40
+    (work / "corrupt.vcc").write_bytes(bytes(corrupt))
+    (work / "truncated.vcc").write_bytes(data[: entry.offset + 9])
+    (work / "oddsize.yuv").write_bytes((work / "Astro_64x48_30.yuv").read_bytes()[:-7])
+    (work / "exists.vcc").write_bytes(b"precious")
+    return work
+
+
+ERRORS = [
+    (["encode", "oddsize.yuv", "--size", "64x48", *FAST], ExitCode.INPUT, "not a whole number of 64x48 yuv420p frames"),
+    (["encode", "Astro_64x48_30.yuv", "--size", "64x40", *FAST], ExitCode.INPUT, "not a whole number"),
+    (["encode", "oddsize.yuv", *FAST], ExitCode.USAGE, "raw input needs --size"),
+    (["encode", "Astro_64x48_30.yuv", "--size", "63x48", *FAST], ExitCode.INPUT, "odd"),
+    (["encode", "Astro_64x48_30.yuv", "--pix-fmt", "yuv444p", *FAST], ExitCode.INPUT, "unsupported pixel format"),
+    (["encode", "Astro_64x48_30.yuv", "--pix-fmt", "yuv420p"], ExitCode.USAGE, "--lmbda"),
+    (["encode", "Astro_64x48_30.yuv", "--lmbda", "1e-3", "--preset", "turbo", "-q"], ExitCode.USAGE, "turbo"),
+    (["encode", "Astro_64x48_30.yuv", "--rate", "r9", *FAST[2:]], ExitCode.USAGE, "unknown rate point"),
+    (["encode", "missing.yuv", "--size", "64x48", *FAST], ExitCode.IO, "missing.yuv: No such file"),
+    (["encode", "Astro_64x48_30.yuv", *FAST], ExitCode.OUTPUT_EXISTS, "exists.vcc already exists (use -y"),
+    (["decode", "corrupt.vcc", "-o", "out.yuv"], ExitCode.BITSTREAM, "frame 2: CRC mismatch"),
+    (["info", "truncated.vcc"], ExitCode.BITSTREAM, "truncated"),
+    (["decode", "Astro_64x48_30.yuv", "-o", "out.yuv"], ExitCode.BITSTREAM, "not a vcodec container"),
+    (["decode", "astro.vcc", "-o", "out.yuv", "--frames", "7:9"], ExitCode.USAGE, "starts after the last frame"),
+    (["encode", "Astro_64x48_30.yuv", "--jobs", "many", *FAST], ExitCode.USAGE, "--jobs"),
+]
+
+
+@pytest.mark.parametrize(("args", "code", "message"), ERRORS, ids=[e[2][:30] for e in ERRORS])
+def test_errors_are_one_line_with_their_exit_code(broken: Path, args: list[str], code: int, message: str) -> None:
+    if args[0] == "encode":
+        args = [*args[:2], "-o", "exists.vcc" if code == ExitCode.OUTPUT_EXISTS else "new.vcc", *args[2:]]
+    result = vcodec(*args, cwd=broken, check=False)
+    stderr = result.stderr.decode()
+    assert result.returncode == code, stderr
+    assert stderr.startswith("vcodec: error: ") and stderr.count("\n") == 1, stderr
+    assert message in stderr
+    assert (broken / "exists.vcc").read_bytes() == b"precious"
+    assert not (broken / "new.vcc").exists() and not (broken / "new.vcc.partial").exists()
