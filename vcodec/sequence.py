@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from vcodec import __version__
-from vcodec.bitstream.container import ContainerReader, ContainerWriter, SequenceHeader
+from vcodec.bitstream.container import FORMAT_VERSION, ContainerReader, ContainerWriter, SequenceHeader
 from vcodec.config import CFG_DIR
 from vcodec.io import (
     STDIN,
@@ -271,6 +271,15 @@ def threads_per_job(jobs: int, threads: int | None = None) -> int:
     return max(1, (os.cpu_count() or 1) // jobs)
 
 
+def _coded_frames(
+    frames: Iterator[Frame], first: int, lmbda: float, config: Any, jobs: int, threads: int, observer: EncodeObserver
+) -> Iterator[tuple[bytes, FrameStats]]:
+    """Bitstream and statistics of each frame, in frame order, from this process or from `jobs` workers."""
+    if jobs == 1:
+        return _encode_serial(frames, first, lmbda, config, threads, observer)
+    return _encode_parallel(frames, first, lmbda, config, jobs, threads, observer)
+
+
 def _encode_serial(
     frames: Iterator[Frame], first: int, lmbda: float, config: Any, threads: int, observer: EncodeObserver
 ) -> Iterator[tuple[bytes, FrameStats]]:
@@ -401,13 +410,11 @@ def _open_output(
 class _CsvLog:
     """Per-frame statistics, one flushed row per frame; on resume, rows of earlier frames are kept."""
 
-    def __init__(self, path: Path, overwrite: bool, keep_before: int) -> None:
+    def __init__(self, path: Path, keep_before: int) -> None:
         rows: list[list[str]] = []
         if keep_before and path.exists():
             with path.open(newline="") as handle:
                 rows = [row for row in csv.reader(handle) if row and row[0].isdigit() and int(row[0]) < keep_before]
-        elif not keep_before:
-            check_overwrite(path, overwrite)
         self._handle = path.open("w", newline="")
         self._writer = csv.writer(self._handle)
         self._writer.writerow(CSV_COLUMNS)
@@ -443,12 +450,16 @@ def encode_sequence(
     """
     if jobs < 1:
         raise OptionError(f"--jobs {jobs} must be at least 1")
+    if str(output) == STDIN:
+        raise OptionError("the container must be written to a file (-o OUT.vcc): it is finished in place")
     observer = observer or SilentObserver()
     if settings.device == "cuda":
         import torch
 
         if not torch.cuda.is_available():
             raise OptionError("--device cuda: no CUDA device is available here")
+    if csv_path is not None and not resume:
+        check_overwrite(csv_path, overwrite)
     config = settings.encoder_config()
     header = _header_for(source.info, settings.record(start))
     began = time.perf_counter()
@@ -458,17 +469,14 @@ def encode_sequence(
     writer = opened
     resumed = writer.frame_count
     source.skip_frames(resumed)
-    log = _CsvLog(csv_path, overwrite, resumed) if csv_path is not None else None
+    log = None
     summary = EncodeSummary(output, source.info, 0, 0, resumed)
     try:
+        if csv_path is not None:
+            log = _CsvLog(csv_path, resumed)
         observer.started(None if source.info.frame_count is None else resumed + source.info.frame_count, resumed)
         per_job = threads_per_job(jobs, threads)
-        frames = source.frames()
-        if jobs == 1:
-            results = _encode_serial(frames, resumed, settings.lmbda, config, per_job, observer)
-        else:
-            results = _encode_parallel(frames, resumed, settings.lmbda, config, jobs, per_job, observer)
-        for data, stats in results:
+        for data, stats in _coded_frames(source.frames(), resumed, settings.lmbda, config, jobs, per_job, observer):
             writer.append(data)
             summary.coded.append(stats)
             if log is not None:
@@ -583,7 +591,7 @@ def describe_container(reader: ContainerReader) -> dict[str, Any]:
         architecture = _plain(frame_info)
     return {
         "file": reader.name,
-        "format_version": 1,
+        "format_version": FORMAT_VERSION,
         "complete": reader.complete,
         "file_bytes": reader.file_size,
         "trailing_bytes": reader.trailing_bytes,
