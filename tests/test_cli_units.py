@@ -1,0 +1,78 @@
+"""Pieces of the command line that need no encode: option parsing, rate points, exit codes."""
+
+from __future__ import annotations
+
+import pytest
+
+from vcodec.bitstream.container import BitstreamError
+from vcodec.cli import ERROR_CODES, ExitCode, Interrupted, exit_code_for
+from vcodec.config import ConfigError
+from vcodec.io import InputError, OptionError, OutputExistsError
+from vcodec.sequence import ResumeError, load_rate_points, parse_frame_range, resolve_lambda, threads_per_job
+from vcodec.types import VcodecError
+
+
+def test_exit_codes_are_frozen() -> None:
+    # Scripts test these numbers; docs/cli.md lists them. Changing one breaks users.
+    assert {code.name: int(code) for code in ExitCode} == {
+        "OK": 0, "ERROR": 1, "USAGE": 2, "INPUT": 3, "BITSTREAM": 4, "OUTPUT_EXISTS": 5, "IO": 6, "RESUME": 7,
+        "INTERNAL": 70, "INTERRUPTED": 130, "BROKEN_PIPE": 141,
+    }  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("error", "code"),
+    [
+        (OptionError("x"), ExitCode.USAGE),
+        (ConfigError("x"), ExitCode.USAGE),
+        (InputError("x"), ExitCode.INPUT),
+        (BitstreamError("x"), ExitCode.BITSTREAM),
+        (OutputExistsError("x"), ExitCode.OUTPUT_EXISTS),
+        (ResumeError("x"), ExitCode.RESUME),
+        (Interrupted("x"), ExitCode.INTERRUPTED),
+        (VcodecError("x"), ExitCode.ERROR),
+        (FileNotFoundError(2, "No such file"), ExitCode.IO),
+        (ZeroDivisionError(), ExitCode.INTERNAL),
+    ],
+)
+def test_every_error_maps_to_its_code(error: BaseException, code: ExitCode) -> None:
+    assert exit_code_for(error) == code
+
+
+def test_every_vcodec_error_class_has_a_code() -> None:
+    def subclasses(cls: type) -> set[type]:
+        return {cls} | {s for sub in cls.__subclasses__() for s in subclasses(sub)}
+
+    for cls in subclasses(VcodecError):
+        assert any(issubclass(cls, mapped) for mapped, _ in ERROR_CODES)
+
+
+def test_rate_points() -> None:
+    points = load_rate_points()
+    assert points == {"r1": 0.004, "r2": 0.001, "r3": 0.0004, "r4": 0.0001}
+    assert resolve_lambda(None, "r3") == (0.0004, "r3")
+    assert resolve_lambda(0.02, None) == (0.02, None)
+    for lmbda, rate in [(0.1, "r1"), (None, None), (None, "r7"), (-1.0, None)]:
+        with pytest.raises(OptionError):
+            resolve_lambda(lmbda, rate)
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [(None, range(10)), ("3", range(3)), ("2:5", range(2, 5)), ("7:", range(7, 10)), (":4", range(4)), ("8:20", range(8, 10))],
+)
+def test_frame_ranges(text: str | None, expected: range) -> None:
+    assert parse_frame_range(text, 10) == expected
+
+
+@pytest.mark.parametrize("text", ["a:b", "5:2", "-1:3", "10:"])
+def test_bad_frame_ranges(text: str) -> None:
+    with pytest.raises(OptionError):
+        parse_frame_range(text, 10)
+
+
+def test_threads_per_job() -> None:
+    assert threads_per_job(1, 3) == 3
+    assert threads_per_job(10_000) == 1
+    with pytest.raises(OptionError):
+        threads_per_job(2, 0)
