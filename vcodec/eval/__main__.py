@@ -16,6 +16,8 @@ def main(argv: list[str] | None = None) -> int:
     command = typer.main.get_command(app)
     try:
         command.main(args=argv, prog_name="python -m vcodec.eval", standalone_mode=True)
+    except SystemExit as done:  # click ends every run, successful or not, this way
+        return done.code if isinstance(done.code, int) else (0 if done.code is None else 1)
     except VcodecError as error:
         print(f"vcodec: error: {error}", file=sys.stderr, flush=True)
         return 2 if isinstance(error, OptionError) else 1

@@ -108,6 +108,8 @@ def eval_command(
     rate_axis: AxisOption = "bpp",
     workers: Annotated[int | None, typer.Option("--workers", "-j", help="Local worker processes "
                                                 "(0: run in this process).")] = None,
+    threads: Annotated[int | None, typer.Option("--threads", help="Compute threads per local worker "
+                                                "(default: cores / workers).")] = None,
     scheduler: Annotated[str | None, typer.Option("--scheduler", help="Dask scheduler, tcp://host:8786.")] = None,
     store: Annotated[str | None, typer.Option("--store", help="Results store (default OUTPUT/results.sqlite).")] = None,
     quiet: QuietOption = False,
@@ -120,6 +122,8 @@ def eval_command(
         raise OptionError(f"--peak {peak!r}: expected hm or max")
     if workers is not None and workers < 0:
         raise OptionError("--workers must be 0 or more")
+    if threads is not None and threads < 1:
+        raise OptionError("--threads must be 1 or more")
     sequences = _sequences(ctc, classes, root, class_dir or [], first_frame + frames)
     anchor_codec = parse_anchor(anchor, x265_preset, tuple(parse_numbers(qps, int, "--qps")))
     lambda_values = tuple(parse_numbers(lambdas, float, "--lambdas"))
@@ -129,7 +133,7 @@ def eval_command(
         raise OptionError("--preset is empty")
     outputs = evaluate(
         sequences, tests, anchor_codec, output, first_frame=first_frame, frames=frames, method=method,
-        hm_peak=peak == "hm", axis=rate_axis, workers=workers, scheduler=scheduler, store_path=store, quiet=quiet,
+        hm_peak=peak == "hm", axis=rate_axis, workers=workers, threads=threads, scheduler=scheduler, store_path=store, quiet=quiet,
     )
     if not quiet:
         summary = outputs.summary

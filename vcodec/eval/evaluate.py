@@ -88,6 +88,7 @@ def evaluate(
     hm_peak: bool = True,
     axis: str = "bpp",
     workers: int | None = None,
+    threads: int | None = None,
     scheduler: str | None = None,
     store_path: str | Path | None = None,
     quiet: bool = False,
@@ -107,7 +108,7 @@ def evaluate(
             if not quiet:
                 print(f"{total} jobs, {skipped} already in {store.path}", file=sys.stderr)
 
-        summary = run_jobs(jobs, store, workers=workers, scheduler=scheduler, quiet=quiet, on_start=announce)
+        summary = run_jobs(jobs, store, workers=workers, threads=threads, scheduler=scheduler, quiet=quiet, on_start=announce)
         points = []
         for job in jobs:
             stored = store.get(job.key)

@@ -127,8 +127,8 @@ def _run_in_process(jobs: list[Job], tracker: _Tracker) -> None:
             break
 
 
-def _run_local(jobs: list[Job], tracker: _Tracker, workers: int) -> None:
-    threads = max(1, (os.cpu_count() or 1) // workers)
+def _run_local(jobs: list[Job], tracker: _Tracker, workers: int, threads: int | None) -> None:
+    threads = threads or max(1, (os.cpu_count() or 1) // workers)
 
     def new_pool() -> ProcessPoolExecutor:
         return ProcessPoolExecutor(workers, mp_context=get_context("spawn"), initializer=_limit_threads,
@@ -211,11 +211,16 @@ def run_jobs(
     store: ResultStore,
     *,
     workers: int | None = None,
+    threads: int | None = None,
     scheduler: str | None = None,
     quiet: bool = False,
     on_start: Callable[[int, int], None] | None = None,
 ) -> RunSummary:
-    """Run every job whose result is not stored yet. `workers=0` runs them in this process, one by one."""
+    """Run every job whose result is not stored yet. `workers=0` runs them in this process, one by one.
+
+    `threads` is the number of compute threads of each local worker (default: the cores shared out
+    between the workers); on a machine other work keeps busy, 1 is much faster than more.
+    """
     started = time.perf_counter()
     pending = [job for job in jobs if not store.has(job.key)]
     summary = RunSummary(total=len(jobs), skipped=len(jobs) - len(pending))
@@ -230,6 +235,6 @@ def run_jobs(
             elif workers == 0:
                 _run_in_process(pending, tracker)
             else:
-                _run_local(pending, tracker, workers or default_workers(pending))
+                _run_local(pending, tracker, workers or default_workers(pending), threads)
     summary.seconds = time.perf_counter() - started
     return summary
