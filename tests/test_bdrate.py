@@ -8,12 +8,11 @@ from pathlib import Path
 import pytest
 import typer
 
-from vcodec.eval.bdrate import BD_METHODS, bd_rate, compare
+from vcodec.eval.bdrate import BD_METHODS, bd_rate, compare, compare_all
 from vcodec.eval.cli import app
 from vcodec.eval.errors import EvalError
 from vcodec.eval.evaluate import bdrate_tables
 from vcodec.eval.report import markdown_table, write_bdrate_csv
-from vcodec.eval.bdrate import compare_all
 from vcodec.eval.results import RatePoint, read_points, write_points
 
 # An RD curve of a real x265 encode (kbps, PSNR-YUV), as in the bjontegaard package's README.
