@@ -111,7 +111,9 @@ def test_x265_stand_in_is_close_to_hm(tmp_path: Path, sequences: dict[str, Seque
     assert "hm-bitstreams" in table and "FFmpeg's HEVC decoder" in table
 
 
-def test_failing_anchor_job_is_retried_reported_and_left_out(tmp_path: Path, sequences: dict[str, Sequence]) -> None:
+def test_failing_anchor_job_is_retried_reported_and_left_out(tmp_path: Path, sequences: dict[str, Sequence],
+                                                             capsys: pytest.CaptureFixture[str]) -> None:
+    """In a worker process: the broken log's job fails, is retried once, is reported; the others finish."""
     logs = tmp_path / "logs"
     logs.mkdir()
     for path in HM_SAMPLE.glob("*.log"):
@@ -119,11 +121,14 @@ def test_failing_anchor_job_is_retried_reported_and_left_out(tmp_path: Path, seq
     (logs / "Immuno_416x240_30_8bit_420_QP37.log").write_text("the encoder crashed\n")
     with pytest.raises(JobsFailedError, match="1 of 16 jobs failed twice"):
         evaluate(list(sequences.values()), [HmBitstreamCodec(str(HM_SAMPLE))], HmLogCodec(str(logs)),
-                 tmp_path / "out", frames=2, workers=0, quiet=True)
+                 tmp_path / "out", frames=2, workers=1, threads=1, quiet=True)
     bdrate = (tmp_path / "out" / "bdrate.csv").read_text()
     assert "anchor has 3 rate point(s), 4 needed" in bdrate
     rows = (tmp_path / "out" / "points.csv").read_text().splitlines()
     assert len(rows) == 1 + 15
+    messages = capsys.readouterr().err
+    assert "hm-logs @ 37 failed (AnchorError" in messages and "retrying" in messages
+    assert "failed twice: AnchorError" in messages
     # The same pictures through both import paths: a BD-rate of zero, up to the logs' 4-decimal rounding.
     hubble = next(line for line in bdrate.splitlines() if line.startswith("Hubble"))
     assert all(abs(float(v)) < 0.01 for v in hubble.split(",")[2:6])

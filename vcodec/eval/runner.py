@@ -162,6 +162,12 @@ def _run_local(jobs: list[Job], tracker: _Tracker, workers: int, threads: int | 
                 running.clear()
                 pool.shutdown(wait=False, cancel_futures=True)
                 pool = new_pool()
+    except BaseException:
+        # Interrupted (Ctrl-C, SIGTERM): stop the workers now rather than wait for their jobs; finished
+        # jobs are already stored.
+        for process in list(getattr(pool, "_processes", {}).values()):
+            process.terminate()
+        raise
     finally:
         pool.shutdown(wait=False, cancel_futures=True)
 
