@@ -8,7 +8,6 @@ compression quality.
 from __future__ import annotations
 
 import json
-import os
 import signal
 import subprocess
 import sys
@@ -32,13 +31,6 @@ def vcodec(*args: str, cwd: Path, input: bytes | None = None, check: bool = True
     result = subprocess.run([*VCODEC, *args], cwd=cwd, input=input, capture_output=True, timeout=300)
     if check and result.returncode != 0:
         raise AssertionError(f"vcodec {' '.join(args)} failed ({result.returncode}): {result.stderr.decode()}")
-    return result
-
-
-def shell(command: str, cwd: Path) -> subprocess.CompletedProcess:
-    env = dict(os.environ, VCODEC=" ".join(VCODEC))
-    result = subprocess.run(["bash", "-o", "pipefail", "-c", command], cwd=cwd, env=env, capture_output=True, timeout=300)
-    assert result.returncode == 0, result.stderr.decode()
     return result
 
 

@@ -59,7 +59,10 @@ def test_rate_points() -> None:
 
 @pytest.mark.parametrize(
     ("text", "expected"),
-    [(None, range(10)), ("3", range(3)), ("2:5", range(2, 5)), ("7:", range(7, 10)), (":4", range(4)), ("8:20", range(8, 10))],
+    [
+        (None, range(10)), ("3", range(3)), ("2:5", range(2, 5)), ("7:", range(7, 10)), (":4", range(4)),
+        ("8:20", range(8, 10)),
+    ],  # fmt: skip
 )
 def test_frame_ranges(text: str | None, expected: range) -> None:
     assert parse_frame_range(text, 10) == expected

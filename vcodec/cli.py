@@ -153,7 +153,9 @@ SizeOption = Annotated[
     str | None, typer.Option("--size", "-s", help="Raw input frame size WxH (else from the file name).")
 ]
 PixFmtOption = Annotated[str | None, typer.Option("--pix-fmt", help="Raw input pixel format: yuv420p or yuv420p10le.")]
-BitdepthOption = Annotated[int | None, typer.Option("--bitdepth", help="Raw input bit depth (8 or 10), like --pix-fmt.")]
+BitdepthOption = Annotated[
+    int | None, typer.Option("--bitdepth", help="Raw input bit depth (8 or 10), like --pix-fmt.")
+]
 FpsOption = Annotated[
     str | None, typer.Option("--fps", "-r", help="Frame rate: 50, 29.97 or 30000/1001 (raw default 25).")
 ]
@@ -218,17 +220,16 @@ class ProgressBars:
 
 
 def _encode_summary_line(summary: EncodeSummary) -> str:
+    """One line in the manner of x265's: what was coded, its rate, its quality, the time it took."""
     info = summary.info
+    rate = f"{summary.bpp:.4f} bpp, {summary.kbps:.2f} kbps"
     if summary.already_complete:
-        return f"{summary.output} is already complete: {summary.frames} frames, {summary.bpp:.4f} bpp, {summary.kbps:.2f} kbps"
-    fps = float(info.fps)
-    parts = [
-        f"encoded {len(summary.coded)} frames"
-        + (f" (after {summary.resumed_frames} resumed)" if summary.resumed_frames else "")
-        + f" in {summary.wall_seconds:.1f} s",
-        f"{summary.frames} frames {info.width}x{info.height} {info.bitdepth}-bit @ {fps:g} fps: "
-        f"{summary.bpp:.4f} bpp, {summary.kbps:.2f} kbps",
-    ]
+        return f"{summary.output} is already complete: {summary.frames} frames, {rate}"
+    coded = f"encoded {len(summary.coded)} frames"
+    if summary.resumed_frames:
+        coded += f" after {summary.resumed_frames} resumed ({summary.frames} in all)"
+    shape = f"{info.width}x{info.height} {info.bitdepth}-bit @ {float(info.fps):g} fps"
+    parts = [f"{coded} {shape} in {summary.wall_seconds:.1f} s: {rate}"]
     psnr = summary.mean_psnr()
     if psnr is not None:
         parts.append(_psnr_text(psnr.y, psnr.u, psnr.v, psnr.yuv))
@@ -304,7 +305,8 @@ def decode(
     with open_container(input) as reader:
         selection = parse_frame_range(frames, reader.frame_count)
         if not reader.complete:
-            _say(quiet, f"vcodec: warning: {reader.name} is unfinished; decoding its {reader.frame_count} complete frames")
+            warning = f"{reader.name} is unfinished; decoding its {reader.frame_count} complete frames"
+            _say(quiet, f"vcodec: warning: {warning}")
         bars = None
         if not quiet:
             from tqdm import tqdm
@@ -335,9 +337,9 @@ def _info_text(data: dict[str, Any]) -> str:
     state = "complete" if data["complete"] else f"UNFINISHED ({data['trailing_bytes']} bytes of a cut-short frame)"
     lines = [
         f"Input: {data['file']}: vcodec container v{data['format_version']}, {data['file_bytes']} bytes, {state}",
-        f"  Sequence: {seq['width']}x{seq['height']}, {seq['pix_fmt']} ({seq['bitdepth']}-bit 4:{seq['chroma_format'][1]}:"
-        f"{seq['chroma_format'][2]}), {seq['fps']} fps ({float(Fraction(seq['fps'])):.3f}), {seq['frame_count']} frames, "
-        f"{seq['duration_seconds']:.3f} s",
+        f"  Sequence: {seq['width']}x{seq['height']}, {seq['pix_fmt']} ({seq['bitdepth']}-bit "
+        f"4:{':'.join(seq['chroma_format'][1:])}), {seq['fps']} fps ({float(Fraction(seq['fps'])):.3f}), "
+        f"{seq['frame_count']} frames, {seq['duration_seconds']:.3f} s",
     ]
     arch = data["architecture"]
     if arch:

@@ -23,9 +23,11 @@ from fractions import Fraction
 from pathlib import Path
 from typing import Any, Protocol
 
+import numpy as np
+
 from vcodec import __version__
 from vcodec.bitstream.container import FORMAT_VERSION, ContainerReader, ContainerWriter, SequenceHeader
-from vcodec.config import CFG_DIR
+from vcodec.config import CFG_DIR, EncoderConfig, load_config
 from vcodec.io import (
     STDIN,
     OptionError,
@@ -94,16 +96,13 @@ class EncodeSettings:
     device: str = "cpu"
     loss: str = "mse"
 
-    def encoder_config(self) -> Any:
-        from vcodec.config import load_config
-
+    def encoder_config(self) -> EncoderConfig:
         return load_config(
             self.arch, self.preset, iterations=self.iterations, device=self.device, seed=self.seed, loss=self.loss
         )
 
-    def record(self, start: int) -> dict[str, Any]:
+    def record(self, config: EncoderConfig, start: int) -> dict[str, Any]:
         """The settings stored in the container header (informative, and checked by `--resume`)."""
-        config = self.encoder_config()
         return {
             "encoder": f"vcodec {__version__}",
             "arch": self.arch,
@@ -131,9 +130,9 @@ class FrameStats:
 
     def csv_row(self, lmbda: float, preset: str) -> list[str]:
         p = self.psnr
-        values = (self.number, self.bits, f"{self.bpp:.6f}", f"{p.y:.4f}", f"{p.u:.4f}", f"{p.v:.4f}",
-                  f"{p.yuv:.4f}", repr(lmbda), preset, f"{self.encode_seconds:.3f}", f"{self.decode_seconds:.4f}")  # fmt: skip
-        return [str(v) for v in values]
+        quality = [f"{value:.4f}" for value in (p.y, p.u, p.v, p.yuv)]
+        times = [f"{self.encode_seconds:.3f}", f"{self.decode_seconds:.4f}"]
+        return [str(self.number), str(self.bits), f"{self.bpp:.6f}", *quality, repr(lmbda), preset, *times]
 
 
 @dataclass(frozen=True)
@@ -231,11 +230,13 @@ def _queue_reporter(progress_queue: Any, number: int) -> Callable[[Progress], No
 
 
 def encode_one_frame(
-    number: int, frame: Frame, lmbda: float, config: Any, report: Callable[[Progress], None] | None = None
+    number: int, frame: Frame, lmbda: float, config: EncoderConfig, report: Callable[[Progress], None] | None = None
 ) -> tuple[bytes, FrameStats]:
-    """Code one frame, then decode its bytes once to measure the true quality and decode time."""
-    import torch
+    """Code one frame, then decode its bytes once to measure the true quality and decode time.
 
+    The decoded frame must equal the reconstruction the encoder reported; anything else is a codec
+    bug (encoder and decoder disagree) and stops the encode rather than write a wrong stream.
+    """
     from vcodec.decoder import decode_frame
     from vcodec.encoder import encode_frame_report
 
@@ -243,13 +244,14 @@ def encode_one_frame(
         if report is not None:
             report(Progress(number, step.iteration, step.total_iterations, step.loss, step.psnr_yuv, step.bpp))
 
-    torch.manual_seed(config.seed)
     began = time.perf_counter()
     encoded = encode_frame_report(frame, lmbda, config, progress=on_progress)
     encode_seconds = time.perf_counter() - began
     began = time.perf_counter()
     decoded = decode_frame(encoded.data)
     decode_seconds = time.perf_counter() - began
+    if not all(np.array_equal(a, b) for a, b in zip(decoded.planes(), encoded.reconstruction.planes())):
+        raise RuntimeError(f"frame {number}: the decoder's output differs from the encoder's reconstruction")
     bits = 8 * len(encoded.data)
     stats = FrameStats(
         number, bits, bits / (frame.width * frame.height), frame_psnr(frame, decoded), encode_seconds, decode_seconds
@@ -257,7 +259,7 @@ def encode_one_frame(
     return encoded.data, stats
 
 
-def _encode_in_worker(number: int, frame: Frame, lmbda: float, config: Any) -> tuple[bytes, FrameStats]:
+def _encode_in_worker(number: int, frame: Frame, lmbda: float, config: EncoderConfig) -> tuple[bytes, FrameStats]:
     report = _queue_reporter(_worker_progress, number) if _worker_progress is not None else None
     return encode_one_frame(number, frame, lmbda, config, report)
 
@@ -272,7 +274,13 @@ def threads_per_job(jobs: int, threads: int | None = None) -> int:
 
 
 def _coded_frames(
-    frames: Iterator[Frame], first: int, lmbda: float, config: Any, jobs: int, threads: int, observer: EncodeObserver
+    frames: Iterator[Frame],
+    first: int,
+    lmbda: float,
+    config: EncoderConfig,
+    jobs: int,
+    threads: int,
+    observer: EncodeObserver,
 ) -> Iterator[tuple[bytes, FrameStats]]:
     """Bitstream and statistics of each frame, in frame order, from this process or from `jobs` workers."""
     if jobs == 1:
@@ -281,7 +289,7 @@ def _coded_frames(
 
 
 def _encode_serial(
-    frames: Iterator[Frame], first: int, lmbda: float, config: Any, threads: int, observer: EncodeObserver
+    frames: Iterator[Frame], first: int, lmbda: float, config: EncoderConfig, threads: int, observer: EncodeObserver
 ) -> Iterator[tuple[bytes, FrameStats]]:
     import torch
 
@@ -295,7 +303,13 @@ def _encode_serial(
 
 
 def _encode_parallel(
-    frames: Iterator[Frame], first: int, lmbda: float, config: Any, jobs: int, threads: int, observer: EncodeObserver
+    frames: Iterator[Frame],
+    first: int,
+    lmbda: float,
+    config: EncoderConfig,
+    jobs: int,
+    threads: int,
+    observer: EncodeObserver,
 ) -> Iterator[tuple[bytes, FrameStats]]:
     """Frames go to `jobs` worker processes, at most 2 x jobs read ahead; results come back in order."""
     context = multiprocessing.get_context("spawn")
@@ -403,7 +417,9 @@ def _open_output(
         raise OutputExistsError(f"{target} already exists with {reader.frame_count} frames (use -y to overwrite)")
     check_overwrite(target, overwrite)
     if partial.exists() and not overwrite and not resume:
-        raise OutputExistsError(f"{partial} holds an interrupted encode: add --resume to continue it, or -y to start over")
+        raise OutputExistsError(
+            f"{partial} holds an interrupted encode: add --resume to continue it, or -y to start over"
+        )
     return ContainerWriter.create(partial, header)
 
 
@@ -461,7 +477,7 @@ def encode_sequence(
     if csv_path is not None and not resume:
         check_overwrite(csv_path, overwrite)
     config = settings.encoder_config()
-    header = _header_for(source.info, settings.record(start))
+    header = _header_for(source.info, settings.record(config, start))
     began = time.perf_counter()
     opened = _open_output(output, header, overwrite, resume, source.info.frame_count)
     if isinstance(opened, EncodeSummary):
@@ -617,11 +633,9 @@ def describe_container(reader: ContainerReader) -> dict[str, Any]:
 
 
 def _plain(value: Any) -> Any:
-    """A dataclass or object as JSON-friendly data."""
+    """A dataclass (and what it holds) as JSON-friendly data."""
     if is_dataclass(value) and not isinstance(value, type):
         value = asdict(value)
-    elif hasattr(value, "__dict__") and not isinstance(value, (str, bytes, dict)):
-        value = dict(vars(value))
     if isinstance(value, dict):
         return {str(k): _plain(v) for k, v in value.items()}
     if isinstance(value, (list, tuple)):

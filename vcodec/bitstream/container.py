@@ -129,7 +129,9 @@ def file_header_size(data: bytes) -> int:
     if magic != MAGIC:
         raise BitstreamError("not a vcodec container (bad magic number)")
     if version != FORMAT_VERSION:
-        raise BitstreamError(f"container format version {version} is not supported (this vcodec reads {FORMAT_VERSION})")
+        raise BitstreamError(
+            f"container format version {version} is not supported (this vcodec reads {FORMAT_VERSION})"
+        )
     if not _SEQUENCE_FIXED.size <= length <= _SEQUENCE_FIXED.size + MAX_SETTINGS_BYTES:
         raise BitstreamError(f"sequence header length {length} is out of range")
     return _PREAMBLE.size + length + _CRC.size

@@ -68,7 +68,8 @@ class PyAVReader(VideoSource):
                 if self._limit is not None and produced >= self._limit:
                     return
                 if (decoded.width, decoded.height) != (width, height):
-                    raise InputError(f"{self.name}: frame {index} is {decoded.width}x{decoded.height}, not {width}x{height}")
+                    found = f"{decoded.width}x{decoded.height}"
+                    raise InputError(f"{self.name}: frame {index} is {found}, not {width}x{height}")
                 flat = decoded.reformat(format=target).to_ndarray().reshape(-1)
                 luma, chroma = width * height, (width // 2) * (height // 2)
                 planes = flat.astype(np.uint16)
