@@ -547,7 +547,7 @@ def open_container(path: str) -> ContainerReader:
         import io
         import sys
 
-        return ContainerReader(io.BytesIO(sys.stdin.buffer.read()))
+        return ContainerReader(io.BytesIO(sys.stdin.buffer.read()), name="stdin")
     return ContainerReader(path)
 
 

@@ -279,13 +279,13 @@ class ContainerReader:
     one (an interrupted encode) gives access to its complete frames and reports `trailing_bytes`.
     """
 
-    def __init__(self, path: str | Path | BinaryIO) -> None:
+    def __init__(self, path: str | Path | BinaryIO, name: str | None = None) -> None:
         if isinstance(path, (str, Path)):
             self._handle: BinaryIO = open(path, "rb")
-            self.name = str(path)
+            self.name = name or str(path)
         else:
             self._handle = path
-            self.name = getattr(path, "name", "container")
+            self.name = name or str(getattr(path, "name", "container"))
         try:
             self._open()
         except BitstreamError as error:
