@@ -176,6 +176,7 @@ class ProgressBars:
         self._frames: Any = None
         self._steps: Any = None
         self._latest: dict[int, Progress] = {}
+        self._finished: set[int] = set()
         self._shown = -1
 
     def started(self, total: int | None, already_done: int) -> None:
@@ -189,12 +190,14 @@ class ProgressBars:
             total=total, initial=already_done, unit="frame", desc=self._label, file=sys.stderr, disable=None,
             dynamic_ncols=True, position=0,
         )  # fmt: skip
+        # Reports of parallel jobs arrive in bursts: a rate in it/s would mislead, the ETA does not.
         self._steps = tqdm(
-            total=1, unit="it", file=sys.stderr, disable=None, dynamic_ncols=True, position=1, leave=False
-        )
+            total=1, unit="it", file=sys.stderr, disable=None, dynamic_ncols=True, position=1, leave=False,
+            bar_format="{l_bar}{bar}| {n_fmt}/{total_fmt} [{elapsed}<{remaining}{postfix}]",
+        )  # fmt: skip
 
     def iteration(self, progress: Progress) -> None:
-        if self._steps is None:
+        if self._steps is None or progress.frame in self._finished:
             return
         self._latest[progress.frame] = progress
         current = min(self._latest)
@@ -208,6 +211,7 @@ class ProgressBars:
 
     def frame_done(self, stats: FrameStats) -> None:
         self._latest.pop(stats.number, None)
+        self._finished.add(stats.number)
         if self._frames is None:
             return
         self._frames.update(1)
