@@ -161,8 +161,8 @@ def bdrate_command(
         out.mkdir(parents=True, exist_ok=True)
         write_points(out / "points.csv", points)
         write_bdrate_csv(out / "bdrate.csv", comparison)
-        write_table(out / "table.md", comparison)
-    print(markdown_table(comparison))
+        write_table(out / "table.md", comparison, points=points)
+    print(markdown_table(comparison, points=points))
 
 
 def plot_command(

@@ -71,7 +71,7 @@ def write_reports(points: list[RatePoint], anchor: str, tests: list[str], out_di
     write_points(out_dir / "points.csv", points)
     comparison = compare_all(points, anchor, tests, method)
     write_bdrate_csv(out_dir / "bdrate.csv", comparison)
-    write_table(out_dir / "table.md", comparison, descriptions, peak, frames_note)
+    write_table(out_dir / "table.md", comparison, descriptions, peak, frames_note, points)
     plots = plot_curves(points, out_dir / "plots", axis) if points else []
     return comparison, plots
 

@@ -9,6 +9,7 @@ from pathlib import Path
 import bjontegaard
 
 from vcodec.eval.bdrate import METRICS, BdRow, Comparison
+from vcodec.eval.results import RatePoint
 
 BDRATE_COLUMNS: tuple[str, ...] = (
     "name", "level", "bd_rate_y", "bd_rate_u", "bd_rate_v", "bd_rate_yuv", "na_reason",
@@ -71,9 +72,54 @@ def _overlap(row: BdRow) -> str:
     return f"{low:.2f}-{high:.2f} dB ({100 * (rate.overlap or 0):.0f} %)"
 
 
+def timing_lines(points: list[RatePoint]) -> list[str]:
+    """Encoding time per codec: what the rate savings cost."""
+    lines = ["## Encoding time", "", "| Codec | Frames coded | Total (s) | Mean per frame (s) |", "|---|---:|---:|---:|"]
+    for codec in dict.fromkeys(p.codec for p in points):
+        timed = [p for p in points if p.codec == codec and p.encode_seconds is not None]
+        if not timed:
+            lines.append(f"| {codec} | {sum(p.frames for p in points if p.codec == codec)} | n/a | n/a |")
+            continue
+        frames = sum(p.frames for p in timed)
+        total = sum(p.encode_seconds or 0.0 for p in timed)
+        lines.append(f"| {codec} | {frames} | {total:.1f} | {total / frames:.2f} |")
+    return [*lines, ""]
+
+
+def _codec_section(test: str, anchor: str, rows: list[BdRow]) -> list[str]:
+    """Table II's layout (classes, then the average), then every sequence with its overlap and notes."""
+    classes = [r for r in rows if r.level == "class"]
+    overall = next(r for r in rows if r.level == "overall")
+    lines = [
+        f"## {test} vs {anchor}",
+        "",
+        "| Class | Sequences | BD-rate YUV | BD-rate Y | BD-rate U | BD-rate V | Parameter bits |",
+        "|---|---:|---:|---:|---:|---:|---:|",
+    ]
+    for row in [*classes, overall]:
+        name = "**Average**" if row.level == "overall" else row.name
+        lines.append(f"| {name} | {row.count} | {_percent(row, 'yuv')} | {_percent(row, 'y')} | "
+                     f"{_percent(row, 'u')} | {_percent(row, 'v')} | {_share(row.param_share)} |")
+    lines += [
+        "",
+        "| Sequence | Class | BD-rate YUV | BD-rate Y | BD-rate U | BD-rate V | PSNR-YUV overlap | "
+        "Parameter bits | Note |",
+        "|---|---|---:|---:|---:|---:|---|---:|---|",
+    ]
+    for row in (r for r in rows if r.level == "sequence"):
+        lines.append(f"| {row.name} | {row.seq_class} | {_percent(row, 'yuv')} | {_percent(row, 'y')} | "
+                     f"{_percent(row, 'u')} | {_percent(row, 'v')} | {_overlap(row)} | "
+                     f"{_share(row.param_share)} | {row.reason} |")
+    notes = [f"{r.name}: {r.note}" for r in [*classes, overall] if r.note]
+    notes += [f"{r.name}: {r.reason}" for r in [*classes, overall] if r.reason]
+    if notes:
+        lines += ["", "Notes:", ""] + [f"- {note}" for note in notes]
+    return [*lines, ""]
+
+
 def markdown_table(comparison: Comparison, descriptions: dict[str, str] | None = None,
-                   peak: str = "hm", frames_note: str = "") -> str:
-    """The report users read: per class, the average, then every sequence with its overlap and notes."""
+                   peak: str = "hm", frames_note: str = "", points: list[RatePoint] | None = None) -> str:
+    """The report users read: what was compared and how, one section per test codec, encoding times."""
     descriptions = descriptions or {}
     anchor = comparison.anchor_codec
     peak_text = "255 * 2^(bitdepth - 8), as HM" if peak == "hm" else "2^bitdepth - 1"
@@ -92,37 +138,12 @@ def markdown_table(comparison: Comparison, descriptions: dict[str, str] | None =
         "",
     ]
     for test, rows in comparison.rows.items():
-        classes = [r for r in rows if r.level == "class"]
-        overall = next(r for r in rows if r.level == "overall")
-        sequences = [r for r in rows if r.level == "sequence"]
-        lines += [
-            f"## {test} vs {anchor}",
-            "",
-            "| Class | Sequences | BD-rate YUV | BD-rate Y | BD-rate U | BD-rate V | Parameter bits |",
-            "|---|---:|---:|---:|---:|---:|---:|",
-        ]
-        for row in [*classes, overall]:
-            name = "**Average**" if row.level == "overall" else row.name
-            lines.append(f"| {name} | {row.count} | {_percent(row, 'yuv')} | {_percent(row, 'y')} | "
-                         f"{_percent(row, 'u')} | {_percent(row, 'v')} | {_share(row.param_share)} |")
-        lines += [
-            "",
-            "| Sequence | Class | BD-rate YUV | BD-rate Y | BD-rate U | BD-rate V | PSNR-YUV overlap | "
-            "Parameter bits | Note |",
-            "|---|---|---:|---:|---:|---:|---|---:|---|",
-        ]
-        for row in sequences:
-            lines.append(f"| {row.name} | {row.seq_class} | {_percent(row, 'yuv')} | {_percent(row, 'y')} | "
-                         f"{_percent(row, 'u')} | {_percent(row, 'v')} | {_overlap(row)} | "
-                         f"{_share(row.param_share)} | {row.reason} |")
-        notes = [f"{r.name}: {r.note}" for r in [*classes, overall] if r.note]
-        notes += [f"{r.name}: {r.reason}" for r in [*classes, overall] if r.reason]
-        if notes:
-            lines += ["", "Notes:", ""] + [f"- {note}" for note in notes]
-        lines.append("")
+        lines += _codec_section(test, anchor, rows)
+    if points:
+        lines += timing_lines(points)
     return "\n".join(lines)
 
 
 def write_table(path: str | Path, comparison: Comparison, descriptions: dict[str, str] | None = None,
-                peak: str = "hm", frames_note: str = "") -> None:
-    Path(path).write_text(markdown_table(comparison, descriptions, peak, frames_note))
+                peak: str = "hm", frames_note: str = "", points: list[RatePoint] | None = None) -> None:
+    Path(path).write_text(markdown_table(comparison, descriptions, peak, frames_note, points))
