@@ -141,3 +141,16 @@ def test_bdrate_verb_needs_a_codec_choice_for_mixed_tables(tmp_path: Path) -> No
     (tmp_path / "bad.csv").write_text("sequence,codec\nx,y\n")
     with pytest.raises(EvalError, match="lacks column"):
         bdrate_tables(tmp_path / "bad.csv", tmp_path / "both.csv")
+
+
+def test_plot_verb_draws_every_codec(tmp_path: Path) -> None:
+    write_points(tmp_path / "points.csv", _table())
+    command = typer.main.get_command(app)
+    command.main(args=["plot", str(tmp_path / "points.csv"), "-o", str(tmp_path / "plots"), "-q"],
+                 standalone_mode=False)
+    names = sorted(p.name for p in (tmp_path / "plots").iterdir())
+    assert names == ["B_b1.png", "B_b2.png", "C_c1.png", "C_c2.png", "D_d1.png", "class_B.png", "class_C.png",
+                     "class_D.png"]
+    with pytest.raises(EvalError, match="rate axis"):
+        command.main(args=["plot", str(tmp_path / "points.csv"), "-o", str(tmp_path / "p2"), "--rate-axis", "mb"],
+                     standalone_mode=False)
