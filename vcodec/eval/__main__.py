@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 
 import typer
@@ -13,6 +14,8 @@ from vcodec.types import VcodecError
 
 def main(argv: list[str] | None = None) -> int:
     """Run a verb; a VcodecError ends in one line on stderr and exit code 2 (bad option) or 1."""
+    # Before torch loads libgomp: spinning OpenMP waits are slow on shared cores (see vcodec.cli).
+    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
     command = typer.main.get_command(app)
     try:
         command.main(args=argv, prog_name="python -m vcodec.eval", standalone_mode=True)
