@@ -38,26 +38,23 @@ class Arm(nn.Module):
         layer = self.layers[index]
         return index > 0 and layer.in_features == layer.out_features
 
-    def first_layer_kernel(self) -> torch.Tensor:
-        """The first linear layer as a masked (rows above + current row) convolution kernel."""
+    def first_layer_matrix(self) -> torch.Tensor:
+        """The first linear layer over the whole (r+1) x (2r+1) window, zero on the non-causal taps."""
         first = self.layers[0]
         window = 2 * self.radius + 1
-        kernel = first.weight.new_zeros(first.out_features, (self.radius + 1) * window)
-        kernel = kernel.index_copy(1, self.kernel_index, first.weight)
-        return kernel.view(first.out_features, 1, self.radius + 1, window)
+        matrix = first.weight.new_zeros(first.out_features, (self.radius + 1) * window)
+        return matrix.index_copy(1, self.kernel_index, first.weight)
 
     def forward(self, grids: list[torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
         """Mean and log2-scale for every position of every grid, flattened grid after grid (raster order).
 
         grids: tensors of shape (1, 1, h, w) holding quantised (or noisy) latents.
         """
-        kernel = self.first_layer_kernel()
         r = self.radius
-        columns = []
-        for grid in grids:
-            padded = F.pad(grid, (r, r, r, 0))
-            columns.append(F.conv2d(padded, kernel)[0].flatten(1))
-        x = torch.relu(torch.cat(columns, dim=1) + self.layers[0].bias[:, None])
+        window = (r + 1, 2 * r + 1)
+        # Unfold + one matrix product is faster (forward and backward) than a 1-channel convolution.
+        patches = torch.cat([F.unfold(F.pad(grid, (r, r, r, 0)), window)[0] for grid in grids], dim=1)
+        x = torch.relu(torch.addmm(self.layers[0].bias[:, None], self.first_layer_matrix(), patches))
         for index in range(1, len(self.layers)):
             layer = self.layers[index]
             y = torch.relu(torch.addmm(layer.bias[:, None], layer.weight, x))
