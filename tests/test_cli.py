@@ -167,7 +167,7 @@ def wait_for_frames(partial: Path, count: int, process: subprocess.Popen, timeou
 
 def test_resume_after_sigkill(work: Path) -> None:
     args = ["encode", "Astro_64x48_30.yuv", "-o", "killed.vcc", "--frames", "3", "--lmbda", "0.001",
-            "--preset", "fast", "--iterations", "60", "--threads", "1", "-q"]  # fmt: skip
+            "--preset", "fast", "--iterations", "40", "--threads", "1", "-q"]  # fmt: skip
     process = subprocess.Popen([*VCODEC, *args], cwd=work, stderr=subprocess.DEVNULL)
     partial = work / "killed.vcc.partial"
     try:
@@ -197,7 +197,7 @@ def test_resume_after_sigkill(work: Path) -> None:
 
 def test_ctrl_c_keeps_finished_frames(work: Path) -> None:
     args = ["encode", "Astro_64x48_30.yuv", "-o", "stopped.vcc", "--lmbda", "0.001", "--preset", "fast",
-            "--iterations", "60", "--threads", "1", "--jobs", "2"]  # fmt: skip
+            "--iterations", "40", "--threads", "1", "--jobs", "2"]  # fmt: skip
     process = subprocess.Popen([*VCODEC, *args], cwd=work, stderr=subprocess.PIPE)
     wait_for_frames(work / "stopped.vcc.partial", 1, process)
     process.send_signal(signal.SIGINT)

@@ -281,12 +281,12 @@ def encode(
                 resume=resume, csv_path=csv_path, observer=bars,
             )  # fmt: skip
     except KeyboardInterrupt:
-        bars.close()
         partial = partial_path(output)
         if partial.exists():
             raise Interrupted(f"interrupted; finished frames are kept in {partial}: add --resume to continue") from None
         raise Interrupted("interrupted") from None
-    bars.close()
+    finally:
+        bars.close()
     _say(quiet, _encode_summary_line(summary))
 
 
