@@ -57,6 +57,7 @@ def write_raw(path: Path, frames: list[Frame]) -> Path:
         ("Hubble_416x240_30_10bit_420.yuv", (416, 240, Fraction(30), 10)),
         ("clip_64x48_yuv420p10le.yuv", (64, 48, None, 10)),
         ("Johnny_1280x720_60.yuv", (1280, 720, Fraction(60), None)),
+        ("Tango2_3840x2160p_60_10b.yuv", (3840, 2160, Fraction(60), 10)),
         ("plain.yuv", (None, None, None, None)),
     ],
 )

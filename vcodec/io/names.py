@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import PurePath
 
-_SIZE = re.compile(r"^(\d+)x(\d+)$", re.IGNORECASE)
+_SIZE = re.compile(r"^(\d+)x(\d+)p?$", re.IGNORECASE)
 _FPS = re.compile(r"^(\d+(?:\.\d+)?)(?:fps|p|hz)?$", re.IGNORECASE)
 _BITS = re.compile(r"^(\d+)b(?:its?)?$", re.IGNORECASE)
 _PIX_FMT = re.compile(r"^yuv(4\d\d)p?(\d+)?(?:le|be)?$", re.IGNORECASE)
