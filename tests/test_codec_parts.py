@@ -31,6 +31,7 @@ def test_stored_enumerations_are_frozen() -> None:
     assert frame_header.FORMAT_VERSION == 1
     assert frame_header.ARCH_NAMES == ("custom", "main", "light")
     assert frame_header.MODULES == ("arm", "upsampling", "synthesis")
+    assert frame_header.PARAM_KINDS == ("weight", "bias")
     assert ARM_CONTEXTS == (12, 24)
     assert CHROMA_DOWNSCALES == ("nearest", "mean")
     assert SUPPORTED_BITDEPTHS == (8, 10)
@@ -47,7 +48,8 @@ def test_integer_arm_golden_output() -> None:
     arm = IntegerArm(
         weights=(np.zeros((4, 12)), np.zeros((2, 4))),
         biases=(np.zeros(4), np.array([3.0, 0.0])),
-        step_exp=1,
+        weight_step_exp=1,
+        bias_step_exp=1,
     )
     mean_index, scale_index = arm.table_indices(np.ones((5, 12)))
     assert mean_index.tolist() == [int(1.5 * 2**MEAN_FRAC_BITS)] * 5
@@ -60,16 +62,18 @@ def test_integer_arm_follows_float_arm() -> None:
     with torch.no_grad():
         for parameter in arm.parameters():
             parameter.normal_(0, 0.3)
-    step_exp = 10
-    integers = quantize(flat_parameters(arm), step_exp)
-    load_flat_parameters(arm, dequantize(integers, step_exp))
+    weight_step, bias_step = 10, 12
+    weights = quantize(flat_parameters(arm, "weight"), weight_step)
+    biases = quantize(flat_parameters(arm, "bias"), bias_step)
+    load_flat_parameters(arm, "weight", dequantize(weights, weight_step))
+    load_flat_parameters(arm, "bias", dequantize(biases, bias_step))
     grid = torch.randint(-6, 7, (1, 1, 20, 24)).float()
     with torch.no_grad():
         mean, log2_scale = arm([grid])
     canvas = Canvas.build([(20, 24)], [True], 24)
     buffer = canvas.place([grid[0, 0].numpy().astype(np.int32)])
     positions = np.sort(canvas.order)
-    mean_index, scale_index = integer_arm(arm, integers, step_exp).table_indices(canvas.contexts(buffer, positions))
+    mean_index, scale_index = integer_arm(arm, weights, biases, weight_step, bias_step).table_indices(canvas.contexts(buffer, positions))
     float_mean = mean.numpy().clip(-128, 128)
     float_scale = np.clip(log2_scale.numpy(), -6, 6)
     assert np.abs(mean_index / 2**MEAN_FRAC_BITS - float_mean).max() < 0.1
@@ -117,7 +121,7 @@ def test_mac_budgets() -> None:
 
 def test_header_round_trip_and_bounds() -> None:
     header = FrameHeader(width=1920, height=1080, bitdepth=10, arch=load_arch("light"),
-                         coded_grids=(True,) * 7, step_exps=(8, 7, 9), scale_indices=(10, 20, 30),
+                         coded_grids=(True,) * 7, step_exps=(8, 7, 9, 10, 11, 12), scale_indices=(10, 20, 30, 40, 50, 60),
                          param_stream_bytes=8, latent_stream_bytes=12)
     packed = pack_header(header)
     parsed, offset = parse_header(packed + bytes(20))

@@ -10,9 +10,16 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from vcodec.bitstream.frame_header import MODULES, FrameHeader, parse_header
+from vcodec.bitstream.frame_header import FrameHeader, parse_header
 from vcodec.entropy.latent_coder import Canvas, decode_latents
-from vcodec.entropy.param_coder import decode_parameters, dequantize, integer_arm, load_flat_parameters, parameter_count
+from vcodec.entropy.param_coder import (
+    PARAM_GROUPS,
+    decode_parameters,
+    dequantize,
+    integer_arm,
+    load_flat_parameters,
+    parameter_count,
+)
 from vcodec.model.arm import Arm
 from vcodec.model.frame_model import macs_per_pixel, planes_to_frame
 from vcodec.model.latents import grid_sizes
@@ -73,16 +80,18 @@ def decode_frame(data: bytes) -> Frame:
     synthesis = Synthesis(arch.latent_levels, arch.synthesis_hidden, arch.synthesis_residual)
     modules = {"arm": arm, "upsampling": upsampling, "synthesis": synthesis}
     param_end = offset + header.param_stream_bytes
-    integers = decode_parameters(
-        data[offset:param_end], [parameter_count(modules[name]) for name in MODULES], list(header.scale_indices)
-    )
-    step = dict(zip(MODULES, header.step_exps))
-    values = dict(zip(MODULES, integers))
-    load_flat_parameters(upsampling, dequantize(values["upsampling"], step["upsampling"]))
-    load_flat_parameters(synthesis, dequantize(values["synthesis"], step["synthesis"]))
+    counts = [parameter_count(modules[name], kind) for name, kind in PARAM_GROUPS]
+    integers = decode_parameters(data[offset:param_end], counts, list(header.scale_indices))
+    step = dict(zip(PARAM_GROUPS, header.step_exps))
+    values = dict(zip(PARAM_GROUPS, integers))
+    for name, kind in PARAM_GROUPS:
+        if name != "arm":
+            load_flat_parameters(modules[name], kind, dequantize(values[name, kind], step[name, kind]))
+    arm_integer = integer_arm(arm, values["arm", "weight"], values["arm", "bias"],
+                              step["arm", "weight"], step["arm", "bias"])
     canvas = Canvas.build(grid_sizes(header.height, header.width, arch.latent_levels),
                           list(header.coded_grids), arch.arm_context)
-    grids = decode_latents(data[param_end:], integer_arm(arm, values["arm"], step["arm"]), canvas)
+    grids = decode_latents(data[param_end:], arm_integer, canvas)
     return synthesize(grids, upsampling, synthesis, arch.chroma_downscale, header.bitdepth)
 
 

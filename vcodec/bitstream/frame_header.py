@@ -21,6 +21,7 @@ FORMAT_VERSION = 1
 # Stored as indices into these tuples: never reorder them (tests freeze them), only append.
 ARCH_NAMES: tuple[str, ...] = ("custom", "main", "light")
 MODULES: tuple[str, ...] = ("arm", "upsampling", "synthesis")
+PARAM_KINDS: tuple[str, ...] = ("weight", "bias")  # each module's parameters form these two groups
 
 MAX_DIMENSION = 8192  # width and height; bounds the decoder's memory before anything is allocated
 MAX_PIXELS = 8192 * 4352  # 8K UHD: the decoder's canvas then stays below about 0.5 GB
@@ -62,8 +63,8 @@ class FrameHeader:
     bitdepth: int
     arch: ArchConfig
     coded_grids: tuple[bool, ...]      # False: the grid is all zeros and not in the latent stream
-    step_exps: tuple[int, ...]         # per module of MODULES
-    scale_indices: tuple[int, ...]     # per module of MODULES
+    step_exps: tuple[int, ...]         # per parameter group: MODULES x PARAM_KINDS, module-major
+    scale_indices: tuple[int, ...]     # per parameter group
     param_stream_bytes: int
     latent_stream_bytes: int
 
@@ -106,6 +107,8 @@ def pack_header(header: FrameHeader) -> bytes:
         _write(writer, SYNTHESIS_WIDTH, width)
     for flag in header.coded_grids:
         writer.write(int(flag), 1)
+    if len(header.step_exps) != len(MODULES) * len(PARAM_KINDS) or len(header.scale_indices) != len(header.step_exps):
+        raise ValueError("one step and one scale index per parameter group are needed")
     for step_exp, scale_index in zip(header.step_exps, header.scale_indices):
         _write(writer, STEP_EXP, step_exp)
         _write(writer, SCALE_INDEX, scale_index)
@@ -125,7 +128,7 @@ def parse_header(data: bytes) -> tuple[FrameHeader, int]:
     synthesis_hidden = tuple(_read(reader, SYNTHESIS_WIDTH) for _ in range(values["synthesis_layers"]))
     coded = tuple(bool(reader.read(1)) for _ in range(values["latent_levels"]))
     step_exps, scale_indices = [], []
-    for _ in MODULES:
+    for _ in range(len(MODULES) * len(PARAM_KINDS)):
         step_exps.append(_read(reader, STEP_EXP))
         scale_indices.append(_read(reader, SCALE_INDEX))
     try:

@@ -79,7 +79,7 @@ def write_bitstream(frame: Frame, model: FrameModel, params: QuantizedParameters
     grids = rounded_latents(model)
     coded = [bool(np.any(grid)) for grid in grids]
     canvas = Canvas.build([g.shape for g in grids], coded, arch.arm_context)
-    arm = integer_arm(model.arm, params.integers[0], params.step_exps[0])
+    arm = integer_arm(model.arm, params.integers[0], params.integers[1], params.step_exps[0], params.step_exps[1])
     latent_stream, (means, scales) = encode_latents(grids, arm, canvas)
     if any(not np.array_equal(a, b) for a, b in zip(decode_latents(latent_stream, arm, canvas), grids)):
         raise RuntimeError("internal error: latents do not decode to what was coded")

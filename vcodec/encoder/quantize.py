@@ -9,7 +9,7 @@ import torch
 
 from vcodec.entropy.constants import PARAM_STEP_EXP_MAX
 from vcodec.entropy.param_coder import (
-    MODULE_NAMES,
+    PARAM_GROUPS,
     dequantize,
     encode_parameters,
     flat_parameters,
@@ -26,7 +26,7 @@ FIRST_STEP_EXP = 3  # coarsest step tried: 2^-3
 
 @dataclass(frozen=True)
 class QuantizedParameters:
-    step_exps: tuple[int, ...]              # per module of MODULE_NAMES
+    step_exps: tuple[int, ...]              # per group of PARAM_GROUPS
     integers: tuple[np.ndarray, ...]
     scale_indices: tuple[int, ...]
 
@@ -42,15 +42,15 @@ def _rd_cost(model: FrameModel, target: Target, lmbda: float, extra_bits: float)
 
 
 def quantize_parameters(model: FrameModel, target: Target, lmbda: float, candidates: int) -> QuantizedParameters:
-    """Greedy, module after module: try steps 2^-k and keep the one of lowest D + lambda * R.
+    """Greedy, group after group (weights, biases of each module): try steps 2^-k, keep the lowest D + lambda R.
 
     The model is left holding the chosen dequantised values.
     """
     chosen_bits = 0.0
     step_exps, integers, scale_indices = [], [], []
-    for name in MODULE_NAMES:
+    for name, kind in PARAM_GROUPS:
         module = getattr(model, name)
-        original = flat_parameters(module)
+        original = flat_parameters(module, kind)
         best: tuple[float, int, np.ndarray, int, int] | None = None
         for step_exp in range(FIRST_STEP_EXP, min(FIRST_STEP_EXP + candidates, PARAM_STEP_EXP_MAX + 1)):
             values = quantize(original, step_exp)
@@ -58,14 +58,14 @@ def quantize_parameters(model: FrameModel, target: Target, lmbda: float, candida
                 continue
             scale_index = scale_index_for(values)
             bits = parameter_bits(values, scale_index)
-            load_flat_parameters(module, dequantize(values, step_exp))
+            load_flat_parameters(module, kind, dequantize(values, step_exp))
             cost = _rd_cost(model, target, lmbda, chosen_bits + bits)
             if best is None or cost < best[0]:
                 best = (cost, step_exp, values, scale_index, bits)
         if best is None:
-            raise RuntimeError(f"no quantisation step fits the {name} parameters")
+            raise RuntimeError(f"no quantisation step fits the {name} {kind} parameters")
         _, step_exp, values, scale_index, bits = best
-        load_flat_parameters(module, dequantize(values, step_exp))
+        load_flat_parameters(module, kind, dequantize(values, step_exp))
         chosen_bits += bits
         step_exps.append(step_exp)
         integers.append(values)

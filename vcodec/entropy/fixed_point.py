@@ -35,11 +35,13 @@ _INDEX_HIGH = np.array([float(MEAN_LIMIT << MEAN_FRAC_BITS), float(SCALE_TABLE_S
 
 @dataclass(frozen=True)
 class IntegerArm:
-    """Quantised ARM: weights w = w_int * 2^-step_exp (same step for biases), hidden layers then output."""
+    """Quantised ARM: weights w_int * 2^-weight_step_exp, biases b_int * 2^-bias_step_exp; hidden layers
+    then the output layer."""
 
     weights: tuple[np.ndarray, ...]  # (out, in) float64 holding integers; the last is the output layer
     biases: tuple[np.ndarray, ...]
-    step_exp: int
+    weight_step_exp: int
+    bias_step_exp: int
 
     def residual(self, index: int) -> bool:
         w = self.weights[index]
@@ -50,13 +52,17 @@ class IntegerArm:
 
         In-place numpy operations: this runs once per wavefront, thousands of times per frame.
         """
-        inverse_step = 2.0 ** -self.step_exp
+        # acc is an integer below 2^45; acc * 2^-kw is exact (a power of two). Adding the bias, a multiple
+        # of 2^(8 - kb), gives a multiple of 2^-max(kw, kb - 8) below 2^(45 - kw) + 2^23: at most
+        # 45 + max(0, kb - 8 - kw) <= 53 significant bits, so the sum is exact too.
+        inverse_step = 2.0 ** -self.weight_step_exp
+        bias_scale = 2.0 ** (ACT_FRAC_BITS - self.bias_step_exp)
         x = contexts * _ACT_ONE
         last = len(self.weights) - 1
         for index in range(last):
             acc = x @ self.weights[index].T
-            acc += self.biases[index] * _ACT_ONE
             acc *= inverse_step
+            acc += self.biases[index] * bias_scale
             np.floor(acc, out=acc)
             np.maximum(acc, 0.0, out=acc)
             np.minimum(acc, ACT_LIMIT, out=acc)
@@ -65,8 +71,8 @@ class IntegerArm:
                 np.minimum(acc, ACT_LIMIT, out=acc)
             x = acc
         out = x @ self.weights[last].T
-        out += self.biases[last] * _ACT_ONE
         out *= inverse_step
+        out += self.biases[last] * bias_scale
         np.floor(out, out=out)
         # Column 0: mean in units of 2^-MEAN_FRAC_BITS; column 1: log2 scale in table steps (rounded).
         out += _ROUNDING_OFFSETS

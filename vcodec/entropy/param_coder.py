@@ -1,4 +1,8 @@
-"""Quantised network parameters: per-module step 2^-k, integers range-coded under a zero-mean Laplace."""
+"""Quantised network parameters, coded in groups: the weights and the biases of each module.
+
+Each group has its own step 2^-k (biases usually need finer steps than weights, and are few) and its
+own zero-mean Laplace scale; the integers are range-coded group after group in PARAM_GROUPS order.
+"""
 
 from __future__ import annotations
 
@@ -9,36 +13,44 @@ import numpy as np
 import torch
 from torch import nn
 
+from vcodec.bitstream.frame_header import MODULES, PARAM_KINDS
 from vcodec.entropy.constants import PARAM_INT_LIMIT, PARAM_SCALE_INDEX_MAX
 from vcodec.entropy.fixed_point import IntegerArm
 from vcodec.entropy.tables import exp2_table
 from vcodec.model.arm import Arm
 from vcodec.types import BitstreamError
 
-MODULE_NAMES: tuple[str, ...] = ("arm", "upsampling", "synthesis")
+PARAM_GROUPS: tuple[tuple[str, str], ...] = tuple((m, k) for m in MODULES for k in PARAM_KINDS)
 
 
 def param_family() -> constriction.stream.model.QuantizedLaplace:
     return constriction.stream.model.QuantizedLaplace(-PARAM_INT_LIMIT, PARAM_INT_LIMIT)
 
 
-def flat_parameters(module: nn.Module) -> np.ndarray:
-    """All parameters in registration order: the order in which they are stored in the bitstream."""
-    return torch.cat([p.detach().reshape(-1).double().cpu() for p in module.parameters()]).numpy()
+def group_tensors(module: nn.Module, kind: str) -> list[nn.Parameter]:
+    """The module's biases, or all its other parameters, in registration order (the stored order)."""
+    return [p for name, p in module.named_parameters() if name.endswith("bias") == (kind == "bias")]
 
 
-def load_flat_parameters(module: nn.Module, values: np.ndarray) -> None:
+def flat_parameters(module: nn.Module, kind: str) -> np.ndarray:
+    tensors = group_tensors(module, kind)
+    if not tensors:
+        return np.zeros(0)
+    return torch.cat([p.detach().reshape(-1).double().cpu() for p in tensors]).numpy()
+
+
+def load_flat_parameters(module: nn.Module, kind: str, values: np.ndarray) -> None:
     position = 0
     with torch.no_grad():
-        for parameter in module.parameters():
+        for parameter in group_tensors(module, kind):
             count = parameter.numel()
             chunk = torch.from_numpy(values[position : position + count].astype(np.float32))
             parameter.copy_(chunk.view_as(parameter))
             position += count
 
 
-def parameter_count(module: nn.Module) -> int:
-    return sum(p.numel() for p in module.parameters())
+def parameter_count(module: nn.Module, kind: str) -> int:
+    return sum(p.numel() for p in group_tensors(module, kind))
 
 
 def quantize(values: np.ndarray, step_exp: int) -> np.ndarray | None:
@@ -63,11 +75,11 @@ def param_scale(scale_index: int) -> float:
     return float(exp2_table(np.array([scale_index]), 4, 0)[0])
 
 
-def encode_parameters(modules: list[tuple[np.ndarray, int]]) -> bytes:
-    """modules: (integers, scale_index) in MODULE_NAMES order -> one range-coded stream."""
+def encode_parameters(groups: list[tuple[np.ndarray, int]]) -> bytes:
+    """groups: (integers, scale_index) in PARAM_GROUPS order -> one range-coded stream."""
     encoder = constriction.stream.queue.RangeEncoder()
     family = param_family()
-    for integers, scale_index in modules:
+    for integers, scale_index in groups:
         if len(integers):
             scales = np.full(len(integers), param_scale(scale_index))
             encoder.encode(integers.astype(np.int32), family, np.zeros(len(integers)), scales)
@@ -89,16 +101,17 @@ def decode_parameters(stream: bytes, counts: list[int], scale_indices: list[int]
     return modules
 
 
-def integer_arm(arm: Arm, integers: np.ndarray, step_exp: int) -> IntegerArm:
-    """Split the ARM's flat integers into layers, following the float module's shapes."""
-    weights, biases = [], []
-    position = 0
+def integer_arm(arm: Arm, weights: np.ndarray, biases: np.ndarray, weight_step_exp: int,
+                bias_step_exp: int) -> IntegerArm:
+    """Split the ARM's weight and bias integers into layers, following the float module's shapes."""
+    layer_weights, layer_biases = [], []
+    weight_position = bias_position = 0
     for layer in [*arm.layers, arm.output]:
         out_features, in_features = layer.weight.shape
-        w = integers[position : position + out_features * in_features].reshape(out_features, in_features)
-        position += out_features * in_features
-        b = integers[position : position + out_features]
-        position += out_features
-        weights.append(w.astype(np.float64))
-        biases.append(b.astype(np.float64))
-    return IntegerArm(tuple(weights), tuple(biases), step_exp)
+        count = out_features * in_features
+        layer_weights.append(weights[weight_position : weight_position + count].reshape(out_features, in_features)
+                             .astype(np.float64))
+        layer_biases.append(biases[bias_position : bias_position + out_features].astype(np.float64))
+        weight_position += count
+        bias_position += out_features
+    return IntegerArm(tuple(layer_weights), tuple(layer_biases), weight_step_exp, bias_step_exp)
