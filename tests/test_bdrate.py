@@ -59,6 +59,12 @@ def test_unusable_curves_give_na_with_reason(test_rates: list[float], test_psnrs
     assert result.text() == "n/a"
 
 
+def test_overlap_is_reported_even_when_na() -> None:
+    result = bd_rate(RATES, PSNRS, RATES[:3], [p + 1.0 for p in PSNRS[:3]])
+    assert result.value is None and "4 needed" in result.reason
+    assert result.overlap_db == pytest.approx((37.845, 40.037))
+
+
 def test_unknown_method_is_an_error() -> None:
     with pytest.raises(EvalError, match="akima"):
         bd_rate(RATES, PSNRS, RATES, PSNRS, "spline")

@@ -44,19 +44,34 @@ class BdRate:
         return "n/a" if self.value is None else f"{self.value:+.{digits}f}"
 
 
-def _curve_problem(role: str, rates: list[float], psnrs: list[float]) -> str | None:
+def _values_problem(role: str, rates: list[float], psnrs: list[float]) -> str | None:
     if len(rates) != len(psnrs):
         return f"{role} has {len(rates)} rates but {len(psnrs)} PSNRs"
-    if len(rates) < MIN_POINTS:
-        return f"{role} has {len(rates)} rate point(s), {MIN_POINTS} needed"
+    if not rates:
+        return f"{role} has no rate points"
     if any(not math.isfinite(r) or r <= 0 for r in rates) or any(not math.isfinite(p) for p in psnrs):
         return f"{role} has a non-positive rate or a non-finite PSNR"
+    return None
+
+
+def _shape_problem(role: str, rates: list[float], psnrs: list[float]) -> str | None:
+    if len(rates) < MIN_POINTS:
+        return f"{role} has {len(rates)} rate point(s), {MIN_POINTS} needed"
     ordered = sorted(zip(rates, psnrs))
     for (rate_a, psnr_a), (rate_b, psnr_b) in zip(ordered, ordered[1:]):
         if rate_b <= rate_a or psnr_b <= psnr_a:
             return (f"{role} is not monotonic: {psnr_a:.3f} dB at {rate_a:.6g} then {psnr_b:.3f} dB "
                     f"at {rate_b:.6g}")
     return None
+
+
+def psnr_overlap(anchor_psnrs: list[float], test_psnrs: list[float]) -> tuple[float, tuple[float, float] | None]:
+    """The shared PSNR interval of two curves, and its length as a fraction of their union (0: none)."""
+    low, high = max(min(anchor_psnrs), min(test_psnrs)), min(max(anchor_psnrs), max(test_psnrs))
+    union = max(max(anchor_psnrs), max(test_psnrs)) - min(min(anchor_psnrs), min(test_psnrs))
+    if high <= low or union <= 0:
+        return 0.0, None
+    return (high - low) / union, (low, high)
 
 
 def bd_rate(
@@ -66,18 +81,22 @@ def bd_rate(
     test_psnrs: Seq[float],
     method: str = "pchip",
 ) -> BdRate:
-    """BD-rate of one test curve against one anchor curve, or n/a with the reason."""
+    """BD-rate of one test curve against one anchor curve, or n/a with the reason; the overlap always."""
     if method not in BD_METHODS:
         raise EvalError(f"unknown BD-rate method {method!r} (choose from {', '.join(BD_METHODS)})")
     anchor_rates, anchor_psnrs = [float(r) for r in anchor_rates], [float(p) for p in anchor_psnrs]
     test_rates, test_psnrs = [float(r) for r in test_rates], [float(p) for p in test_psnrs]
-    for role, rates, psnrs in (("anchor", anchor_rates, anchor_psnrs), ("test", test_rates, test_psnrs)):
-        problem = _curve_problem(role, rates, psnrs)
+    curves = (("anchor", anchor_rates, anchor_psnrs), ("test", test_rates, test_psnrs))
+    for role, rates, psnrs in curves:
+        problem = _values_problem(role, rates, psnrs)
         if problem:
             return BdRate(None, problem)
-    low, high = max(min(anchor_psnrs), min(test_psnrs)), min(max(anchor_psnrs), max(test_psnrs))
-    union = max(max(anchor_psnrs), max(test_psnrs)) - min(min(anchor_psnrs), min(test_psnrs))
-    if high <= low:
+    overlap, overlap_db = psnr_overlap(anchor_psnrs, test_psnrs)
+    for role, rates, psnrs in curves:
+        problem = _shape_problem(role, rates, psnrs)
+        if problem:
+            return BdRate(None, problem, overlap, overlap_db)
+    if overlap_db is None:
         return BdRate(
             None,
             f"PSNR ranges do not overlap (anchor {min(anchor_psnrs):.2f}-{max(anchor_psnrs):.2f} dB, "
@@ -93,8 +112,8 @@ def bd_rate(
             method=method, require_matching_points=False, min_overlap=0.0,
         )
     if not math.isfinite(value):
-        return BdRate(None, f"the {method} interpolation gave no finite value", (high - low) / union, (low, high))
-    return BdRate(float(value), "", (high - low) / union, (low, high))
+        return BdRate(None, f"the {method} interpolation gave no finite value", overlap, overlap_db)
+    return BdRate(float(value), "", overlap, overlap_db)
 
 
 @dataclass(frozen=True)
