@@ -23,7 +23,6 @@ from vcodec.types import Frame, VcodecError
 CTC_DIR = Path(__file__).resolve().parent.parent.parent / "cfg" / "ctc"
 VIDEO_SUFFIXES: tuple[str, ...] = (".yuv", ".y4m")
 _CLASS_TAG = re.compile(r"^(?:class)?[a-f][12]?[-_]", re.IGNORECASE)
-_SIZE_TOKEN = re.compile(r"^(\d+)x(\d+)p?$", re.IGNORECASE)  # also `3840x2160p`, which vcodec.io does not read
 
 
 @dataclass(frozen=True)
@@ -149,13 +148,6 @@ def _name_token(path: Path) -> str:
     return _CLASS_TAG.sub("", path.stem).split("_")[0].lower()
 
 
-def _size_in_name(path: Path) -> tuple[int, int] | None:
-    for token in path.stem.split("_"):
-        if (match := _SIZE_TOKEN.match(token)) is not None:
-            return int(match.group(1)), int(match.group(2))
-    return None
-
-
 def match_score(spec: SequenceSpec, path: Path) -> int | None:
     """None if `path` cannot be `spec`'s file; otherwise how many name tokens confirm it (size, fps, depth)."""
     if path.suffix.lower() not in VIDEO_SUFFIXES:
@@ -164,10 +156,9 @@ def match_score(spec: SequenceSpec, path: Path) -> int | None:
     if _name_token(path) not in names:
         return None
     hints = infer_from_name(path)
-    size = (hints.width, hints.height) if hints.width is not None else _size_in_name(path)
     score = 0
-    if size is not None:
-        if size != (spec.width, spec.height):
+    if hints.width is not None:
+        if (hints.width, hints.height) != (spec.width, spec.height):
             return None
         score += 1
     elif path.suffix.lower() == ".yuv":

@@ -7,8 +7,11 @@ bytes against the source, never from what the encoder reports about itself.
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import time
 from dataclasses import dataclass, field
+from functools import cache
+from pathlib import Path
 
 import vcodec
 from vcodec.eval.codecs import Codec, measured_frame
@@ -17,6 +20,29 @@ from vcodec.eval.results import PointResult
 from vcodec.eval.sequences import Sequence
 
 DEFAULT_LAMBDAS: tuple[float, ...] = (0.0004, 0.001, 0.004, 0.01)
+# What an encode's bytes depend on: the codec's code and its presets (not the CLI, io or eval code).
+_CODEC_SOURCES: tuple[str, ...] = ("model", "encoder", "entropy", "bitstream", "decoder.py", "config.py", "types.py")
+
+
+@cache
+def codec_source_digest() -> str:
+    """A digest of the codec's source files and presets: results stored for other code are not reused.
+
+    The version number alone does not change while the codec is being developed; the store must not
+    mix results of two different encoders under one key.
+    """
+    package = Path(vcodec.__file__).resolve().parent
+    files: list[Path] = []
+    for name in _CODEC_SOURCES:
+        path = package / name
+        files += sorted(path.rglob("*.py")) if path.is_dir() else [path]
+    cfg = package.parent / "cfg"
+    files += sorted((cfg / "arch").glob("*.toml")) + sorted((cfg / "presets").glob("*.toml"))
+    digest = hashlib.sha256()
+    for path in files:
+        if path.is_file():
+            digest.update(path.relative_to(package.parent).as_posix().encode() + b"\0" + path.read_bytes())
+    return digest.hexdigest()[:12]
 
 
 def lambda_label(lmbda: float) -> str:
@@ -53,7 +79,7 @@ class VcodecCodec(Codec):
     def version(self) -> str:
         from vcodec.bitstream.frame_header import FORMAT_VERSION
 
-        return f"vcodec-{vcodec.__version__}-frame-format-{FORMAT_VERSION}"
+        return f"vcodec-{vcodec.__version__}-frame-format-{FORMAT_VERSION}-src-{codec_source_digest()}"
 
     def settings(self) -> dict[str, object]:
         return {"codec": "vcodec", "config": dataclasses.asdict(self.config())}
