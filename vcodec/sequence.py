@@ -18,6 +18,7 @@ import time
 import tomllib
 from collections.abc import Callable, Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field, is_dataclass
 from fractions import Fraction
 from pathlib import Path
@@ -323,12 +324,15 @@ def _encode_parallel(
     finished_normally = False
     try:
         while True:
-            while not exhausted and len(pending) < 2 * jobs:
-                item = next(numbered, None)
-                if item is None:
-                    exhausted = True
-                    break
-                pending[pool.submit(_encode_in_worker, item[0], item[1], lmbda, config)] = item[0]
+            # Workers start on the first submissions; they inherit an ignored SIGINT, so that a Ctrl-C
+            # while one is still importing prints no traceback (the parent stops them all).
+            with _sigint_ignored(len(pending) < jobs):
+                while not exhausted and len(pending) < 2 * jobs:
+                    item = next(numbered, None)
+                    if item is None:
+                        exhausted = True
+                        break
+                    pending[pool.submit(_encode_in_worker, item[0], item[1], lmbda, config)] = item[0]
             if not pending and next_to_yield not in done:
                 break
             finished, _ = wait(pending, timeout=0.2, return_when=FIRST_COMPLETED)
@@ -343,6 +347,16 @@ def _encode_parallel(
         _drain(progress_queue, observer)
         _shutdown(pool, finished_normally)
         progress_queue.close()
+
+
+@contextmanager
+def _sigint_ignored(active: bool) -> Iterator[None]:
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN) if active else None
+    try:
+        yield
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGINT, previous)
 
 
 def _shutdown(pool: ProcessPoolExecutor, graceful: bool) -> None:
