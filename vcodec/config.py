@@ -66,6 +66,7 @@ class PresetConfig:
     iterations: int = 2500
     ste_fraction: float = 0.1
     learning_rate: float = 0.01
+    latent_learning_rate: float = 0.1
     schedule: str = "cosine"
     ste_learning_rate: float = 1e-4
     quantization_candidates: int = 6
@@ -74,6 +75,7 @@ class PresetConfig:
         _require(1 <= self.iterations <= 1_000_000, f"iterations must be 1..1000000, got {self.iterations}")
         _require(0.0 <= self.ste_fraction <= 1.0, "ste_fraction must be within [0, 1]")
         _require(0.0 < self.learning_rate < 1.0, "learning_rate must be within (0, 1)")
+        _require(0.0 < self.latent_learning_rate < 1.0, "latent_learning_rate must be within (0, 1)")
         _require(0.0 < self.ste_learning_rate < 1.0, "ste_learning_rate must be within (0, 1)")
         _require(self.schedule in SCHEDULES, f"schedule must be one of {SCHEDULES}")
         _require(1 <= self.quantization_candidates <= 12, "quantization_candidates must be 1..12")

@@ -58,14 +58,17 @@ def train(model: FrameModel, target: Target, lmbda: float, cfg: EncoderConfig,
     preset = cfg.preset
     ste_iterations = round(preset.iterations * preset.ste_fraction)
     noise_iterations = preset.iterations - ste_iterations
-    phases = [("noise", noise_iterations, preset.learning_rate, preset.schedule),
-              ("ste", ste_iterations, preset.ste_learning_rate, "constant")]
+    phases = [("noise", noise_iterations, preset.learning_rate, preset.latent_learning_rate, preset.schedule),
+              ("ste", ste_iterations, preset.ste_learning_rate, preset.ste_learning_rate, "constant")]
+    latents = list(model.latents.parameters())
+    network = [p for name, p in model.named_parameters() if not name.startswith("latents.")]
     done = 0
-    for quantizer, iterations, base_lr, schedule in phases:
-        optimizer = torch.optim.Adam(model.parameters(), lr=base_lr)
+    for quantizer, iterations, network_lr, latent_lr, schedule in phases:
+        optimizer = torch.optim.Adam([{"params": network, "lr": network_lr, "base_lr": network_lr},
+                                      {"params": latents, "lr": latent_lr, "base_lr": latent_lr}])
         for iteration in range(iterations):
             for group in optimizer.param_groups:
-                group["lr"] = _learning_rate(base_lr, schedule, iteration, iterations)
+                group["lr"] = _learning_rate(group["base_lr"], schedule, iteration, iterations)
             loss, mse, bpp = rd_loss(model, target, lmbda, cfg.loss, quantizer)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
