@@ -106,6 +106,15 @@ def test_rerun_reuses_every_job(clip_class: Path, evaluated: Path, capsys: pytes
     assert (evaluated / "points.csv").read_text() == before
 
 
+def test_report_only_runs_nothing_and_says_what_is_missing(clip_class: Path, evaluated: Path, tmp_path: Path,
+                                                          capsys: pytest.CaptureFixture[str]) -> None:
+    args = _eval_args(clip_class, tmp_path / "partial", iterations=20, lambdas=LAMBDAS + ",0.02")
+    assert main([*args, "--store", str(evaluated / "results.sqlite"), "--report-only"]) == 0
+    assert "0 jobs run, 16 reused from the store" in capsys.readouterr().err
+    assert "Incomplete: 2 of 18 jobs have no result" in (tmp_path / "partial" / "table.md").read_text()
+    assert len(_rows(tmp_path / "partial" / "points.csv")) == 16
+
+
 def test_missing_options_and_files_are_one_line_errors(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["eval", "-o", str(tmp_path / "o")]) == 2
     assert main(["eval", "--ctc", "hevc", "--classes", "D", "--root", str(tmp_path), "-o", str(tmp_path / "o")]) == 1

@@ -112,6 +112,8 @@ def eval_command(
                                                 "(default: cores / workers).")] = None,
     scheduler: Annotated[str | None, typer.Option("--scheduler", help="Dask scheduler, tcp://host:8786.")] = None,
     store: Annotated[str | None, typer.Option("--store", help="Results store (default OUTPUT/results.sqlite).")] = None,
+    report_only: Annotated[bool, typer.Option("--report-only", help="Run nothing: write the reports from "
+                                              "what the store holds.")] = False,
     quiet: QuietOption = False,
 ) -> None:
     """Code sequences with vcodec and an HEVC anchor; write per-class BD-rates, tables and RD plots.
@@ -133,11 +135,13 @@ def eval_command(
         raise OptionError("--preset is empty")
     outputs = evaluate(
         sequences, tests, anchor_codec, output, first_frame=first_frame, frames=frames, method=method,
-        hm_peak=peak == "hm", axis=rate_axis, workers=workers, threads=threads, scheduler=scheduler, store_path=store, quiet=quiet,
+        hm_peak=peak == "hm", axis=rate_axis, workers=workers, threads=threads, scheduler=scheduler,
+        store_path=store, quiet=quiet, report_only=report_only,
     )
     if not quiet:
         summary = outputs.summary
-        print(f"{summary.computed} jobs run, {summary.skipped} reused from the store, in {summary.seconds:.1f} s",
+        print(f"{summary.computed} jobs run, {summary.skipped} reused from the store, in {summary.seconds:.1f} s"
+              + (f"; {summary.total - summary.skipped} not run (--report-only)" if report_only else ""),
               file=sys.stderr)
         print((Path(output) / "table.md").read_text())
 

@@ -92,9 +92,12 @@ def evaluate(
     scheduler: str | None = None,
     store_path: str | Path | None = None,
     quiet: bool = False,
+    report_only: bool = False,
 ) -> EvalOutputs:
     """Code every sequence with every codec at each of its rate points, then write the reports.
 
+    With `report_only`, nothing runs: the reports are written from what the store holds (e.g. while a
+    long run is under way elsewhere), and say how many jobs have no result yet.
     Raises JobsFailedError after writing the reports if some jobs failed twice (they are left out).
     """
     if not sequences:
@@ -108,13 +111,19 @@ def evaluate(
             if not quiet:
                 print(f"{total} jobs, {skipped} already in {store.path}", file=sys.stderr)
 
-        summary = run_jobs(jobs, store, workers=workers, threads=threads, scheduler=scheduler, quiet=quiet, on_start=announce)
+        if report_only:
+            summary = RunSummary(total=len(jobs), skipped=sum(store.has(job.key) for job in jobs))
+        else:
+            summary = run_jobs(jobs, store, workers=workers, threads=threads, scheduler=scheduler, quiet=quiet,
+                               on_start=announce)
         points = []
         for job in jobs:
             stored = store.get(job.key)
             if stored is not None:
                 points.append(stored.result.rate_point_row(hm_peak))
     frames_note = f"Frames {first_frame}..{first_frame + frames - 1} of each sequence ({frames} per sequence)."
+    if len(points) < len(jobs):
+        frames_note += f" **Incomplete: {len(jobs) - len(points)} of {len(jobs)} jobs have no result.**"
     comparison, plots = write_reports(
         points, anchor.name, [c.name for c in test_codecs], out, method, axis,
         {c.name: c.describe() for c in codecs}, "hm" if hm_peak else "max", frames_note,

@@ -74,7 +74,8 @@ def _overlap(row: BdRow) -> str:
 
 def timing_lines(points: list[RatePoint]) -> list[str]:
     """Encoding time per codec: what the rate savings cost."""
-    lines = ["## Encoding time", "", "| Codec | Frames coded | Total (s) | Mean per frame (s) |", "|---|---:|---:|---:|"]
+    lines = ["## Encoding time", "", "| Codec | Frames coded | Total (s) | Mean per frame (s) |",
+             "|---|---:|---:|---:|"]
     for codec in dict.fromkeys(p.codec for p in points):
         timed = [p for p in points if p.codec == codec and p.encode_seconds is not None]
         if not timed:
