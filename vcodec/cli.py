@@ -446,6 +446,16 @@ def _usage_message(error: Exception) -> str:
     return f"{error.format_message()}{hint}"  # type: ignore[attr-defined]
 
 
+def _mount_evaluation() -> None:
+    """`vcodec eval`, `vcodec bdrate` and `vcodec plot` live in vcodec.eval; they join this app here."""
+    from vcodec.eval.cli import register
+
+    register(app)
+
+
+_mount_evaluation()
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run the command line; returns the exit code instead of printing a traceback."""
     # OpenMP threads that spin while waiting make training 3x slower as soon as another process
