@@ -324,9 +324,9 @@ def _encode_parallel(
     finished_normally = False
     try:
         while True:
-            # Workers start on the first submissions; they inherit an ignored SIGINT, so that a Ctrl-C
+            # Workers start on the first submissions; they inherit a blocked SIGINT, so that a Ctrl-C
             # while one is still importing prints no traceback (the parent stops them all).
-            with _sigint_ignored(len(pending) < jobs):
+            with _sigint_blocked(len(pending) < jobs):
                 while not exhausted and len(pending) < 2 * jobs:
                     item = next(numbered, None)
                     if item is None:
@@ -350,13 +350,16 @@ def _encode_parallel(
 
 
 @contextmanager
-def _sigint_ignored(active: bool) -> Iterator[None]:
-    previous = signal.signal(signal.SIGINT, signal.SIG_IGN) if active else None
+def _sigint_blocked(active: bool) -> Iterator[None]:
+    """Block (not ignore) SIGINT: one that arrives meanwhile is delivered on unblocking, never lost."""
+    if not active:
+        yield
+        return
+    signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
     try:
         yield
     finally:
-        if previous is not None:
-            signal.signal(signal.SIGINT, previous)
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
 
 
 def _shutdown(pool: ProcessPoolExecutor, graceful: bool) -> None:
