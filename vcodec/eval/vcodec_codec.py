@@ -12,12 +12,16 @@ import time
 from dataclasses import dataclass, field
 from functools import cache
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import vcodec
 from vcodec.eval.codecs import Codec, measured_frame
 from vcodec.eval.errors import EvalError
 from vcodec.eval.results import PointResult
 from vcodec.eval.sequences import Sequence
+
+if TYPE_CHECKING:
+    from vcodec.config import EncoderConfig
 
 DEFAULT_LAMBDAS: tuple[float, ...] = (0.0004, 0.001, 0.004, 0.01)
 # What an encode's bytes depend on: the codec's code and its presets (not the CLI, io or eval code).
@@ -64,13 +68,15 @@ class VcodecCodec(Codec):
             raise EvalError(f"lambdas must be within (0, 1), got {list(self.lambdas)}")
         self.lambdas = tuple(sorted(set(self.lambdas)))
         self.overrides = {k: v for k, v in self.overrides.items() if v is not None}
-        self.config()  # unknown arch, preset or override: fail now, not in a worker
-        self.name = self.name or f"vcodec-{self.arch}-{self.preset}"
-
-    def config(self):  # type: ignore[no-untyped-def]
+        # Resolved once, here: an unknown arch, preset or override fails now, not in a worker, and every
+        # job trains with the settings its store key was computed from, even if cfg/ changes mid-run.
         from vcodec.config import load_config
 
-        return load_config(self.arch, self.preset, **self.overrides)
+        self._config = load_config(self.arch, self.preset, **self.overrides)
+        self.name = self.name or f"vcodec-{self.arch}-{self.preset}"
+
+    def config(self) -> EncoderConfig:
+        return self._config
 
     @property
     def uses_gpu(self) -> bool:  # type: ignore[override]
