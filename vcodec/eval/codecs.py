@@ -194,6 +194,13 @@ def _files_by_qp(directory: Path, suffixes: tuple[str, ...], sequence: Sequence)
     return found
 
 
+def _existing_folder(directory: str, what: str) -> str:
+    """The anchor folder as an absolute path (so results stay valid from any working directory)."""
+    if not Path(directory).is_dir():
+        raise AnchorError(f"{what} folder {directory} does not exist")
+    return str(Path(directory).resolve())
+
+
 @dataclass
 class HmBitstreamCodec(Codec):
     """HM bitstreams named with their QP (`..._QP22.bin`), first picture = source frame 0, decoded by FFmpeg."""
@@ -202,9 +209,7 @@ class HmBitstreamCodec(Codec):
     name: str = "hm-bitstreams"
 
     def __post_init__(self) -> None:
-        if not Path(self.directory).is_dir():
-            raise AnchorError(f"HM bitstream folder {self.directory} does not exist")
-        self.directory = str(Path(self.directory).resolve())
+        self.directory = _existing_folder(self.directory, "HM bitstream")
 
     def version(self) -> str:
         return _pyav_version()
@@ -251,9 +256,7 @@ class HmLogCodec(Codec):
     name: str = "hm-logs"
 
     def __post_init__(self) -> None:
-        if not Path(self.directory).is_dir():
-            raise AnchorError(f"HM log folder {self.directory} does not exist")
-        self.directory = str(Path(self.directory).resolve())
+        self.directory = _existing_folder(self.directory, "HM log")
 
     def version(self) -> str:
         return "hm-log-parser-1"
