@@ -13,6 +13,12 @@ from vcodec.types import Frame
 YUV_WEIGHTS: tuple[float, float, float] = (6.0, 1.0, 1.0)
 
 
+def weighted_yuv(y: float, u: float, v: float) -> float:
+    """The CTC's YUV combination of per-plane figures: (6 Y + U + V) / 8."""
+    wy, wu, wv = YUV_WEIGHTS
+    return (wy * y + wu * u + wv * v) / (wy + wu + wv)
+
+
 def peak_value(bitdepth: int, hm_peak: bool = True) -> float:
     """HM's peak is 255 << (bitdepth - 8) (1020 at 10 bit); `hm_peak=False` gives 2^bitdepth - 1."""
     return float(255 << (bitdepth - 8)) if hm_peak else float((1 << bitdepth) - 1)
@@ -38,8 +44,7 @@ class FramePsnr:
 
     @property
     def yuv(self) -> float:
-        wy, wu, wv = YUV_WEIGHTS
-        return (wy * self.y + wu * self.u + wv * self.v) / (wy + wu + wv)
+        return weighted_yuv(self.y, self.u, self.v)
 
 
 def frame_psnr(reference: Frame, decoded: Frame, hm_peak: bool = True) -> FramePsnr:
@@ -97,8 +102,7 @@ class SequenceQuality:
 
     @property
     def psnr_yuv(self) -> float:
-        wy, wu, wv = YUV_WEIGHTS
-        return (wy * self.psnr_y + wu * self.psnr_u + wv * self.psnr_v) / (wy + wu + wv)
+        return weighted_yuv(self.psnr_y, self.psnr_u, self.psnr_v)
 
 
 def aggregate_sequence(
