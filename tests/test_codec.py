@@ -20,7 +20,7 @@ from vcodec.metrics import frame_psnr
 from vcodec.types import BitstreamError, Frame
 
 # Few iterations at a high learning rate: enough for non-zero latents on tiny frames, fast in CI.
-QUICK = dict(iterations=200, quantization_candidates=3)
+QUICK = dict(iterations=200, quantization_patience=1)
 
 
 def frame_digest(frame: Frame) -> str:

@@ -69,7 +69,7 @@ class PresetConfig:
     latent_learning_rate: float = 0.1
     schedule: str = "cosine"
     ste_learning_rate: float = 1e-4
-    quantization_candidates: int = 6
+    quantization_patience: int = 2  # finer parameter steps tried after the best so far stops improving
 
     def __post_init__(self) -> None:
         _require(1 <= self.iterations <= 1_000_000, f"iterations must be 1..1000000, got {self.iterations}")
@@ -78,7 +78,7 @@ class PresetConfig:
         _require(0.0 < self.latent_learning_rate < 1.0, "latent_learning_rate must be within (0, 1)")
         _require(0.0 < self.ste_learning_rate < 1.0, "ste_learning_rate must be within (0, 1)")
         _require(self.schedule in SCHEDULES, f"schedule must be one of {SCHEDULES}")
-        _require(1 <= self.quantization_candidates <= 12, "quantization_candidates must be 1..12")
+        _require(1 <= self.quantization_patience <= 16, "quantization_patience must be 1..16")
 
 
 @dataclass(frozen=True)

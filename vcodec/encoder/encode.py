@@ -106,7 +106,7 @@ def encode_frame_report(frame: Frame, lmbda: float, cfg: EncoderConfig | None = 
         raise VcodecError(f"lambda must be within (0, 1), got {lmbda}")
     start = time.perf_counter()
     model, target = fit(frame, lmbda, cfg, progress)
-    params = quantize_parameters(model, target, lmbda, cfg.preset.quantization_candidates)
+    params = quantize_parameters(model, target, lmbda, cfg.preset.quantization_patience)
     data, sizes = write_bitstream(frame, model, params)
     decode_start = time.perf_counter()
     reconstruction = decode_frame(data)

@@ -21,7 +21,8 @@ from vcodec.encoder.losses import mse_yuv
 from vcodec.encoder.train import Target
 from vcodec.model.frame_model import FrameModel
 
-FIRST_STEP_EXP = 3  # coarsest step tried: 2^-3
+FINEST_STEP_EXP = 12   # finest step tried, 2^-12: below it the parameters are as good as float
+COARSEST_STEP_EXP = 2  # coarsest step tried, 2^-2
 
 
 @dataclass(frozen=True)
@@ -41,10 +42,14 @@ def _rd_cost(model: FrameModel, target: Target, lmbda: float, extra_bits: float)
     return float(mse_yuv(luma, chroma, target.luma, target.chroma)) + lmbda * (float(bits) + extra_bits) / target.pixels
 
 
-def quantize_parameters(model: FrameModel, target: Target, lmbda: float, candidates: int) -> QuantizedParameters:
-    """Greedy, group after group (weights, biases of each module): try steps 2^-k, keep the lowest D + lambda R.
+def quantize_parameters(model: FrameModel, target: Target, lmbda: float, patience: int) -> QuantizedParameters:
+    """Greedy, group after group (weights, biases of each module): walk the steps 2^-k from fine to coarse
+    and keep the lowest D + lambda R, parameter bits included.
 
-    The model is left holding the chosen dequantised values.
+    From the fine end, coarser steps first save bits at almost no distortion, then distortion wins: the
+    walk stops once `patience` coarser steps in a row have not beaten the best. (From the coarse end the
+    cost is not unimodal: a bicubic kernel is ruined by 2^-2 and 2^-3 alike.) The model is left holding
+    the chosen dequantised values.
     """
     chosen_bits = 0.0
     step_exps, integers, scale_indices = [], [], []
@@ -52,10 +57,12 @@ def quantize_parameters(model: FrameModel, target: Target, lmbda: float, candida
         module = getattr(model, name)
         original = flat_parameters(module, kind)
         best: tuple[float, int, np.ndarray, int, int] | None = None
-        for step_exp in range(FIRST_STEP_EXP, min(FIRST_STEP_EXP + candidates, PARAM_STEP_EXP_MAX + 1)):
+        for step_exp in range(min(FINEST_STEP_EXP, PARAM_STEP_EXP_MAX), COARSEST_STEP_EXP - 1, -1):
+            if best is not None and best[1] - step_exp > patience:
+                break
             values = quantize(original, step_exp)
             if values is None:
-                continue
+                continue  # too fine for the coded integer range; coarser steps may fit
             scale_index = scale_index_for(values)
             bits = parameter_bits(values, scale_index)
             load_flat_parameters(module, kind, dequantize(values, step_exp))
