@@ -14,5 +14,5 @@ from vcodec.eval.sequences import write_sample_class
 write_sample_class(sys.argv[1], ['astronaut', 'coffee', 'chelsea'], 416, 240, frames=1)
 " "$clips"
 exec "$python" -m vcodec.eval eval --class-dir "$clips" -o "$out" --frames 1 \
-    --preset fast,medium --lambdas 0.0004,0.001,0.004,0.01 --anchor x265 --x265-preset slow \
+    --preset fast,medium --anchor x265 --x265-preset slow \
     --workers 2 --threads 1 "$@"

@@ -8,7 +8,8 @@ from vcodec.bitstream.container import BitstreamError
 from vcodec.cli import ERROR_CODES, ExitCode, Interrupted, exit_code_for
 from vcodec.config import ConfigError
 from vcodec.io import InputError, OptionError, OutputExistsError
-from vcodec.sequence import ResumeError, load_rate_points, parse_frame_range, resolve_lambda, threads_per_job
+from vcodec.config import load_rate_points
+from vcodec.sequence import ResumeError, parse_frame_range, resolve_lambda, threads_per_job
 from vcodec.types import VcodecError
 
 

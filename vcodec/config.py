@@ -159,3 +159,16 @@ def load_config(arch: str = "main", preset: str = "medium", **overrides: Any) ->
         preset=_from_mapping(PresetConfig, preset_values, f"preset {preset}"),
         **top_values,
     )
+
+
+RATE_POINTS_FILE = CFG_DIR / "rate_points.toml"
+
+
+def load_rate_points(path: Path = RATE_POINTS_FILE) -> dict[str, float]:
+    """Named rate points (`r1`..) and their lambdas, from cfg/rate_points.toml."""
+    with path.open("rb") as handle:
+        table = tomllib.load(handle).get("lambda", {})
+    points = {str(name): float(value) for name, value in table.items()}
+    if not points or any(value <= 0 for value in points.values()):
+        raise ConfigError(f"{path}: [lambda] must map rate-point names to positive numbers")
+    return points

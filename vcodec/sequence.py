@@ -27,7 +27,7 @@ from typing import Any, Protocol
 
 from vcodec import __version__
 from vcodec.bitstream.container import FORMAT_VERSION, ContainerReader, ContainerWriter, SequenceHeader
-from vcodec.config import CFG_DIR, EncoderConfig, load_config
+from vcodec.config import EncoderConfig, load_config, load_rate_points
 from vcodec.io import (
     STDIN,
     OptionError,
@@ -42,7 +42,6 @@ from vcodec.io.output import commit_partial
 from vcodec.metrics import FramePsnr, frame_psnr
 from vcodec.types import Frame, VcodecError
 
-RATE_POINTS_FILE = CFG_DIR / "rate_points.toml"
 
 # Settings recorded in the container that must match for `--resume` to continue a file.
 RESUME_KEYS: tuple[str, ...] = ("arch", "preset", "lmbda", "iterations", "seed", "loss", "start")
@@ -55,16 +54,6 @@ CSV_COLUMNS: tuple[str, ...] = (
 
 class ResumeError(VcodecError):
     """An interrupted encode cannot be continued with the options given (different settings or input)."""
-
-
-def load_rate_points(path: Path = RATE_POINTS_FILE) -> dict[str, float]:
-    """Named rate points (`r1`..) and their lambdas, from cfg/rate_points.toml."""
-    with path.open("rb") as handle:
-        table = tomllib.load(handle).get("lambda", {})
-    points = {str(name): float(value) for name, value in table.items()}
-    if not points or any(value <= 0 for value in points.values()):
-        raise VcodecError(f"{path}: [lambda] must map rate-point names to positive numbers")
-    return points
 
 
 def resolve_lambda(lmbda: float | None, rate: str | None) -> tuple[float, str | None]:
@@ -706,7 +695,6 @@ __all__ = [
     "decode_sequence",
     "describe_container",
     "encode_sequence",
-    "load_rate_points",
     "open_container",
     "parse_frame_range",
     "resolve_lambda",

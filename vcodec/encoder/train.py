@@ -1,4 +1,7 @@
-"""Overfitting one frame: Adam on D + lambda * R, uniform noise first, then epsilon-STE rounding."""
+"""Overfitting one frame: Adam on D + lambda * R, uniform noise first, then epsilon-STE rounding.
+
+The STE phase scores the model with true rounding at every step; the best-scoring state is the one kept.
+"""
 
 from __future__ import annotations
 
@@ -63,6 +66,7 @@ def train(model: FrameModel, target: Target, lmbda: float, cfg: EncoderConfig,
     latents = list(model.latents.parameters())
     network = [p for name, p in model.named_parameters() if not name.startswith("latents.")]
     done = 0
+    best: tuple[float, dict[str, torch.Tensor]] | None = None  # lowest rounded RD cost seen, and its state
     for quantizer, iterations, network_lr, latent_lr, schedule in phases:
         optimizer = torch.optim.Adam([{"params": network, "lr": network_lr, "base_lr": network_lr},
                                       {"params": latents, "lr": latent_lr, "base_lr": latent_lr}])
@@ -70,6 +74,8 @@ def train(model: FrameModel, target: Target, lmbda: float, cfg: EncoderConfig,
             for group in optimizer.param_groups:
                 group["lr"] = _learning_rate(group["base_lr"], schedule, iteration, iterations)
             loss, mse, bpp = rd_loss(model, target, lmbda, cfg.loss, quantizer)
+            if quantizer == "ste" and (best is None or float(loss) < best[0]):
+                best = (float(loss), {k: v.detach().clone() for k, v in model.state_dict().items()})
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
@@ -77,3 +83,10 @@ def train(model: FrameModel, target: Target, lmbda: float, cfg: EncoderConfig,
             if progress is not None and (done % PROGRESS_EVERY == 0 or done == preset.iterations):
                 psnr = -10.0 * math.log10(max(float(mse), 1e-12))
                 progress(TrainProgress(done, preset.iterations, float(loss.detach()), psnr, float(bpp)))
+    if best is not None:
+        # With true rounding the loss is the cost of the model as it will be coded: keep the best state,
+        # the one after the last step included.
+        with torch.no_grad():
+            final, _, _ = rd_loss(model, target, lmbda, cfg.loss, "round")
+        if best[0] < float(final):
+            model.load_state_dict(best[1])

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import vcodec
+from vcodec.config import load_rate_points
 from vcodec.eval.codecs import Codec, measured_frame
 from vcodec.eval.errors import EvalError
 from vcodec.eval.results import PointResult
@@ -23,7 +24,8 @@ from vcodec.eval.sequences import Sequence
 if TYPE_CHECKING:
     from vcodec.config import EncoderConfig
 
-DEFAULT_LAMBDAS: tuple[float, ...] = (0.0004, 0.001, 0.004, 0.01)
+# The named rate points of cfg/rate_points.toml, highest rate first: one set of lambdas for encode and eval.
+DEFAULT_LAMBDAS: tuple[float, ...] = tuple(sorted(load_rate_points().values()))
 # What an encode's bytes depend on: the codec's code and its presets (not the CLI, io or eval code).
 _CODEC_SOURCES: tuple[str, ...] = ("model", "encoder", "entropy", "bitstream", "decoder.py", "config.py", "types.py")
 
