@@ -14,6 +14,7 @@ import argparse
 import json
 import os
 import platform
+import statistics
 import sys
 import time
 
@@ -32,14 +33,18 @@ from vcodec.model.frame_model import FrameModel, macs_per_pixel
 from vcodec.samples import sample_frames  # noqa: E402
 
 LAMBDAS = (0.0001, 0.0004, 0.001, 0.004)
+SKIPPABLE = {"throughput", "chroma", "hd-decode"}
 
 
 def log(message: str) -> None:
     print(message, file=sys.stderr, flush=True)
 
 
-def training_throughput(arch: str, width: int, height: int, iterations: int) -> float:
-    """Pixel-iterations per second of the training step (forward, backward, Adam) on a real photo."""
+def training_throughput(arch: str, width: int, height: int, iterations: int, threads: int) -> float:
+    """Pixel-iterations per second of the training step (forward, backward, Adam) on a real photo,
+    with `threads` torch threads: the median of 5 timed blocks (shared machines drift)."""
+    previous = torch.get_num_threads()
+    torch.set_num_threads(threads)
     frame = sample_frames(width, height, 1, 8, "astronaut")[0]
     torch.manual_seed(0)
     model = FrameModel(load_arch(arch), height, width)
@@ -54,10 +59,14 @@ def training_throughput(arch: str, width: int, height: int, iterations: int) -> 
 
     for _ in range(5):
         step()
-    start = time.perf_counter()
-    for _ in range(iterations):
-        step()
-    return width * height * iterations / (time.perf_counter() - start)
+    rates = []
+    for _ in range(5):
+        start = time.perf_counter()
+        for _ in range(max(1, iterations // 5)):
+            step()
+        rates.append(width * height * max(1, iterations // 5) / (time.perf_counter() - start))
+    torch.set_num_threads(previous)
+    return statistics.median(rates)
 
 
 def decode_seconds(data: bytes, repeats: int = 3) -> float:
@@ -105,19 +114,26 @@ def main() -> None:
                         help="training iterations of the 1920x1080 frame whose decode is timed")
     parser.add_argument("--chroma-preset", default="fast", help="preset of the nearest-vs-mean comparison")
     parser.add_argument("--json", help="also write every figure to this JSON file")
+    parser.add_argument("--skip", default="", help="comma-separated parts not to run: throughput, chroma, "
+                        "hd-decode (to run the long preset rows on their own)")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     presets = [p for p in args.presets.split(",") if p]
+    skip = {part for part in args.skip.split(",") if part}
+    if skip - SKIPPABLE:
+        parser.error(f"--skip takes {', '.join(sorted(SKIPPABLE))}")
     lambdas = [float(x) for x in args.lambdas.split(",")]
     frame = sample_frames(416, 240, 1, 8, args.photo)[0]
     report: dict = {"machine": f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores",
                     "threads": args.threads, "torch": torch.__version__}
 
     report["mac_per_pixel"] = {arch: macs_per_pixel(load_arch(arch)) for arch in ("main", "light")}
-    log("training throughput ...")
-    rate = training_throughput(args.arch, 416, 240, args.throughput_iterations)
-    report["training_pixel_iterations_per_second"] = rate
-    report["training_pixel_iterations_per_second_per_core"] = rate / args.threads
+    if "throughput" not in skip:
+        log("training throughput, 1 thread and all threads ...")
+        report["training_pixel_iterations_per_second_1_thread"] = training_throughput(
+            args.arch, 416, 240, args.throughput_iterations, 1)
+        report["training_pixel_iterations_per_second"] = training_throughput(
+            args.arch, 416, 240, args.throughput_iterations, args.threads)
 
     points = []
     for preset in presets:
@@ -126,54 +142,70 @@ def main() -> None:
             points.append(rd_point(frame, lmbda, preset, args.arch))
     report["decode_seconds_416x240"] = decode_seconds(points[0]["data"]) if points else None
 
-    log("chroma downscale: nearest vs mean ...")
-    chroma = {mode: [rd_point(frame, lmbda, args.chroma_preset, args.arch, chroma_downscale=mode)
-                     for lmbda in lambdas] for mode in ("mean", "nearest")}
-    report["chroma_bd_rate_nearest_vs_mean"] = bd_rate(chroma["mean"], chroma["nearest"])
+    if "chroma" not in skip:
+        log("chroma downscale: nearest vs mean ...")
+        default_mode = load_arch(args.arch).chroma_downscale
+        chroma: dict[str, list[dict]] = {}
+        for mode in ("mean", "nearest"):
+            if mode == default_mode and args.chroma_preset in presets:
+                chroma[mode] = [p for p in points if p["preset"] == args.chroma_preset]  # encoded above
+            else:
+                chroma[mode] = [rd_point(frame, lmbda, args.chroma_preset, args.arch, chroma_downscale=mode)
+                                for lmbda in lambdas]
+        report["chroma_bd_rate_nearest_vs_mean"] = bd_rate(chroma["mean"], chroma["nearest"])
+        report["chroma_points"] = {mode: strip(rows) for mode, rows in chroma.items()}
 
-    log(f"encode 1920x1080 ({args.hd_iterations} iterations) for the decode timing ...")
-    hd = sample_frames(1920, 1080, 1, 8, args.photo)[0]
-    hd_encoded = encode_frame_report(hd, 0.001, load_config(args.arch, "fast", iterations=args.hd_iterations,
-                                                            learning_rate=0.02))
-    report["decode_seconds_1920x1080"] = decode_seconds(hd_encoded.data, repeats=2)
-    report["hd_frame"] = {"bytes": len(hd_encoded.data), "coded_grids": read_frame_info(hd_encoded.data).coded_grids,
-                          "psnr_yuv": hd_encoded.psnr.yuv, "encode_seconds": hd_encoded.seconds}
-
-    def strip(rows: list[dict]) -> list[dict]:
-        return [{k: v for k, v in row.items() if k != "data"} for row in rows]
+    if "hd-decode" not in skip:
+        log(f"encode 1920x1080 ({args.hd_iterations} iterations) for the decode timing ...")
+        hd = sample_frames(1920, 1080, 1, 8, args.photo)[0]
+        hd_encoded = encode_frame_report(hd, 0.001, load_config(args.arch, "fast", iterations=args.hd_iterations,
+                                                                learning_rate=0.02))
+        report["decode_seconds_1920x1080"] = decode_seconds(hd_encoded.data, repeats=2)
+        report["hd_frame"] = {"bytes": len(hd_encoded.data),
+                              "coded_grids": read_frame_info(hd_encoded.data).coded_grids,
+                              "psnr_yuv": hd_encoded.psnr.yuv, "encode_seconds": hd_encoded.seconds}
 
     report["rd_points"] = strip(points)
-    report["chroma_points"] = {mode: strip(rows) for mode, rows in chroma.items()}
     print(render(report))
     if args.json:
         with open(args.json, "w") as handle:
             json.dump(report, handle, indent=2)
 
 
+def strip(rows: list[dict]) -> list[dict]:
+    """The rows without their bitstreams (for the report and JSON)."""
+    return [{k: v for k, v in row.items() if k != "data"} for row in rows]
+
+
 def render(report: dict) -> str:
+    """The report as markdown; parts left out with --skip are left out here too."""
     lines = [f"# vcodec codec benchmark ({report['machine']}, torch {report['torch']}, {report['threads']} threads)", ""]
     lines.append("| arch | MAC/pixel (1080p) | ARM | upsampling | synthesis |")
     lines.append("|---|---|---|---|---|")
     for arch, m in report["mac_per_pixel"].items():
         lines.append(f"| {arch} | {m['total']:.0f} | {m['arm']:.0f} | {m['upsampling']:.0f} | {m['synthesis']:.0f} |")
-    rate = report["training_pixel_iterations_per_second"]
-    lines += ["", f"Training throughput (main, 416x240): {rate / 1e6:.3f} M pixel-iterations/s "
-                  f"= {report['training_pixel_iterations_per_second_per_core'] / 1e6:.3f} M per core", ""]
-    lines.append("| preset | lambda | bpp | param share | PSNR-Y | PSNR-U | PSNR-V | PSNR-YUV | encode s |")
+    if "training_pixel_iterations_per_second" in report:
+        one, every = report["training_pixel_iterations_per_second_1_thread"], report["training_pixel_iterations_per_second"]
+        lines += ["", f"Training throughput (main, 416x240, median of 5 blocks): 1 thread (one core) "
+                      f"{one / 1e6:.3f} M pixel-iterations/s; {report['threads']} threads {every / 1e6:.3f} M "
+                      f"= {every / report['threads'] / 1e6:.3f} M per core"]
+    lines += ["", "| preset | lambda | bpp | param share | PSNR-Y | PSNR-U | PSNR-V | PSNR-YUV | encode s |"]
     lines.append("|---|---|---|---|---|---|---|---|---|")
     for p in report["rd_points"]:
         lines.append(f"| {p['preset']} | {p['lmbda']} | {p['bpp']:.4f} | {100 * p['param_share']:.1f} % | "
                      f"{p['psnr_y']:.2f} | {p['psnr_u']:.2f} | {p['psnr_v']:.2f} | {p['psnr_yuv']:.2f} | "
                      f"{p['encode_seconds']:.1f} |")
-    lines += ["", "Chroma downscale (" + "; ".join(
-        f"{mode}: " + ", ".join(f"{p['bpp']:.3f} bpp/{p['psnr_yuv']:.2f} dB" for p in rows)
-        for mode, rows in report["chroma_points"].items()) + ")"]
-    bd = report["chroma_bd_rate_nearest_vs_mean"]
-    lines.append(f"BD-rate (PSNR-YUV) of nearest vs mean: {'n/a' if bd is None else f'{bd:+.2f} %'}")
-    d416, d1080 = report["decode_seconds_416x240"], report["decode_seconds_1920x1080"]
-    lines += ["", f"Decode 416x240: {'n/a' if d416 is None else f'{d416:.3f} s'}; "
-                  f"decode 1920x1080: {d1080:.3f} s ({report['hd_frame']['coded_grids']} coded grids, "
-                  f"{report['hd_frame']['bytes']} bytes)"]
+    if "chroma_points" in report:
+        lines += ["", "Chroma downscale (" + "; ".join(
+            f"{mode}: " + ", ".join(f"{p['bpp']:.3f} bpp/{p['psnr_yuv']:.2f} dB" for p in rows)
+            for mode, rows in report["chroma_points"].items()) + ")"]
+        bd = report["chroma_bd_rate_nearest_vs_mean"]
+        lines.append(f"BD-rate (PSNR-YUV) of nearest vs mean: {'n/a' if bd is None else f'{bd:+.2f} %'}")
+    d416 = report["decode_seconds_416x240"]
+    lines += ["", f"Decode 416x240: {'n/a' if d416 is None else f'{d416:.3f} s'}"]
+    if "decode_seconds_1920x1080" in report:
+        lines[-1] += (f"; decode 1920x1080: {report['decode_seconds_1920x1080']:.3f} s "
+                      f"({report['hd_frame']['coded_grids']} coded grids, {report['hd_frame']['bytes']} bytes)")
     return "\n".join(lines)
 
 

@@ -74,8 +74,8 @@ def train(model: FrameModel, target: Target, lmbda: float, cfg: EncoderConfig,
             for group in optimizer.param_groups:
                 group["lr"] = _learning_rate(group["base_lr"], schedule, iteration, iterations)
             loss, mse, bpp = rd_loss(model, target, lmbda, cfg.loss, quantizer)
-            if quantizer == "ste" and (best is None or float(loss) < best[0]):
-                best = (float(loss), {k: v.detach().clone() for k, v in model.state_dict().items()})
+            if quantizer == "ste" and (best is None or float(loss.detach()) < best[0]):
+                best = (float(loss.detach()), {k: v.detach().clone() for k, v in model.state_dict().items()})
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
