@@ -21,7 +21,7 @@ from vcodec.entropy.latent_coder import Canvas
 from vcodec.entropy.param_coder import flat_parameters, integer_arm, load_flat_parameters, quantize, dequantize
 from vcodec.entropy.tables import SCALE_TABLE
 from vcodec.model.arm import Arm
-from vcodec.model.frame_model import FrameModel, macs_per_pixel
+from vcodec.model.frame_model import FrameModel, macs_per_pixel, soft_round
 from vcodec.model.latents import context_offsets, grid_sizes
 from vcodec.model.upsampling import Upsampling
 from vcodec.types import SUPPORTED_BITDEPTHS, BitstreamError, Frame
@@ -177,3 +177,13 @@ def test_parameter_quantisation_costs_almost_no_quality(frame_8bit: Frame) -> No
     before = psnr()
     quantize_parameters(model, target, 0.0001, cfg.preset.quantization_patience)
     assert psnr() > before - 0.1
+
+
+def test_soft_round_goes_from_identity_to_rounding() -> None:
+    x = torch.linspace(-3.0, 3.0, 601, dtype=torch.float64)
+    integers = torch.arange(-3, 4, dtype=torch.float64)
+    assert torch.allclose(soft_round(integers, 0.3), integers)  # fixed points at the integers
+    assert torch.all(torch.diff(soft_round(x, 0.3)) > 0)  # strictly increasing: gradients everywhere
+    assert torch.allclose(soft_round(x, 100.0), x, atol=1e-4)  # hot: the identity
+    away_from_half = (x - x.floor() - 0.5).abs() > 0.1
+    assert torch.allclose(soft_round(x, 0.01)[away_from_half], torch.round(x)[away_from_half], atol=1e-6)  # cold

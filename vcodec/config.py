@@ -22,6 +22,7 @@ CHROMA_DOWNSCALES: tuple[str, ...] = ("nearest", "mean")
 SCHEDULES: tuple[str, ...] = ("constant", "cosine")
 LOSSES: tuple[str, ...] = ("mse", "l1", "logcosh", "logcosh+ssim", "l1+ssim")
 DEVICES: tuple[str, ...] = ("cpu", "cuda")
+NOISE_QUANTIZERS: tuple[str, ...] = ("noise", "softround")
 
 
 class ConfigError(VcodecError):
@@ -69,6 +70,8 @@ class PresetConfig:
     latent_learning_rate: float = 0.1
     schedule: str = "cosine"
     ste_learning_rate: float = 1e-4
+    noise_quantizer: str = "softround"  # first phase: "softround" (annealed temperature) or "noise" (uniform)
+    softround_temperature: tuple[float, float] = (0.3, 0.1)  # start, end of the first phase
     quantization_patience: int = 2  # finer parameter steps tried after the best so far stops improving
 
     def __post_init__(self) -> None:
@@ -78,6 +81,9 @@ class PresetConfig:
         _require(0.0 < self.latent_learning_rate < 1.0, "latent_learning_rate must be within (0, 1)")
         _require(0.0 < self.ste_learning_rate < 1.0, "ste_learning_rate must be within (0, 1)")
         _require(self.schedule in SCHEDULES, f"schedule must be one of {SCHEDULES}")
+        _require(self.noise_quantizer in NOISE_QUANTIZERS, f"noise_quantizer must be one of {NOISE_QUANTIZERS}")
+        _require(len(self.softround_temperature) == 2 and all(0.01 <= t <= 10.0 for t in self.softround_temperature),
+                 "softround_temperature must be two numbers (start, end) within [0.01, 10]")
         _require(1 <= self.quantization_patience <= 16, "quantization_patience must be 1..16")
 
 

@@ -40,10 +40,10 @@ class Target:
         return self.luma.shape[-1] * self.luma.shape[-2]
 
 
-def rd_loss(model: FrameModel, target: Target, lmbda: float, loss: str, quantizer: str
-            ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """(D + lambda * bpp, 6:1:1 MSE, bpp)."""
-    luma, chroma, bits = model(quantizer, STE_EPSILON)
+def rd_loss(model: FrameModel, target: Target, lmbda: float, loss: str, quantizer: str,
+            temperature: float = 0.3) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """(D + lambda * bpp, 6:1:1 MSE, bpp); `temperature` of the softround quantizer."""
+    luma, chroma, bits = model(quantizer, STE_EPSILON, temperature)
     bpp = bits / target.pixels
     dist = distortion(loss, luma, chroma, target.luma, target.chroma)
     mse = dist.detach() if loss == "mse" else mse_yuv(luma, chroma, target.luma, target.chroma).detach()
@@ -61,7 +61,8 @@ def train(model: FrameModel, target: Target, lmbda: float, cfg: EncoderConfig,
     preset = cfg.preset
     ste_iterations = round(preset.iterations * preset.ste_fraction)
     noise_iterations = preset.iterations - ste_iterations
-    phases = [("noise", noise_iterations, preset.learning_rate, preset.latent_learning_rate, preset.schedule),
+    phases = [(preset.noise_quantizer, noise_iterations, preset.learning_rate, preset.latent_learning_rate,
+               preset.schedule),
               ("ste", ste_iterations, preset.ste_learning_rate, preset.ste_learning_rate, "constant")]
     latents = list(model.latents.parameters())
     network = [p for name, p in model.named_parameters() if not name.startswith("latents.")]
@@ -73,7 +74,9 @@ def train(model: FrameModel, target: Target, lmbda: float, cfg: EncoderConfig,
         for iteration in range(iterations):
             for group in optimizer.param_groups:
                 group["lr"] = _learning_rate(group["base_lr"], schedule, iteration, iterations)
-            loss, mse, bpp = rd_loss(model, target, lmbda, cfg.loss, quantizer)
+            start_t, end_t = preset.softround_temperature
+            temperature = start_t + (end_t - start_t) * iteration / max(1, iterations - 1)
+            loss, mse, bpp = rd_loss(model, target, lmbda, cfg.loss, quantizer, temperature)
             if quantizer == "ste" and (best is None or float(loss.detach()) < best[0]):
                 best = (float(loss.detach()), {k: v.detach().clone() for k, v in model.state_dict().items()})
             optimizer.zero_grad(set_to_none=True)

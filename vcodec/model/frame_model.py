@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import torch
 from torch import nn
@@ -14,7 +16,7 @@ from vcodec.model.synthesis import Synthesis, to_420
 from vcodec.model.upsampling import Upsampling
 from vcodec.types import Frame
 
-QUANTIZERS: tuple[str, ...] = ("noise", "ste", "round")
+QUANTIZERS: tuple[str, ...] = ("noise", "softround", "ste", "round")
 
 
 class RoundWithEpsilonGradient(torch.autograd.Function):
@@ -30,6 +32,13 @@ class RoundWithEpsilonGradient(torch.autograd.Function):
         return grad * ctx.epsilon, None
 
 
+def soft_round(x: torch.Tensor, temperature: float) -> torch.Tensor:
+    """A differentiable rounding (Agustsson & Theis 2020, used by C3 / Cool-chic 3): tends to round(x) as
+    the temperature goes to 0 and to x as it grows."""
+    floor = torch.floor(x)
+    return floor + 0.5 + torch.tanh((x - floor - 0.5) / temperature) / (2.0 * math.tanh(0.5 / temperature))
+
+
 class FrameModel(nn.Module):
     def __init__(self, arch: ArchConfig, height: int, width: int) -> None:
         super().__init__()
@@ -43,13 +52,18 @@ class FrameModel(nn.Module):
         self.upsampling = Upsampling(arch.upsampling_kernel)
         self.synthesis = Synthesis(arch.latent_levels, arch.synthesis_hidden, arch.synthesis_residual)
 
-    def quantized_latents(self, quantizer: str, ste_epsilon: float = 0.01) -> list[torch.Tensor]:
-        """Noise: additive uniform noise in [-1/2, 1/2); ste: rounding with epsilon gradient; round: exact."""
+    def quantized_latents(self, quantizer: str, ste_epsilon: float = 0.01, temperature: float = 0.3
+                          ) -> list[torch.Tensor]:
+        """Noise: additive uniform noise in [-1/2, 1/2); softround: soft_round(soft_round(y) + noise) at the
+        temperature; ste: rounding with epsilon gradient; round: exact."""
         grids = []
         for latent in self.latents:
             latent = latent.clamp(LATENT_MIN, LATENT_MAX)
             if quantizer == "noise":
                 grids.append(latent + torch.rand_like(latent) - 0.5)
+            elif quantizer == "softround":
+                noisy = soft_round(latent, temperature) + torch.rand_like(latent) - 0.5
+                grids.append(soft_round(noisy, temperature))
             elif quantizer == "ste":
                 grids.append(RoundWithEpsilonGradient.apply(latent, ste_epsilon))
             else:
@@ -61,9 +75,10 @@ class FrameModel(nn.Module):
         planes = self.synthesis(self.upsampling(grids))
         return to_420(planes, self.arch.chroma_downscale)
 
-    def forward(self, quantizer: str, ste_epsilon: float = 0.01) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    def forward(self, quantizer: str, ste_epsilon: float = 0.01, temperature: float = 0.3
+                ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """Reconstruction and the total rate of the latents in bits under the (float) ARM."""
-        grids = self.quantized_latents(quantizer, ste_epsilon)
+        grids = self.quantized_latents(quantizer, ste_epsilon, temperature)
         mean, log2_scale = self.arm(grids)
         values = torch.cat([grid.flatten() for grid in grids])
         bits = laplace_bits(values, mean, log2_scale).sum()
