@@ -199,8 +199,11 @@ def test_resume_after_sigkill(work: Path) -> None:
 def test_ctrl_c_keeps_finished_frames(work: Path) -> None:
     args = ["encode", "Astro_64x48_30.yuv", "-o", "stopped.vcc", "--lmbda", "0.001", "--preset", "fast",
             "--iterations", "100", "--threads", "1", "--jobs", "2"]  # fmt: skip
-    # Ctrl-C in a terminal signals the whole process group: the encoder and its workers.
-    process = subprocess.Popen([*VCODEC, *args], cwd=work, stderr=subprocess.PIPE, start_new_session=True)
+    # Ctrl-C in a terminal signals the whole process group: the encoder and its workers. A shell starts
+    # background commands with SIGINT ignored, and Python keeps an inherited SIG_IGN: restore the default
+    # so the test does not depend on how the suite itself was started.
+    process = subprocess.Popen([*VCODEC, *args], cwd=work, stderr=subprocess.PIPE, start_new_session=True,
+                               preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     wait_for_frames(work / "stopped.vcc.partial", 1, process)
     os.killpg(process.pid, signal.SIGINT)
     _, stderr = process.communicate(timeout=60)
