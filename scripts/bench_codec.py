@@ -30,7 +30,7 @@ from vcodec.encoder.encode import make_target
 from vcodec.encoder.train import rd_loss
 from vcodec.metrics import frame_psnr
 from vcodec.model.frame_model import FrameModel, macs_per_pixel
-from vcodec.samples import sample_frames  # noqa: E402
+from vcodec.samples import sample_frames
 
 LAMBDAS = (0.0001, 0.0004, 0.001, 0.004)
 SKIPPABLE = {"throughput", "chroma", "hd-decode"}
@@ -59,13 +59,16 @@ def training_throughput(arch: str, width: int, height: int, iterations: int, thr
 
     for _ in range(5):
         step()
+    block = max(1, iterations // 5)
     rates = []
-    for _ in range(5):
-        start = time.perf_counter()
-        for _ in range(max(1, iterations // 5)):
-            step()
-        rates.append(width * height * max(1, iterations // 5) / (time.perf_counter() - start))
-    torch.set_num_threads(previous)
+    try:
+        for _ in range(5):
+            start = time.perf_counter()
+            for _ in range(block):
+                step()
+            rates.append(width * height * block / (time.perf_counter() - start))
+    finally:
+        torch.set_num_threads(previous)
     return statistics.median(rates)
 
 

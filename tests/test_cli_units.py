@@ -6,9 +6,8 @@ import pytest
 
 from vcodec.bitstream.container import BitstreamError
 from vcodec.cli import ERROR_CODES, ExitCode, Interrupted, exit_code_for
-from vcodec.config import ConfigError
+from vcodec.config import ConfigError, load_rate_points
 from vcodec.io import InputError, OptionError, OutputExistsError
-from vcodec.config import load_rate_points
 from vcodec.sequence import ResumeError, parse_frame_range, resolve_lambda, threads_per_job
 from vcodec.types import VcodecError
 

@@ -72,7 +72,7 @@ class PresetConfig:
     ste_learning_rate: float = 1e-4
     noise_quantizer: str = "softround"  # first phase: "softround" (annealed temperature) or "noise" (uniform)
     softround_temperature: tuple[float, float] = (0.3, 0.1)  # start, end of the first phase
-    quantization_patience: int = 2  # finer parameter steps tried after the best so far stops improving
+    quantization_patience: int = 2  # coarser parameter steps tried after the best so far stops improving
 
     def __post_init__(self) -> None:
         _require(1 <= self.iterations <= 1_000_000, f"iterations must be 1..1000000, got {self.iterations}")

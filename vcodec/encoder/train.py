@@ -1,4 +1,5 @@
-"""Overfitting one frame: Adam on D + lambda * R, uniform noise first, then epsilon-STE rounding.
+"""Overfitting one frame: Adam on D + lambda * R, soft rounding with noise (or plain noise) first, then
+epsilon-STE rounding.
 
 The STE phase scores the model with true rounding at every step; the best-scoring state is the one kept.
 """
@@ -67,6 +68,7 @@ def train(model: FrameModel, target: Target, lmbda: float, cfg: EncoderConfig,
     latents = list(model.latents.parameters())
     network = [p for name, p in model.named_parameters() if not name.startswith("latents.")]
     done = 0
+    start_temperature, end_temperature = preset.softround_temperature
     best: tuple[float, dict[str, torch.Tensor]] | None = None  # lowest rounded RD cost seen, and its state
     for quantizer, iterations, network_lr, latent_lr, schedule in phases:
         optimizer = torch.optim.Adam([{"params": network, "lr": network_lr, "base_lr": network_lr},
@@ -74,11 +76,13 @@ def train(model: FrameModel, target: Target, lmbda: float, cfg: EncoderConfig,
         for iteration in range(iterations):
             for group in optimizer.param_groups:
                 group["lr"] = _learning_rate(group["base_lr"], schedule, iteration, iterations)
-            start_t, end_t = preset.softround_temperature
-            temperature = start_t + (end_t - start_t) * iteration / max(1, iterations - 1)
+            progress_in_phase = iteration / max(1, iterations - 1)
+            temperature = start_temperature + (end_temperature - start_temperature) * progress_in_phase
             loss, mse, bpp = rd_loss(model, target, lmbda, cfg.loss, quantizer, temperature)
-            if quantizer == "ste" and (best is None or float(loss.detach()) < best[0]):
-                best = (float(loss.detach()), {k: v.detach().clone() for k, v in model.state_dict().items()})
+            if quantizer == "ste":  # (reading the loss waits for the device: only where it is needed)
+                score = float(loss.detach())
+                if best is None or score < best[0]:
+                    best = (score, {k: v.detach().clone() for k, v in model.state_dict().items()})
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
