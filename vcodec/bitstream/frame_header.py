@@ -16,7 +16,7 @@ from vcodec.entropy.constants import PARAM_SCALE_INDEX_MAX, PARAM_STEP_EXP_MAX, 
 from vcodec.bitstream.bits import BitReader, BitWriter
 from vcodec.types import SUPPORTED_BITDEPTHS, BitstreamError
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
 
 # Stored as indices into these tuples: never reorder them (tests freeze them), only append.
 ARCH_NAMES: tuple[str, ...] = ("custom", "main", "light")

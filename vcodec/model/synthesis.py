@@ -1,6 +1,9 @@
 """Synthesis: 1x1 layers on the upsampled latents, then 3x3 residual convolutions on the 3 output planes.
 
 The output is Y, U, V at luma resolution in [0, 1]; the 4:2:0 chroma is a 2x2 downscale of U and V.
+The residual blocks are pre-activated, x + conv(relu(x)): the ReLU acts only on the branch, never on the
+planes themselves. (With relu(x + conv(x)) a plane driven below zero early in training is cut to zero and
+gets no gradient: on a cat photo U died this way and stayed near 30 dB at every rate.)
 """
 
 from __future__ import annotations
@@ -40,9 +43,8 @@ class Synthesis(nn.Module):
         x = self._pointwise(x)
         x = x.reshape(1, OUTPUT_PLANES, height, width)
         for index, conv in enumerate(self.residual):
-            x = x + conv(F.pad(x, (1, 1, 1, 1), mode="replicate"))
-            if index < len(self.residual) - 1:
-                x = torch.relu(x) if torch.is_grad_enabled() else x.relu_()
+            branch = x if index == 0 else torch.relu(x)
+            x = x + conv(F.pad(branch, (1, 1, 1, 1), mode="replicate"))
         return x
 
     def macs_per_pixel(self) -> int:
