@@ -13,6 +13,7 @@ from dataclasses import dataclass
 import torch
 
 from vcodec.config import EncoderConfig
+from vcodec.encoder.allocator import retain_freed_memory
 from vcodec.encoder.losses import distortion, mse_yuv
 from vcodec.model.frame_model import FrameModel
 
@@ -59,6 +60,7 @@ def _learning_rate(base: float, schedule: str, iteration: int, iterations: int) 
 
 def train(model: FrameModel, target: Target, lmbda: float, cfg: EncoderConfig,
           progress: Callable[[TrainProgress], None] | None = None) -> None:
+    retain_freed_memory()
     preset = cfg.preset
     ste_iterations = round(preset.iterations * preset.ste_fraction)
     noise_iterations = preset.iterations - ste_iterations

@@ -33,7 +33,7 @@ class Synthesis(nn.Module):
         for index, layer in enumerate(self.pointwise):
             x = torch.addmm(layer.bias[:, None], layer.weight, x)
             if index < last:
-                x = torch.relu(x) if torch.is_grad_enabled() else x.relu_()
+                x = x.relu_()  # in place: addmm's backward does not need its output
         return x
 
     def forward(self, upsampled: torch.Tensor) -> torch.Tensor:
