@@ -122,6 +122,20 @@ def test_upsampling_starts_as_bicubic_interpolation() -> None:
     assert torch.allclose(up[0, 0, 4, 5:19:2], ramp[0, 0, 2, 2:9] + 0.5)  # linear ramps stay linear
 
 
+def test_upsampling_applies_the_kernel_to_each_channel_alike() -> None:
+    """The depthwise channels-last path equals the plain transposed convolution of each channel alone."""
+    torch.manual_seed(0)
+    upsampling = Upsampling()
+    with torch.no_grad():
+        upsampling.kernel.add_(0.05 * torch.randn_like(upsampling.kernel))
+        x = torch.randn(1, 3, 9, 13)
+        up = upsampling.upsample2x(x, 17, 26)
+        for channel in range(3):
+            padded = torch.nn.functional.pad(x[:, channel : channel + 1], (2, 2, 2, 2), mode="replicate")
+            alone = torch.nn.functional.conv_transpose2d(padded, upsampling.kernel, stride=2)[:, :, 7:24, 7:33]
+            assert torch.allclose(up[:, channel : channel + 1], alone, atol=1e-5)
+
+
 def test_mac_budgets() -> None:
     assert macs_per_pixel(load_arch("main"))["total"] <= 2300
     assert macs_per_pixel(load_arch("light"))["total"] <= 800
