@@ -194,7 +194,7 @@ def render(report: dict) -> str:
     if "training_pixel_iterations_per_second" in report:
         one, every = report["training_pixel_iterations_per_second_1_thread"], report["training_pixel_iterations_per_second"]
         lines += ["", f"Training throughput (main, 416x240, the default preset's first-phase step, median of 5 blocks): 1 thread (one core) "
-                      f"{one / 1e6:.3f} M pixel-iterations/s; {report['threads']} threads {every / 1e6:.3f} M "
+                      f"{one / 1e6:.3f} M pixel-iterations/s; {report['threads']} thread(s) {every / 1e6:.3f} M "
                       f"= {every / report['threads'] / 1e6:.3f} M per core"]
     lines += ["", "| preset | lambda | bpp | param share | PSNR-Y | PSNR-U | PSNR-V | PSNR-YUV | encode s |"]
     lines.append("|---|---|---|---|---|---|---|---|---|")
