@@ -46,7 +46,8 @@ def training_throughput(arch: str, width: int, height: int, iterations: int, thr
     with `threads` torch threads: the median of 5 timed blocks (shared machines drift). The step is
     the first phase of the default preset (its quantizer), with the allocator set up as train() does."""
     retain_freed_memory()
-    quantizer = load_config(arch).preset.noise_quantizer
+    preset = load_config(arch).preset
+    quantizer, temperature = preset.noise_quantizer, preset.softround_temperature[0]
     previous = torch.get_num_threads()
     torch.set_num_threads(threads)
     frame = sample_frames(width, height, 1, 8, "astronaut")[0]
@@ -56,7 +57,7 @@ def training_throughput(arch: str, width: int, height: int, iterations: int, thr
     optimizer = torch.optim.Adam(model.parameters(), lr=0.01)
 
     def step() -> None:
-        loss, _, _ = rd_loss(model, target, 0.001, "mse", quantizer)
+        loss, _, _ = rd_loss(model, target, 0.001, "mse", quantizer, temperature)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()

@@ -15,7 +15,7 @@ import torch
 from vcodec.config import EncoderConfig
 from vcodec.encoder.allocator import retain_freed_memory
 from vcodec.encoder.losses import distortion, mse_yuv
-from vcodec.model.frame_model import FrameModel
+from vcodec.model.frame_model import SOFTROUND_TEMPERATURE, FrameModel
 
 STE_EPSILON = 0.01
 PROGRESS_EVERY = 25
@@ -43,7 +43,7 @@ class Target:
 
 
 def rd_loss(model: FrameModel, target: Target, lmbda: float, loss: str, quantizer: str,
-            temperature: float = 0.3) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+            temperature: float = SOFTROUND_TEMPERATURE) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """(D + lambda * bpp, 6:1:1 MSE, bpp); `temperature` of the softround quantizer."""
     luma, chroma, bits = model(quantizer, STE_EPSILON, temperature)
     bpp = bits / target.pixels

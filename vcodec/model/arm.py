@@ -22,7 +22,6 @@ class Arm(nn.Module):
 
     def __init__(self, context: int, hidden: tuple[int, ...]) -> None:
         super().__init__()
-        self.context_size = context
         self.radius = context_radius(context)
         widths = [context, *hidden]
         self.layers = nn.ModuleList(nn.Linear(a, b) for a, b in zip(widths[:-1], widths[1:]))
@@ -58,7 +57,7 @@ class Arm(nn.Module):
         height, width = grid.shape[-2:]
         padded = F.pad(grid, (r, r, r, 0))[0, 0]
         shifted = [padded[r + dy : r + dy + height, r + dx : r + dx + width] for dy, dx in self.offsets]
-        return torch.stack(shifted).view(self.context_size, height * width)
+        return torch.stack(shifted).view(len(self.offsets), height * width)
 
     def macs_per_position(self) -> int:
         macs = sum(layer.in_features * layer.out_features for layer in self.layers)

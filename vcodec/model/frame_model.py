@@ -17,6 +17,7 @@ from vcodec.model.upsampling import Upsampling
 from vcodec.types import Frame
 
 QUANTIZERS: tuple[str, ...] = ("noise", "softround", "ste", "round")
+SOFTROUND_TEMPERATURE = 0.3  # where no schedule gives one (training anneals the preset's own)
 
 
 class RoundWithEpsilonGradient(torch.autograd.Function):
@@ -52,7 +53,7 @@ class FrameModel(nn.Module):
         self.upsampling = Upsampling(arch.upsampling_kernel)
         self.synthesis = Synthesis(arch.latent_levels, arch.synthesis_hidden, arch.synthesis_residual)
 
-    def quantized_latents(self, quantizer: str, ste_epsilon: float = 0.01, temperature: float = 0.3
+    def quantized_latents(self, quantizer: str, ste_epsilon: float = 0.01, temperature: float = SOFTROUND_TEMPERATURE
                           ) -> list[torch.Tensor]:
         """Noise: additive uniform noise in [-1/2, 1/2); softround: soft_round(soft_round(y) + noise) at the
         temperature; ste: rounding with epsilon gradient; round: exact."""
@@ -75,7 +76,7 @@ class FrameModel(nn.Module):
         planes = self.synthesis(self.upsampling(grids))
         return to_420(planes, self.arch.chroma_downscale)
 
-    def forward(self, quantizer: str, ste_epsilon: float = 0.01, temperature: float = 0.3
+    def forward(self, quantizer: str, ste_epsilon: float = 0.01, temperature: float = SOFTROUND_TEMPERATURE
                 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """Reconstruction and the total rate of the latents in bits under the (float) ARM."""
         grids = self.quantized_latents(quantizer, ste_epsilon, temperature)
