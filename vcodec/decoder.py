@@ -77,7 +77,8 @@ def decode_frame(data: bytes) -> Frame:
     arch = header.arch
     arm = Arm(arch.arm_context, arch.arm_hidden)
     upsampling = Upsampling(arch.upsampling_kernel)
-    synthesis = Synthesis(arch.latent_levels, arch.synthesis_hidden, arch.synthesis_residual)
+    synthesis = Synthesis(arch.latent_levels, arch.synthesis_hidden, arch.synthesis_residual,
+                          preactivated=header.preactivated_residual)
     modules = {"arm": arm, "upsampling": upsampling, "synthesis": synthesis}
     param_end = offset + header.param_stream_bytes
     counts = [parameter_count(modules[name], kind) for name, kind in PARAM_GROUPS]

@@ -17,6 +17,9 @@ from vcodec.bitstream.bits import BitReader, BitWriter
 from vcodec.types import SUPPORTED_BITDEPTHS, BitstreamError
 
 FORMAT_VERSION = 2
+# Every version that ever reached main is still read; the decoder dispatches on `FrameHeader.version`
+# (docs/bitstream.md, "Decoder semantics by version"). tests/golden holds files of each one.
+READABLE_VERSIONS: tuple[int, ...] = (1, 2)
 
 # Stored as indices into these tuples: never reorder them (tests freeze them), only append.
 ARCH_NAMES: tuple[str, ...] = ("custom", "main", "light")
@@ -67,6 +70,12 @@ class FrameHeader:
     scale_indices: tuple[int, ...]     # per parameter group
     param_stream_bytes: int
     latent_stream_bytes: int
+    version: int = FORMAT_VERSION
+
+    @property
+    def preactivated_residual(self) -> bool:
+        """Version 2 on: synthesis residual blocks are x + conv(relu(x)); version 1: relu(x + conv(x))."""
+        return self.version >= 2
 
 
 def _write(writer: BitWriter, field: Field, value: int) -> None:
@@ -120,8 +129,9 @@ def parse_header(data: bytes) -> tuple[FrameHeader, int]:
     """Header and the offset of the parameter stream. Validates everything before any allocation."""
     if len(data) < 1:
         raise BitstreamError("frame bitstream is empty")
-    if data[0] != FORMAT_VERSION:
-        raise BitstreamError(f"unsupported frame bitstream version {data[0]} (this vcodec reads {FORMAT_VERSION})")
+    if data[0] not in READABLE_VERSIONS:
+        raise BitstreamError(f"unsupported frame bitstream version {data[0]} "
+                             f"(this vcodec reads {', '.join(map(str, READABLE_VERSIONS))})")
     reader = BitReader(data[1:])
     values = {field.name: _read(reader, field) for field in FIXED_FIELDS}
     arm_hidden = tuple(_read(reader, ARM_WIDTH) for _ in range(values["arm_layers"]))
@@ -153,6 +163,7 @@ def parse_header(data: bytes) -> tuple[FrameHeader, int]:
         scale_indices=tuple(scale_indices),
         param_stream_bytes=4 * values["param_stream_words"],
         latent_stream_bytes=4 * values["latent_stream_words"],
+        version=data[0],
     )
     if 4 * values["half_width"] * values["half_height"] > MAX_PIXELS:
         raise BitstreamError(f"frame size {2 * values['half_width']}x{2 * values['half_height']} exceeds 8K UHD")

@@ -16,8 +16,9 @@ OUTPUT_PLANES = 3
 
 
 class Synthesis(nn.Module):
-    def __init__(self, in_channels: int, hidden: tuple[int, ...], residual: int) -> None:
+    def __init__(self, in_channels: int, hidden: tuple[int, ...], residual: int, preactivated: bool = True) -> None:
         super().__init__()
+        self.preactivated = preactivated  # False only to decode format version 1: relu(x + conv(x))
         widths = [in_channels, *hidden, OUTPUT_PLANES]
         self.pointwise = nn.ModuleList(nn.Linear(a, b) for a, b in zip(widths[:-1], widths[1:]))
         self.residual = nn.ModuleList(nn.Conv2d(OUTPUT_PLANES, OUTPUT_PLANES, 3) for _ in range(residual))
@@ -42,11 +43,14 @@ class Synthesis(nn.Module):
         x = upsampled.reshape(channels, height * width)
         x = self._pointwise(x)
         x = x.reshape(1, OUTPUT_PLANES, height, width)
+        last = len(self.residual) - 1
         for index, conv in enumerate(self.residual):
-            branch = x if index == 0 else torch.relu(x)
+            branch = x if index == 0 or not self.preactivated else torch.relu(x)
             # Channels-last: 4x faster forward + backward on one core than the 3-channel NCHW path.
             padded = F.pad(branch, (1, 1, 1, 1), mode="replicate").contiguous(memory_format=torch.channels_last)
             x = x + conv(padded)
+            if not self.preactivated and index < last:
+                x = torch.relu(x)
         return x
 
     def macs_per_pixel(self) -> int:

@@ -1,0 +1,90 @@
+#!/usr/bin/env python3
+"""Write the golden files of the current frame format version under tests/golden/v<N>/.
+
+Golden files pin what a stored file means: tests decode each of them and compare the sha256 of the
+decoded YUV with the one recorded here. They are written once per format version, never rewritten:
+
+    VCODEC_REGENERATE_GOLDEN=1 .venv/bin/python scripts/make_golden.py
+
+refuses unless VCODEC_REGENERATE_GOLDEN=1 is set, and refuses a version whose folder already exists
+(a change to what the decoder computes needs a new format version, hence a new folder).
+--python runs another checkout's vcodec (e.g. an old commit in a git worktree) to write its version.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+GOLDEN_DIR = Path(__file__).resolve().parent.parent / "tests" / "golden"
+
+# name: (arch, bitdepth, frames, photo); 96x64 frames keep each file to a few KB.
+CASES: dict[str, tuple[str, int, int, str]] = {
+    "main_8bit_1f": ("main", 8, 1, "astronaut"),
+    "main_10bit_2f": ("main", 10, 2, "coffee"),
+    "light_8bit_2f": ("light", 8, 2, "chelsea"),
+    "light_10bit_1f": ("light", 10, 1, "rocket"),
+}
+SIZE = "96x64"
+ITERATIONS = 120
+
+
+def _run(python: str, cwd: Path, *args: str) -> None:
+    subprocess.run([python, "-m", "vcodec", *args], cwd=cwd, check=True)
+
+
+def _frame_version(vcc: Path) -> int:
+    """Byte 0 of the first frame payload: read with the container reader of this checkout."""
+    from vcodec.bitstream.container import ContainerReader
+
+    with ContainerReader(vcc) as reader:
+        return reader.read_frame(0)[0]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--python", default=sys.executable, help="interpreter of the vcodec that encodes")
+    parser.add_argument("--source", type=Path, default=Path.cwd(), help="checkout whose vcodec encodes")
+    args = parser.parse_args()
+    if os.environ.get("VCODEC_REGENERATE_GOLDEN") != "1":
+        sys.exit("refusing: golden files are written once per format version (set VCODEC_REGENERATE_GOLDEN=1)")
+    manifest: dict[str, dict[str, object]] = {}
+    version = None
+    with tempfile.TemporaryDirectory() as scratch:
+        work = Path(scratch)
+        for name, (arch, bitdepth, frames, photo) in CASES.items():
+            clip = work / f"{name}_{SIZE}.{'yuv'}"
+            vcc, decoded = work / f"{name}.vcc", work / f"{name}.yuv"
+            pix_fmt = "yuv420p" if bitdepth == 8 else "yuv420p10le"
+            _run(args.python, args.source, "sample", "-o", str(clip), "--size", SIZE, "--frames", str(frames),
+                 "--bitdepth", str(bitdepth), "--photo", photo, "-y")
+            _run(args.python, args.source, "encode", str(clip), "--size", SIZE, "--pix-fmt", pix_fmt, "-o", str(vcc),
+                 "--preset", "fast", "--arch", arch, "--iterations", str(ITERATIONS), "--rate", "r2", "-q", "-y")
+            _run(args.python, args.source, "decode", str(vcc), "-o", str(decoded), "-y")
+            file_version = _frame_version(vcc)
+            if version not in (None, file_version):
+                sys.exit(f"cases were written with different frame versions ({version}, {file_version})")
+            version = file_version
+            manifest[name] = {
+                "arch": arch, "bitdepth": bitdepth, "frames": frames, "size": SIZE,
+                "decoded_sha256": hashlib.sha256(decoded.read_bytes()).hexdigest(),
+            }
+        target = GOLDEN_DIR / f"v{version}"
+        if target.exists():
+            sys.exit(f"refusing: {target} exists; golden files of a version are never rewritten")
+        target.mkdir(parents=True)
+        for name in CASES:
+            shutil.copyfile(work / f"{name}.vcc", target / f"{name}.vcc")
+        (target / "manifest.json").write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n")
+    print(f"wrote {len(CASES)} golden files of frame format version {version} to {target}")
+
+
+if __name__ == "__main__":
+    main()

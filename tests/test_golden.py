@@ -1,0 +1,121 @@
+"""Golden files: every frame format version that reached main keeps decoding to the same picture.
+
+tests/golden/v<N>/ holds small .vcc files written by the encoder of version N and the sha256 of their
+decoded YUV (scripts/make_golden.py, once per version). The header layouts below are written out as
+data here, not read from the code under test, so a change to the parser cannot change what the test
+expects.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+
+import pytest
+import torch
+
+from vcodec.bitstream.container import ContainerReader
+from vcodec.bitstream.frame_header import FORMAT_VERSION
+from vcodec.decoder import decode_frame
+from vcodec.io.formats import frame_to_bytes
+
+GOLDEN_DIR = Path(__file__).parent / "golden"
+VERSIONS = sorted(int(p.name[1:]) for p in GOLDEN_DIR.glob("v*") if p.is_dir())
+
+# Frozen frame-header layouts: (field, bits) in stored order, after the version byte. Lists follow the
+# fixed part: arm widths (7 bits each), synthesis widths (7 bits each), one coded flag per latent grid,
+# then (step_exp 5 bits, scale_index 8 bits) per parameter group (3 modules x weight, bias).
+HEADER_V1_V2: tuple[tuple[str, int], ...] = (
+    ("half_width", 13), ("half_height", 13), ("bitdepth_index", 2), ("arch_name_index", 3),
+    ("latent_levels", 4), ("arm_context_index", 2), ("arm_layers", 3), ("synthesis_layers", 3),
+    ("synthesis_residual", 3), ("chroma_downscale_index", 1), ("param_stream_words", 20),
+    ("latent_stream_words", 28),
+)
+FROZEN_HEADERS: dict[int, tuple[tuple[str, int], ...]] = {1: HEADER_V1_V2, 2: HEADER_V1_V2}
+FROZEN_LISTS: dict[int, dict[str, int]] = {
+    1: {"arm_width": 7, "synthesis_width": 7, "coded_flag": 1, "step_exp": 5, "scale_index": 8, "groups": 6},
+    2: {"arm_width": 7, "synthesis_width": 7, "coded_flag": 1, "step_exp": 5, "scale_index": 8, "groups": 6},
+}
+ARCHS = {"main": (24, (24, 24), (40,), 2), "light": (12, (12, 12), (12,), 1)}  # context, arm, synthesis, residual
+
+
+def _cases() -> list[tuple[int, str]]:
+    return [(version, name) for version in VERSIONS
+            for name in json.loads((GOLDEN_DIR / f"v{version}" / "manifest.json").read_text())]
+
+
+def _manifest(version: int) -> dict[str, dict]:
+    return json.loads((GOLDEN_DIR / f"v{version}" / "manifest.json").read_text())
+
+
+def _frames(version: int, name: str) -> list[bytes]:
+    with ContainerReader(GOLDEN_DIR / f"v{version}" / f"{name}.vcc") as reader:
+        return [reader.read_frame(entry.number) for entry in reader.entries]
+
+
+def test_current_version_has_golden_files() -> None:
+    """A new frame format version must come with its golden files (and old ones must stay)."""
+    assert FORMAT_VERSION in VERSIONS
+    assert VERSIONS == list(range(1, FORMAT_VERSION + 1))
+    for version in VERSIONS:
+        assert len(_manifest(version)) >= 4
+
+
+@pytest.mark.parametrize("threads", [1, 2])
+@pytest.mark.parametrize(("version", "name"), _cases())
+def test_golden_file_decodes_exactly(version: int, name: str, threads: int) -> None:
+    expected = _manifest(version)[name]
+    previous = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        frames = [decode_frame(data) for data in _frames(version, name)]
+    finally:
+        torch.set_num_threads(previous)
+    assert len(frames) == expected["frames"]
+    digest = hashlib.sha256(b"".join(frame_to_bytes(frame) for frame in frames)).hexdigest()
+    assert digest == expected["decoded_sha256"]
+
+
+def _read_bits(data: bytes, position: int, bits: int) -> tuple[int, int]:
+    """An independent MSB-first reader: value and the next bit position."""
+    value = 0
+    for offset in range(position, position + bits):
+        value = (value << 1) | ((data[offset // 8] >> (7 - offset % 8)) & 1)
+    return value, position + bits
+
+
+@pytest.mark.parametrize(("version", "name"), _cases())
+def test_golden_header_follows_frozen_layout(version: int, name: str) -> None:
+    """Parse each golden frame header with the frozen layout and check what the manifest knows."""
+    expected = _manifest(version)[name]
+    width, height = (int(v) for v in expected["size"].split("x"))
+    context, arm_hidden, synthesis_hidden, residual = ARCHS[expected["arch"]]
+    lists = FROZEN_LISTS[version]
+    for data in _frames(version, name):
+        assert data[0] == version
+        body, position, fields = data[1:], 0, {}
+        for field, bits in FROZEN_HEADERS[version]:
+            fields[field], position = _read_bits(body, position, bits)
+        assert (2 * fields["half_width"], 2 * fields["half_height"]) == (width, height)
+        assert fields["bitdepth_index"] == (0 if expected["bitdepth"] == 8 else 1)
+        assert fields["arch_name_index"] == {"main": 1, "light": 2}[expected["arch"]]
+        assert fields["arm_context_index"] == {12: 0, 24: 1}[context]
+        assert fields["arm_layers"] == len(arm_hidden)
+        assert fields["synthesis_layers"] == len(synthesis_hidden)
+        assert fields["synthesis_residual"] == residual
+        widths = []
+        for _ in range(fields["arm_layers"]):
+            value, position = _read_bits(body, position, lists["arm_width"])
+            widths.append(value)
+        assert tuple(widths) == arm_hidden
+        widths = []
+        for _ in range(fields["synthesis_layers"]):
+            value, position = _read_bits(body, position, lists["synthesis_width"])
+            widths.append(value)
+        assert tuple(widths) == synthesis_hidden
+        position += fields["latent_levels"] * lists["coded_flag"]
+        position += lists["groups"] * (lists["step_exp"] + lists["scale_index"])
+        header_bytes = 1 + (position + 7) // 8 + 2  # version byte, fields, CRC-16
+        streams = 4 * (fields["param_stream_words"] + fields["latent_stream_words"])
+        assert header_bytes + streams == len(data)
