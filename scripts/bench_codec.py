@@ -28,7 +28,7 @@ from vcodec.decoder import decode_frame, read_frame_info
 from vcodec.encoder import encode_frame_report
 from vcodec.encoder.allocator import retain_freed_memory
 from vcodec.encoder.encode import make_target
-from vcodec.encoder.train import rd_loss
+from vcodec.encoder.train import QuantizerSetting, rd_loss
 from vcodec.metrics import frame_psnr
 from vcodec.model.frame_model import FrameModel, macs_per_pixel
 from vcodec.samples import sample_frames
@@ -47,7 +47,8 @@ def training_throughput(arch: str, width: int, height: int, iterations: int, thr
     the first phase of the default preset (its quantizer), with the allocator set up as train() does."""
     retain_freed_memory()
     preset = load_config(arch).preset
-    quantizer, temperature = preset.noise_quantizer, preset.softround_temperature[0]
+    setting = QuantizerSetting(preset.noise_quantizer, preset.softround_temperature[0], preset.noise,
+                               preset.noise_parameter[0])
     previous = torch.get_num_threads()
     torch.set_num_threads(threads)
     frame = sample_frames(width, height, 1, 8, "astronaut")[0]
@@ -57,7 +58,7 @@ def training_throughput(arch: str, width: int, height: int, iterations: int, thr
     optimizer = torch.optim.Adam(model.parameters(), lr=0.01)
 
     def step() -> None:
-        loss, _, _ = rd_loss(model, target, 0.001, "mse", quantizer, temperature)
+        loss, _, _ = rd_loss(model, target, 0.001, "mse", setting)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()

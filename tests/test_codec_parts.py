@@ -17,14 +17,15 @@ from vcodec.encoder.allocator import retain_freed_memory
 from vcodec.encoder.encode import fit, make_target
 from vcodec.encoder.losses import mse_yuv
 from vcodec.encoder.quantize import quantize_parameters
-from vcodec.encoder.train import rd_loss
+from vcodec.encoder.train import QuantizerSetting, rd_loss
 from vcodec.entropy.constants import LOG2_SCALE_FRAC_BITS, LOG2_SCALE_MIN, MEAN_FRAC_BITS
 from vcodec.entropy.fixed_point import IntegerArm
 from vcodec.entropy.latent_coder import Canvas
 from vcodec.entropy.param_coder import flat_parameters, integer_arm, load_flat_parameters, quantize, dequantize
 from vcodec.entropy.tables import SCALE_TABLE
 from vcodec.model.arm import Arm
-from vcodec.model.frame_model import FrameModel, macs_per_pixel, soft_round
+from vcodec.encoder.quantizers import soft_round
+from vcodec.model.frame_model import FrameModel, macs_per_pixel
 from vcodec.model.latents import context_offsets, grid_sizes
 from vcodec.model.synthesis import Synthesis
 from vcodec.model.upsampling import Upsampling
@@ -173,7 +174,7 @@ def test_every_loss_trains(loss: str, frame_8bit: Frame) -> None:
     optimizer = torch.optim.Adam(model.parameters(), lr=0.01)
     values = []
     for _ in range(15):
-        value, _, _ = rd_loss(model, target, 0.001, loss, "noise")
+        value, _, _ = rd_loss(model, target, 0.001, loss, QuantizerSetting("noise"))
         optimizer.zero_grad()
         value.backward()
         optimizer.step()
@@ -189,7 +190,7 @@ def test_parameter_quantisation_costs_almost_no_quality(frame_8bit: Frame) -> No
 
     def psnr() -> float:
         with torch.no_grad():
-            luma, chroma, _ = model("round")
+            luma, chroma, _ = model(model.rounded_grids())
         return -10.0 * math.log10(float(mse_yuv(luma, chroma, target.luma, target.chroma)))
 
     before = psnr()

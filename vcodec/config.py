@@ -23,6 +23,7 @@ SCHEDULES: tuple[str, ...] = ("constant", "cosine")
 LOSSES: tuple[str, ...] = ("mse", "l1", "logcosh", "logcosh+ssim", "l1+ssim")
 DEVICES: tuple[str, ...] = ("cpu", "cuda")
 NOISE_QUANTIZERS: tuple[str, ...] = ("noise", "softround")
+NOISES: tuple[str, ...] = ("uniform", "gaussian", "kumaraswamy")
 
 
 class ConfigError(VcodecError):
@@ -72,6 +73,15 @@ class PresetConfig:
     ste_learning_rate: float = 1e-4
     noise_quantizer: str = "softround"  # first phase: "softround" (annealed temperature) or "noise" (uniform)
     softround_temperature: tuple[float, float] = (0.3, 0.1)  # start, end of the first phase
+    noise: str = "uniform"  # noise of the first phase's quantizer: uniform, gaussian (sigma) or kumaraswamy (a)
+    noise_parameter: tuple[float, float] = (1.0, 1.0)  # start, end of the first phase (unused by uniform)
+    latent_gain: float = 0.0  # > 0: latents are gain * parameter and train at the network's learning rate
+    gradient_clip: float = 0.0  # > 0: clip the global gradient norm to this
+    learning_rate_floor: float = 0.0  # the cosine schedule ends here instead of 0
+    validate_every: int = 0  # > 0: score the rounded model every N first-phase iterations, keep the best
+    warmup_candidates: int = 1  # > 1: models from this many initialisations compete before the main phase
+    warmup_iterations: int = 0  # iterations of each warm-up round (the best half-ish go on to a second round)
+    warmup_survivors: int = 2  # candidates that get a second warm-up round
     quantization_patience: int = 2  # coarser parameter steps tried after the best so far stops improving
 
     def __post_init__(self) -> None:
@@ -85,6 +95,19 @@ class PresetConfig:
         _require(len(self.softround_temperature) == 2 and all(0.01 <= t <= 10.0 for t in self.softround_temperature),
                  "softround_temperature must be two numbers (start, end) within [0.01, 10]")
         _require(1 <= self.quantization_patience <= 16, "quantization_patience must be 1..16")
+        _require(self.noise in NOISES, f"noise must be one of {NOISES}")
+        _require(len(self.noise_parameter) == 2 and all(0.0 < v <= 10.0 for v in self.noise_parameter),
+                 "noise_parameter must be two numbers (start, end) within (0, 10]")
+        _require(0.0 <= self.latent_gain <= 256.0, "latent_gain must be within [0, 256]")
+        _require(0.0 <= self.gradient_clip, "gradient_clip must be >= 0")
+        _require(0.0 <= self.learning_rate_floor < self.learning_rate, "learning_rate_floor must be in [0, learning_rate)")
+        _require(0 <= self.validate_every, "validate_every must be >= 0")
+        _require(1 <= self.warmup_candidates <= 16, "warmup_candidates must be 1..16")
+        _require(1 <= self.warmup_survivors <= self.warmup_candidates or self.warmup_candidates == 1,
+                 "warmup_survivors must be 1..warmup_candidates")
+        warmup = self.warmup_iterations * (self.warmup_candidates + self.warmup_survivors) if self.warmup_candidates > 1 else 0
+        _require(warmup + round(self.iterations * self.ste_fraction) < self.iterations,
+                 "the warm-up and the final phase leave no iterations for the main phase")
 
 
 @dataclass(frozen=True)

@@ -14,7 +14,6 @@ from vcodec.config import EncoderConfig, load_config
 from vcodec.decoder import decode_frame
 from vcodec.encoder.quantize import QuantizedParameters, quantize_parameters
 from vcodec.encoder.train import Target, TrainProgress, train
-from vcodec.entropy.constants import LATENT_MAX, LATENT_MIN
 from vcodec.entropy.latent_coder import Canvas, decode_latents, encode_latents, information_bits
 from vcodec.entropy.param_coder import encode_parameters, integer_arm
 from vcodec.metrics import FramePsnr, frame_psnr
@@ -64,14 +63,13 @@ def fit(frame: Frame, lmbda: float, cfg: EncoderConfig,
     if cfg.device == "cuda":
         torch.backends.cuda.matmul.allow_tf32 = False
         torch.backends.cudnn.allow_tf32 = False
-    model = FrameModel(cfg.arch, frame.height, frame.width).to(cfg.device)
+    model = FrameModel(cfg.arch, frame.height, frame.width, cfg.preset.latent_gain or 1.0).to(cfg.device)
     train(model, make_target(frame, cfg.device), lmbda, cfg, progress)
     return model.cpu(), make_target(frame, "cpu")
 
 
 def rounded_latents(model: FrameModel) -> list[np.ndarray]:
-    return [torch.round(latent.detach().clamp(LATENT_MIN, LATENT_MAX))[0, 0].numpy().astype(np.int32)
-            for latent in model.latents]
+    return [grid[0, 0].numpy().astype(np.int32) for grid in model.rounded_grids()]
 
 
 def write_bitstream(frame: Frame, model: FrameModel, params: QuantizedParameters) -> tuple[bytes, dict[str, float]]:

@@ -38,7 +38,7 @@ def parameter_bits(integers: np.ndarray, scale_index: int) -> int:
 
 @torch.no_grad()
 def _rd_cost(model: FrameModel, target: Target, lmbda: float, extra_bits: float) -> float:
-    luma, chroma, bits = model("round")
+    luma, chroma, bits = model(model.rounded_grids())
     return float(mse_yuv(luma, chroma, target.luma, target.chroma)) + lmbda * (float(bits) + extra_bits) / target.pixels
 
 

@@ -1,7 +1,9 @@
-"""Overfitting one frame: Adam on D + lambda * R, soft rounding with noise (or plain noise) first, then
-epsilon-STE rounding.
+"""Overfitting one frame: Adam on D + lambda * R in three phases.
 
-The STE phase scores the model with true rounding at every step; the best-scoring state is the one kept.
+1. Warm-up (optional): several initialisations train briefly; the best by rounded RD cost goes on.
+2. Main phase: soft rounding with annealed temperature and noise (C3 / Cool-chic), cosine learning rate,
+   optionally scored with true rounding every `validate_every` iterations, the best state kept.
+3. Final phase: epsilon-STE with true rounding in the forward pass, scored every step, the best kept.
 """
 
 from __future__ import annotations
@@ -12,13 +14,15 @@ from dataclasses import dataclass
 
 import torch
 
-from vcodec.config import EncoderConfig
+from vcodec.config import EncoderConfig, PresetConfig
 from vcodec.encoder.allocator import retain_freed_memory
 from vcodec.encoder.losses import distortion, mse_yuv
-from vcodec.model.frame_model import SOFTROUND_TEMPERATURE, FrameModel
+from vcodec.encoder.quantizers import quantize
+from vcodec.model.frame_model import FrameModel
 
 STE_EPSILON = 0.01
 PROGRESS_EVERY = 25
+DEFAULT_TEMPERATURE = 0.3  # of the softround quantizer where no schedule gives one
 
 
 @dataclass(frozen=True)
@@ -42,60 +46,155 @@ class Target:
         return self.luma.shape[-1] * self.luma.shape[-2]
 
 
-def rd_loss(model: FrameModel, target: Target, lmbda: float, loss: str, quantizer: str,
-            temperature: float = SOFTROUND_TEMPERATURE) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """(D + lambda * bpp, 6:1:1 MSE, bpp); `temperature` of the softround quantizer."""
-    luma, chroma, bits = model(quantizer, STE_EPSILON, temperature)
+@dataclass(frozen=True)
+class QuantizerSetting:
+    """How the latents are quantised at one iteration."""
+
+    quantizer: str = "round"
+    temperature: float = DEFAULT_TEMPERATURE
+    noise: str = "uniform"
+    noise_parameter: float = 1.0
+
+
+ROUND = QuantizerSetting()
+
+
+def rd_loss(model: FrameModel, target: Target, lmbda: float, loss: str,
+            setting: QuantizerSetting = ROUND) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """(D + lambda * bpp, 6:1:1 MSE, bpp) with the latents quantised as `setting` says."""
+    grids = [quantize(latent, setting.quantizer, setting.temperature, setting.noise, setting.noise_parameter,
+                      STE_EPSILON) for latent in model.scaled_latents()]
+    luma, chroma, bits = model(grids)
     bpp = bits / target.pixels
     dist = distortion(loss, luma, chroma, target.luma, target.chroma)
     mse = dist.detach() if loss == "mse" else mse_yuv(luma, chroma, target.luma, target.chroma).detach()
     return dist + lmbda * bpp, mse, bpp.detach()
 
 
-def _learning_rate(base: float, schedule: str, iteration: int, iterations: int) -> float:
-    if schedule == "constant" or iterations <= 1:
+@torch.no_grad()
+def rounded_cost(model: FrameModel, target: Target, lmbda: float, loss: str) -> float:
+    """The RD cost of the model as it will be coded (true rounding), parameters as they are."""
+    return float(rd_loss(model, target, lmbda, loss)[0])
+
+
+def _interpolate(bounds: tuple[float, float], fraction: float) -> float:
+    return bounds[0] + (bounds[1] - bounds[0]) * fraction
+
+
+def _cosine(base: float, floor: float, iteration: int, iterations: int) -> float:
+    if iterations <= 1:
         return base
-    return base * 0.5 * (1.0 + math.cos(math.pi * iteration / iterations))
+    return floor + (base - floor) * 0.5 * (1.0 + math.cos(math.pi * iteration / iterations))
+
+
+def _state(model: FrameModel) -> dict[str, torch.Tensor]:
+    return {k: v.detach().clone() for k, v in model.state_dict().items()}
+
+
+def _optimizer(model: FrameModel, network_lr: float, latent_lr: float) -> torch.optim.Adam:
+    latents = list(model.latents.parameters())
+    network = [p for name, p in model.named_parameters() if not name.startswith("latents.")]
+    return torch.optim.Adam([{"params": network, "lr": network_lr, "base_lr": network_lr},
+                             {"params": latents, "lr": latent_lr, "base_lr": latent_lr}])
+
+
+@dataclass
+class _Counter:
+    """Iterations done across phases and candidates, for progress reports against the preset's budget."""
+
+    total: int
+    progress: Callable[[TrainProgress], None] | None
+    done: int = 0
+
+    def step(self, loss: torch.Tensor, mse: torch.Tensor, bpp: torch.Tensor) -> None:
+        self.done += 1
+        if self.progress is not None and (self.done % PROGRESS_EVERY == 0 or self.done == self.total):
+            psnr = -10.0 * math.log10(max(float(mse), 1e-12))
+            self.progress(TrainProgress(min(self.done, self.total), self.total, float(loss.detach()), psnr,
+                                        float(bpp)))
+
+
+def _run_phase(model: FrameModel, target: Target, lmbda: float, cfg: EncoderConfig, counter: _Counter,
+               iterations: int, quantizer: str, network_lr: float, latent_lr: float, cosine: bool,
+               validate_every: int) -> None:
+    """Train for `iterations` steps; with validate_every > 0, score true rounding that often (and at the end)
+    and leave the model in the best state scored."""
+    preset = cfg.preset
+    optimizer = _optimizer(model, network_lr, latent_lr)
+    parameters = [p for group in optimizer.param_groups for p in group["params"]]
+    best: tuple[float, dict[str, torch.Tensor]] | None = None
+    for iteration in range(iterations):
+        if cosine:
+            for group in optimizer.param_groups:
+                floor = preset.learning_rate_floor * group["base_lr"] / preset.learning_rate
+                group["lr"] = _cosine(group["base_lr"], floor, iteration, iterations)
+        fraction = iteration / max(1, iterations - 1)
+        setting = QuantizerSetting(quantizer, _interpolate(preset.softround_temperature, fraction),
+                                   preset.noise, _interpolate(preset.noise_parameter, fraction))
+        loss, mse, bpp = rd_loss(model, target, lmbda, cfg.loss, setting)
+        if quantizer == "ste":  # the forward pass is the coded model: its loss is the score
+            score = float(loss.detach())
+            if best is None or score < best[0]:
+                best = (score, _state(model))
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        if preset.gradient_clip > 0:
+            torch.nn.utils.clip_grad_norm_(parameters, preset.gradient_clip)
+        optimizer.step()
+        counter.step(loss, mse, bpp)
+        if validate_every and quantizer != "ste" and ((iteration + 1) % validate_every == 0):
+            score = rounded_cost(model, target, lmbda, cfg.loss)
+            if best is None or score < best[0]:
+                best = (score, _state(model))
+    if best is not None and (quantizer == "ste" or validate_every):
+        if best[0] < rounded_cost(model, target, lmbda, cfg.loss):
+            model.load_state_dict(best[1])
+
+
+def _latent_lr(preset: PresetConfig, network_lr: float) -> float:
+    return network_lr if preset.latent_gain > 0 else preset.latent_learning_rate * network_lr / preset.learning_rate
+
+
+def warmup_iterations(preset: PresetConfig) -> int:
+    """Iterations the warm-up spends in all (its candidates' rounds)."""
+    if preset.warmup_candidates <= 1:
+        return 0
+    return preset.warmup_iterations * (preset.warmup_candidates + preset.warmup_survivors)
+
+
+def _warm_up(model: FrameModel, target: Target, lmbda: float, cfg: EncoderConfig, counter: _Counter) -> None:
+    """Candidates from different initialisations train `warmup_iterations` at the start temperature and a
+    constant learning rate; the survivors (lowest rounded RD cost) train as long again; the best one's
+    state is loaded into `model`."""
+    preset = cfg.preset
+    candidates = []
+    for index in range(preset.warmup_candidates):
+        torch.manual_seed(cfg.seed + 1000 * index)
+        candidate = FrameModel(model.arch, model.height, model.width, model.latent_gain).to(target.luma.device)
+        candidates.append(candidate)
+    lr = preset.learning_rate
+    for round_candidates in (candidates, None):
+        if round_candidates is None:
+            scored = sorted(candidates, key=lambda c: rounded_cost(c, target, lmbda, cfg.loss))
+            round_candidates = candidates = scored[: preset.warmup_survivors]
+        for candidate in round_candidates:
+            _run_phase(candidate, target, lmbda, cfg, counter, preset.warmup_iterations, preset.noise_quantizer,
+                       lr, _latent_lr(preset, lr), cosine=False, validate_every=0)
+    best = min(candidates, key=lambda c: rounded_cost(c, target, lmbda, cfg.loss))
+    model.load_state_dict(best.state_dict())
 
 
 def train(model: FrameModel, target: Target, lmbda: float, cfg: EncoderConfig,
           progress: Callable[[TrainProgress], None] | None = None) -> None:
     retain_freed_memory()
     preset = cfg.preset
+    counter = _Counter(preset.iterations, progress)
     ste_iterations = round(preset.iterations * preset.ste_fraction)
-    noise_iterations = preset.iterations - ste_iterations
-    phases = [(preset.noise_quantizer, noise_iterations, preset.learning_rate, preset.latent_learning_rate,
-               preset.schedule),
-              ("ste", ste_iterations, preset.ste_learning_rate, preset.ste_learning_rate, "constant")]
-    latents = list(model.latents.parameters())
-    network = [p for name, p in model.named_parameters() if not name.startswith("latents.")]
-    done = 0
-    start_temperature, end_temperature = preset.softround_temperature
-    best: tuple[float, dict[str, torch.Tensor]] | None = None  # lowest rounded RD cost seen, and its state
-    for quantizer, iterations, network_lr, latent_lr, schedule in phases:
-        optimizer = torch.optim.Adam([{"params": network, "lr": network_lr, "base_lr": network_lr},
-                                      {"params": latents, "lr": latent_lr, "base_lr": latent_lr}])
-        for iteration in range(iterations):
-            for group in optimizer.param_groups:
-                group["lr"] = _learning_rate(group["base_lr"], schedule, iteration, iterations)
-            progress_in_phase = iteration / max(1, iterations - 1)
-            temperature = start_temperature + (end_temperature - start_temperature) * progress_in_phase
-            loss, mse, bpp = rd_loss(model, target, lmbda, cfg.loss, quantizer, temperature)
-            if quantizer == "ste":  # (reading the loss waits for the device: only where it is needed)
-                score = float(loss.detach())
-                if best is None or score < best[0]:
-                    best = (score, {k: v.detach().clone() for k, v in model.state_dict().items()})
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
-            done += 1
-            if progress is not None and (done % PROGRESS_EVERY == 0 or done == preset.iterations):
-                psnr = -10.0 * math.log10(max(float(mse), 1e-12))
-                progress(TrainProgress(done, preset.iterations, float(loss.detach()), psnr, float(bpp)))
-    if best is not None:
-        # With true rounding the loss is the cost of the model as it will be coded: keep the best state,
-        # the one after the last step included.
-        with torch.no_grad():
-            final, _, _ = rd_loss(model, target, lmbda, cfg.loss, "round")
-        if best[0] < float(final):
-            model.load_state_dict(best[1])
+    if preset.warmup_candidates > 1:
+        _warm_up(model, target, lmbda, cfg, counter)
+    main_iterations = preset.iterations - ste_iterations - warmup_iterations(preset)
+    lr = preset.learning_rate
+    _run_phase(model, target, lmbda, cfg, counter, main_iterations, preset.noise_quantizer, lr,
+               _latent_lr(preset, lr), cosine=preset.schedule == "cosine", validate_every=preset.validate_every)
+    _run_phase(model, target, lmbda, cfg, counter, ste_iterations, "ste", preset.ste_learning_rate,
+               preset.ste_learning_rate, cosine=False, validate_every=0)

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import math
-
 import numpy as np
 import torch
 from torch import nn
@@ -16,33 +14,11 @@ from vcodec.model.synthesis import Synthesis, to_420
 from vcodec.model.upsampling import Upsampling
 from vcodec.types import Frame
 
-QUANTIZERS: tuple[str, ...] = ("noise", "softround", "ste", "round")
-SOFTROUND_TEMPERATURE = 0.3  # where no schedule gives one (training anneals the preset's own)
-
-
-class RoundWithEpsilonGradient(torch.autograd.Function):
-    """Forward: true rounding. Backward: the gradient scaled by epsilon (the paper's epsilon-STE)."""
-
-    @staticmethod
-    def forward(ctx: torch.autograd.function.FunctionCtx, x: torch.Tensor, epsilon: float) -> torch.Tensor:
-        ctx.epsilon = epsilon
-        return torch.round(x)
-
-    @staticmethod
-    def backward(ctx: torch.autograd.function.FunctionCtx, grad: torch.Tensor) -> tuple[torch.Tensor, None]:
-        return grad * ctx.epsilon, None
-
-
-def soft_round(x: torch.Tensor, temperature: float) -> torch.Tensor:
-    """A differentiable rounding (Agustsson & Theis 2020, used by C3 / Cool-chic 3): tends to round(x) as
-    the temperature goes to 0 and to x as it grows."""
-    floor = torch.floor(x)
-    return floor + 0.5 + torch.tanh((x - floor - 0.5) / temperature) / (2.0 * math.tanh(0.5 / temperature))
-
 
 class FrameModel(nn.Module):
-    def __init__(self, arch: ArchConfig, height: int, width: int) -> None:
+    def __init__(self, arch: ArchConfig, height: int, width: int, latent_gain: float = 1.0) -> None:
         super().__init__()
+        self.latent_gain = latent_gain
         self.arch = arch
         self.height = height
         self.width = width
@@ -53,33 +29,25 @@ class FrameModel(nn.Module):
         self.upsampling = Upsampling(arch.upsampling_kernel)
         self.synthesis = Synthesis(arch.latent_levels, arch.synthesis_hidden, arch.synthesis_residual)
 
-    def quantized_latents(self, quantizer: str, ste_epsilon: float = 0.01, temperature: float = SOFTROUND_TEMPERATURE
-                          ) -> list[torch.Tensor]:
-        """Noise: additive uniform noise in [-1/2, 1/2); softround: soft_round(soft_round(y) + noise) at the
-        temperature; ste: rounding with epsilon gradient; round: exact."""
-        grids = []
-        for latent in self.latents:
-            latent = latent.clamp(LATENT_MIN, LATENT_MAX)
-            if quantizer == "noise":
-                grids.append(latent + torch.rand_like(latent) - 0.5)
-            elif quantizer == "softround":
-                noisy = soft_round(latent, temperature) + torch.rand_like(latent) - 0.5
-                grids.append(soft_round(noisy, temperature))
-            elif quantizer == "ste":
-                grids.append(RoundWithEpsilonGradient.apply(latent, ste_epsilon))
-            else:
-                grids.append(torch.round(latent).detach())
-        return grids
+    def scaled_latents(self) -> list[torch.Tensor]:
+        """The latents as coded, before rounding: gain * stored value, clamped to the coded range.
+
+        The gain (an encoder choice, never stored) makes the latents move `gain` times faster than the
+        network under one learning rate (Cool-chic's encoder gain)."""
+        return [(latent * self.latent_gain).clamp(LATENT_MIN, LATENT_MAX) for latent in self.latents]
+
+    def rounded_grids(self) -> list[torch.Tensor]:
+        """The integer latents the bitstream codes (as float tensors, no gradient)."""
+        with torch.no_grad():
+            return [torch.round(latent) for latent in self.scaled_latents()]
 
     def decode_planes(self, grids: list[torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
         """Latent grids -> luma (1, 1, H, W) and 4:2:0 chroma (1, 2, H/2, W/2), normalised to [0, 1]."""
         planes = self.synthesis(self.upsampling(grids))
         return to_420(planes, self.arch.chroma_downscale)
 
-    def forward(self, quantizer: str, ste_epsilon: float = 0.01, temperature: float = SOFTROUND_TEMPERATURE
-                ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """Reconstruction and the total rate of the latents in bits under the (float) ARM."""
-        grids = self.quantized_latents(quantizer, ste_epsilon, temperature)
+    def forward(self, grids: list[torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Reconstruction from (quantised) latent grids, and their total rate in bits under the float ARM."""
         mean, log2_scale = self.arm(grids)
         values = torch.cat([grid.flatten() for grid in grids])
         bits = laplace_bits(values, mean, log2_scale).sum()
