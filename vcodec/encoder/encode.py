@@ -14,10 +14,10 @@ from vcodec.config import EncoderConfig, load_config
 from vcodec.decoder import decode_frame
 from vcodec.encoder.quantize import QuantizedParameters, quantize_parameters
 from vcodec.encoder.train import Target, TrainProgress, train
-from vcodec.entropy.latent_coder import Canvas, decode_latents, encode_latents, information_bits
+from vcodec.entropy.latent_coder import Canvas, encode_latents, information_bits
 from vcodec.entropy.param_coder import encode_parameters, integer_arm
 from vcodec.metrics import FramePsnr, frame_psnr
-from vcodec.model.frame_model import FrameModel, macs_per_pixel
+from vcodec.model.frame_model import FrameModel, macs_per_pixel, planes_to_frame
 from vcodec.types import Frame, VcodecError
 
 
@@ -73,15 +73,13 @@ def rounded_latents(model: FrameModel) -> list[np.ndarray]:
 
 
 def write_bitstream(frame: Frame, model: FrameModel, params: QuantizedParameters) -> tuple[bytes, dict[str, float]]:
-    """Range-code parameters and latents, check the latents decode back, and assemble the bytes."""
+    """Range-code parameters and latents and assemble the bytes (encode_frame_report checks they decode)."""
     arch = model.arch
     grids = rounded_latents(model)
     coded = [bool(np.any(grid)) for grid in grids]
     canvas = Canvas.build([g.shape for g in grids], coded, arch.arm_context)
     arm = integer_arm(model.arm, params.integers[0], params.integers[1], params.step_exps[0], params.step_exps[1])
     latent_stream, (means, scales) = encode_latents(grids, arm, canvas)
-    if any(not np.array_equal(a, b) for a, b in zip(decode_latents(latent_stream, arm, canvas), grids)):
-        raise RuntimeError("internal error: latents do not decode to what was coded")
     param_stream = encode_parameters(list(zip(params.integers, params.scale_indices)))
     header = pack_header(FrameHeader(
         width=frame.width, height=frame.height, bitdepth=frame.bitdepth, arch=arch,
@@ -96,9 +94,51 @@ def write_bitstream(frame: Frame, model: FrameModel, params: QuantizedParameters
     return header + param_stream + latent_stream, sizes
 
 
+# The decoder must reproduce the encoder's own model: at most this far from it on any sample (float
+# rounding at a .5 boundary may flip one LSB), and exact on at least this share of samples.
+MAX_DECODER_DEVIATION = 1
+MIN_EXACT_SHARE = 0.999
+
+
+class EncoderDecoderMismatch(RuntimeError):
+    """The bitstream would not decode to what the encoder trained for: an internal error, never bad input."""
+
+
+def model_reconstruction(model: FrameModel, bitdepth: int) -> Frame:
+    """What the encoder's own model produces: rounded latents, dequantised parameters, float modules."""
+    with torch.no_grad():
+        luma, chroma = model.decode_planes(model.rounded_grids())
+    return planes_to_frame(luma, chroma, bitdepth)
+
+
+def check_decoder_matches(expected: Frame, decoded: Frame) -> float:
+    """Raise EncoderDecoderMismatch unless the decoded frame is within MAX_DECODER_DEVIATION of the
+    encoder's model everywhere and exact on MIN_EXACT_SHARE of samples; returns the exact share."""
+    exact = total = 0
+    for name, a, b in zip("YUV", expected.planes(), decoded.planes()):
+        if a.shape != b.shape:
+            raise EncoderDecoderMismatch(f"decoder gives a {b.shape} {name} plane, the encoder {a.shape}")
+        difference = np.abs(a.astype(np.int32) - b.astype(np.int32))
+        worst = int(difference.max(initial=0))
+        if worst > MAX_DECODER_DEVIATION:
+            raise EncoderDecoderMismatch(f"decoded {name} plane is up to {worst} away from the encoder's model")
+        exact += int(np.count_nonzero(difference == 0))
+        total += difference.size
+    share = exact / max(total, 1)
+    if share < MIN_EXACT_SHARE:
+        raise EncoderDecoderMismatch(f"only {100 * share:.2f} % of decoded samples equal the encoder's model")
+    return share
+
+
 def encode_frame_report(frame: Frame, lmbda: float, cfg: EncoderConfig | None = None,
                         progress: Callable[[TrainProgress], None] | None = None) -> EncodedFrame:
     """Encode one frame and report its reconstruction (decoded from the bytes) and its bit budget."""
+    return encode_frame_and_model(frame, lmbda, cfg, progress)[0]
+
+
+def encode_frame_and_model(frame: Frame, lmbda: float, cfg: EncoderConfig | None = None,
+                           progress: Callable[[TrainProgress], None] | None = None) -> tuple[EncodedFrame, FrameModel]:
+    """encode_frame_report, and the quantised model the bitstream codes (for checks and analysis)."""
     cfg = cfg or load_config()
     if not 0.0 < lmbda < 1.0:
         raise VcodecError(f"lambda must be within (0, 1), got {lmbda}")
@@ -109,7 +149,8 @@ def encode_frame_report(frame: Frame, lmbda: float, cfg: EncoderConfig | None = 
     decode_start = time.perf_counter()
     reconstruction = decode_frame(data)
     decode_seconds = time.perf_counter() - decode_start
-    return EncodedFrame(
+    check_decoder_matches(model_reconstruction(model, frame.bitdepth), reconstruction)
+    encoded = EncodedFrame(
         data=data, reconstruction=reconstruction, decode_seconds=decode_seconds,
         psnr=frame_psnr(frame, reconstruction),
         header_bits=int(sizes["header_bits"]), parameter_bits=int(sizes["parameter_bits"]),
@@ -117,6 +158,7 @@ def encode_frame_report(frame: Frame, lmbda: float, cfg: EncoderConfig | None = 
         step_exps=params.step_exps, mac_per_pixel=macs_per_pixel(cfg.arch, frame.height, frame.width)["total"],
         seconds=time.perf_counter() - start,
     )
+    return encoded, model
 
 
 def encode_frame(frame: Frame, lmbda: float, cfg: EncoderConfig | None = None) -> bytes:
