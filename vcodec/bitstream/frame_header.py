@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from vcodec.config import ARM_CONTEXTS, CHROMA_DOWNSCALES, ArchConfig, ConfigError
 from vcodec.entropy.constants import PARAM_SCALE_INDEX_MAX, PARAM_STEP_EXP_MAX, PARAM_STEP_EXP_MIN
 from vcodec.bitstream.bits import BitReader, BitWriter
+from vcodec.format import MAX_FRAME_PIXELS, MAX_FRAME_SIDE
 from vcodec.types import SUPPORTED_BITDEPTHS, BitstreamError
 
 FORMAT_VERSION = 2
@@ -26,8 +27,8 @@ ARCH_NAMES: tuple[str, ...] = ("custom", "main", "light")
 MODULES: tuple[str, ...] = ("arm", "upsampling", "synthesis")
 PARAM_KINDS: tuple[str, ...] = ("weight", "bias")  # each module's parameters form these two groups
 
-MAX_DIMENSION = 8192  # width and height; bounds the decoder's memory before anything is allocated
-MAX_PIXELS = 8192 * 4352  # 8K UHD: the decoder's canvas then stays below about 0.5 GB
+MAX_DIMENSION = MAX_FRAME_SIDE  # bounds the decoder's memory before anything is allocated
+MAX_PIXELS = MAX_FRAME_PIXELS
 
 
 @dataclass(frozen=True)
