@@ -25,12 +25,15 @@ from pathlib import Path
 
 GOLDEN_DIR = Path(__file__).resolve().parent.parent / "tests" / "golden"
 
-# name: (arch, bitdepth, frames, photo); 96x64 frames keep each file to a few KB.
+# name: (arch, bitdepth, frames, photo); 96x64 frames keep each file to a few KB. Version 3 added the
+# small and tiny architectures (versions 1-2 were written with main and light only).
 CASES: dict[str, tuple[str, int, int, str]] = {
     "main_8bit_1f": ("main", 8, 1, "astronaut"),
     "main_10bit_2f": ("main", 10, 2, "coffee"),
     "light_8bit_2f": ("light", 8, 2, "chelsea"),
     "light_10bit_1f": ("light", 10, 1, "rocket"),
+    "small_8bit_1f": ("small", 8, 1, "coffee"),
+    "tiny_10bit_2f": ("tiny", 10, 2, "astronaut"),
 }
 SIZE = "96x64"
 ITERATIONS = 120

@@ -12,7 +12,7 @@ import torch
 
 from vcodec.bitstream import frame_header
 from vcodec.bitstream.frame_header import FrameHeader, pack_header, parse_header
-from vcodec.config import ARM_CONTEXTS, CHROMA_DOWNSCALES, ConfigError, load_arch, load_config
+from vcodec.config import ARM_CONTEXT_LAYOUTS, ARM_CONTEXTS, CHROMA_DOWNSCALES, MAX_ARM_CONTEXT, ConfigError, load_arch, load_config
 from vcodec.encoder.allocator import retain_freed_memory
 from vcodec.encoder.encode import fit, make_target
 from vcodec.encoder.losses import mse_yuv
@@ -26,7 +26,7 @@ from vcodec.entropy.tables import SCALE_TABLE
 from vcodec.model.arm import Arm
 from vcodec.encoder.quantizers import soft_round
 from vcodec.model.frame_model import FrameModel, macs_per_pixel
-from vcodec.model.latents import context_offsets, grid_sizes
+from vcodec.model.latents import context_offsets, grid_sizes, priority_order
 from vcodec.model.synthesis import Synthesis
 from vcodec.model.upsampling import Upsampling
 from vcodec.types import SUPPORTED_BITDEPTHS, BitstreamError, Frame
@@ -37,8 +37,10 @@ CTC_SIZES = [(416, 240), (832, 480), (1280, 720), (1024, 768), (1920, 1080), (25
 
 def test_stored_enumerations_are_frozen() -> None:
     """Reordering any of these silently breaks every stored file."""
-    assert frame_header.FORMAT_VERSION == 2  # 2: pre-activated synthesis residual blocks
-    assert frame_header.ARCH_NAMES == ("custom", "main", "light")
+    assert frame_header.FORMAT_VERSION == 3  # 2: pre-activated synthesis residual blocks; 3: context layouts
+    assert frame_header.READABLE_VERSIONS == (1, 2, 3)
+    assert frame_header.ARCH_NAMES == ("custom", "main", "light", "small", "tiny")
+    assert ARM_CONTEXT_LAYOUTS == ("raster", "priority")
     assert frame_header.MODULES == ("arm", "upsampling", "synthesis")
     assert frame_header.PARAM_KINDS == ("weight", "bias")
     assert ARM_CONTEXTS == (12, 24)
@@ -79,7 +81,7 @@ def test_integer_arm_follows_float_arm() -> None:
     grid = torch.randint(-6, 7, (1, 1, 20, 24)).float()
     with torch.no_grad():
         mean, log2_scale = arm([grid])
-    canvas = Canvas.build([(20, 24)], [True], 24)
+    canvas = Canvas.build([(20, 24)], [True], arm.offsets)
     buffer = canvas.place([grid[0, 0].numpy().astype(np.int32)])
     positions = np.sort(canvas.order)
     mean_index, scale_index = integer_arm(arm, weights, biases, weight_step, bias_step).table_indices(canvas.contexts(buffer, positions))
@@ -89,15 +91,24 @@ def test_integer_arm_follows_float_arm() -> None:
     assert np.abs(LOG2_SCALE_MIN + scale_index / 2**LOG2_SCALE_FRAC_BITS - float_scale).max() < 0.1
 
 
-def test_context_offsets_are_causal() -> None:
-    for context in ARM_CONTEXTS:
-        offsets = context_offsets(context)
-        assert len(set(offsets)) == context
-        assert all(dy < 0 or (dy == 0 and dx < 0) for dy, dx in offsets)
+@pytest.mark.parametrize(("context", "layout"), [(12, "raster"), (24, "raster"), (1, "priority"), (8, "priority"),
+                                                 (16, "priority"), (24, "priority"), (MAX_ARM_CONTEXT, "priority")])
+def test_context_offsets_are_causal(context: int, layout: str) -> None:
+    offsets = context_offsets(context, layout)
+    assert len(set(offsets)) == context
+    assert all(dy < 0 or (dy == 0 and dx < 0) for dy, dx in offsets)
 
 
-def test_wavefront_respects_every_dependency() -> None:
-    canvas = Canvas.build([(9, 13), (5, 7), (3, 4)], [True, True, True], 24)
+def test_priority_order_is_frozen() -> None:
+    """Bitstream semantics of format 3: the first neighbours of the priority order, written out here."""
+    assert len(priority_order()) == MAX_ARM_CONTEXT == 40
+    assert priority_order()[:8] == [(0, -1), (-1, 0), (-1, -1), (-1, 1), (0, -2), (-2, 0), (-1, -2), (-1, 2)]
+    assert context_offsets(12, "raster")[:5] == [(-2, -2), (-2, -1), (-2, 0), (-2, 1), (-2, 2)]
+
+
+@pytest.mark.parametrize(("context", "layout"), [(24, "raster"), (8, "priority"), (40, "priority")])
+def test_wavefront_respects_every_dependency(context: int, layout: str) -> None:
+    canvas = Canvas.build([(9, 13), (5, 7), (3, 4)], [True, True, True], context_offsets(context, layout))
     decoded_at = np.full(canvas.height * canvas.width, -1)
     for step in range(len(canvas.step_starts) - 1):
         decoded_at[canvas.order[canvas.step_starts[step] : canvas.step_starts[step + 1]]] = step

@@ -32,12 +32,23 @@ HEADER_V1_V2: tuple[tuple[str, int], ...] = (
     ("synthesis_residual", 3), ("chroma_downscale_index", 1), ("param_stream_words", 20),
     ("latent_stream_words", 28),
 )
-FROZEN_HEADERS: dict[int, tuple[tuple[str, int], ...]] = {1: HEADER_V1_V2, 2: HEADER_V1_V2}
+# Version 3: the 2-bit context index becomes the context size (6 bits) and its layout (1 bit).
+HEADER_V3: tuple[tuple[str, int], ...] = (
+    ("half_width", 13), ("half_height", 13), ("bitdepth_index", 2), ("arch_name_index", 3),
+    ("latent_levels", 4), ("arm_context", 6), ("arm_context_layout_index", 1), ("arm_layers", 3),
+    ("synthesis_layers", 3), ("synthesis_residual", 3), ("chroma_downscale_index", 1),
+    ("param_stream_words", 20), ("latent_stream_words", 28),
+)
+FROZEN_HEADERS: dict[int, tuple[tuple[str, int], ...]] = {1: HEADER_V1_V2, 2: HEADER_V1_V2, 3: HEADER_V3}
 FROZEN_LISTS: dict[int, dict[str, int]] = {
     1: {"arm_width": 7, "synthesis_width": 7, "coded_flag": 1, "step_exp": 5, "scale_index": 8, "groups": 6},
     2: {"arm_width": 7, "synthesis_width": 7, "coded_flag": 1, "step_exp": 5, "scale_index": 8, "groups": 6},
+    3: {"arm_width": 7, "synthesis_width": 7, "coded_flag": 1, "step_exp": 5, "scale_index": 8, "groups": 6},
 }
-ARCHS = {"main": (24, (24, 24), (40,), 2), "light": (12, (12, 12), (12,), 1)}  # context, arm, synthesis, residual
+# context, arm, synthesis, residual; arch name index (frozen ARCH_NAMES order)
+ARCHS = {"main": (24, (24, 24), (40,), 2), "light": (12, (12, 12), (12,), 1),
+         "small": (16, (16, 16), (32,), 2), "tiny": (8, (8, 8), (16,), 2)}
+ARCH_INDEX = {"main": 1, "light": 2, "small": 3, "tiny": 4}
 
 
 def _cases() -> list[tuple[int, str]]:
@@ -99,8 +110,11 @@ def test_golden_header_follows_frozen_layout(version: int, name: str) -> None:
             fields[field], position = _read_bits(body, position, bits)
         assert (2 * fields["half_width"], 2 * fields["half_height"]) == (width, height)
         assert fields["bitdepth_index"] == (0 if expected["bitdepth"] == 8 else 1)
-        assert fields["arch_name_index"] == {"main": 1, "light": 2}[expected["arch"]]
-        assert fields["arm_context_index"] == {12: 0, 24: 1}[context]
+        assert fields["arch_name_index"] == ARCH_INDEX[expected["arch"]]
+        if version < 3:
+            assert fields["arm_context_index"] == {12: 0, 24: 1}[context]
+        else:
+            assert (fields["arm_context"], fields["arm_context_layout_index"]) == (context, 1)  # priority
         assert fields["arm_layers"] == len(arm_hidden)
         assert fields["synthesis_layers"] == len(synthesis_hidden)
         assert fields["synthesis_residual"] == residual

@@ -17,7 +17,9 @@ from vcodec.types import VcodecError
 
 CFG_DIR = Path(__file__).resolve().parent.parent / "cfg"
 
-ARM_CONTEXTS: tuple[int, ...] = (12, 24)
+ARM_CONTEXTS: tuple[int, ...] = (12, 24)  # the "raster" layout's sizes (format versions 1-2)
+ARM_CONTEXT_LAYOUTS: tuple[str, ...] = ("raster", "priority")
+MAX_ARM_CONTEXT = 40  # the causal half of a 9x9 window (vcodec.model.latents.priority_order)
 CHROMA_DOWNSCALES: tuple[str, ...] = ("nearest", "mean")
 SCHEDULES: tuple[str, ...] = ("constant", "cosine")
 LOSSES: tuple[str, ...] = ("mse", "l1", "logcosh", "logcosh+ssim", "l1+ssim")
@@ -42,6 +44,7 @@ class ArchConfig:
     name: str = "main"
     latent_levels: int = 7
     arm_context: int = 24
+    arm_context_layout: str = "priority"  # which neighbours: "priority" (nearest first) or "raster" (v1-2)
     arm_hidden: tuple[int, ...] = (24, 24)
     upsampling_kernel: int = 8
     synthesis_hidden: tuple[int, ...] = (40,)
@@ -50,7 +53,10 @@ class ArchConfig:
 
     def __post_init__(self) -> None:
         _require(1 <= self.latent_levels <= 8, f"latent_levels must be 1..8, got {self.latent_levels}")
-        _require(self.arm_context in ARM_CONTEXTS, f"arm_context must be one of {ARM_CONTEXTS}")
+        _require(self.arm_context_layout in ARM_CONTEXT_LAYOUTS, f"arm_context_layout must be one of {ARM_CONTEXT_LAYOUTS}")
+        if self.arm_context_layout == "raster":
+            _require(self.arm_context in ARM_CONTEXTS, f"a raster arm_context must be one of {ARM_CONTEXTS}")
+        _require(1 <= self.arm_context <= MAX_ARM_CONTEXT, f"arm_context must be 1..{MAX_ARM_CONTEXT}")
         _require(0 < len(self.arm_hidden) <= 4 and all(1 <= h <= 64 for h in self.arm_hidden),
                  f"arm_hidden must be 1..4 widths of 1..64, got {self.arm_hidden}")
         _require(self.upsampling_kernel == 8, "upsampling_kernel must be 8")
@@ -147,7 +153,8 @@ def _load_toml(kind: str, name: str) -> dict[str, Any]:
     path = CFG_DIR / kind / f"{name}.toml"
     if not path.is_file():
         available = sorted(p.stem for p in (CFG_DIR / kind).glob("*.toml"))
-        raise ConfigError(f"unknown {kind} preset {name!r} (available: {', '.join(available)})")
+        what = {"arch": "arch", "presets": "preset"}.get(kind, kind)  # the folder's name, in the singular
+        raise ConfigError(f"unknown {what} {name!r} (available: {', '.join(available)})")
     with path.open("rb") as handle:
         return tomllib.load(handle)
 

@@ -75,7 +75,7 @@ def decode_frame(data: bytes) -> Frame:
     """Rebuild a frame from its bitstream; raises BitstreamError on any malformed input."""
     header, offset = parse_header(data)
     arch = header.arch
-    arm = Arm(arch.arm_context, arch.arm_hidden)
+    arm = Arm(arch.arm_context, arch.arm_hidden, arch.arm_context_layout)
     upsampling = Upsampling(arch.upsampling_kernel)
     synthesis = Synthesis(arch.latent_levels, arch.synthesis_hidden, arch.synthesis_residual,
                           preactivated=header.preactivated_residual)
@@ -91,7 +91,7 @@ def decode_frame(data: bytes) -> Frame:
     arm_integer = integer_arm(arm, values["arm", "weight"], values["arm", "bias"],
                               step["arm", "weight"], step["arm", "bias"])
     canvas = Canvas.build(grid_sizes(header.height, header.width, arch.latent_levels),
-                          list(header.coded_grids), arch.arm_context)
+                          list(header.coded_grids), arm.offsets)
     grids = decode_latents(data[param_end:], arm_integer, canvas)
     return synthesize(grids, upsampling, synthesis, arch.chroma_downscale, header.bitdepth)
 

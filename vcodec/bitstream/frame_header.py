@@ -11,19 +11,19 @@ from __future__ import annotations
 import binascii
 from dataclasses import dataclass
 
-from vcodec.config import ARM_CONTEXTS, CHROMA_DOWNSCALES, ArchConfig, ConfigError
+from vcodec.config import ARM_CONTEXT_LAYOUTS, ARM_CONTEXTS, CHROMA_DOWNSCALES, MAX_ARM_CONTEXT, ArchConfig, ConfigError
 from vcodec.entropy.constants import PARAM_SCALE_INDEX_MAX, PARAM_STEP_EXP_MAX, PARAM_STEP_EXP_MIN
 from vcodec.bitstream.bits import BitReader, BitWriter
 from vcodec.format import MAX_FRAME_PIXELS, MAX_FRAME_SIDE
 from vcodec.types import SUPPORTED_BITDEPTHS, BitstreamError
 
-FORMAT_VERSION = 2
+FORMAT_VERSION = 3
 # Every version that ever reached main is still read; the decoder dispatches on `FrameHeader.version`
 # (docs/bitstream.md, "Decoder semantics by version"). tests/golden holds files of each one.
-READABLE_VERSIONS: tuple[int, ...] = (1, 2)
+READABLE_VERSIONS: tuple[int, ...] = (1, 2, 3)
 
 # Stored as indices into these tuples: never reorder them (tests freeze them), only append.
-ARCH_NAMES: tuple[str, ...] = ("custom", "main", "light")
+ARCH_NAMES: tuple[str, ...] = ("custom", "main", "light", "small", "tiny")
 MODULES: tuple[str, ...] = ("arm", "upsampling", "synthesis")
 PARAM_KINDS: tuple[str, ...] = ("weight", "bias")  # each module's parameters form these two groups
 
@@ -39,14 +39,21 @@ class Field:
     maximum: int
 
 
-# Fixed part of the header, in order. Lists (layer widths, grid flags, modules) follow it, see pack().
-FIXED_FIELDS: tuple[Field, ...] = (
+_SIZE_FIELDS: tuple[Field, ...] = (
     Field("half_width", 13, 1, MAX_DIMENSION // 2),
     Field("half_height", 13, 1, MAX_DIMENSION // 2),
     Field("bitdepth_index", 2, 0, len(SUPPORTED_BITDEPTHS) - 1),
     Field("arch_name_index", 3, 0, len(ARCH_NAMES) - 1),
     Field("latent_levels", 4, 1, 8),
-    Field("arm_context_index", 2, 0, len(ARM_CONTEXTS) - 1),
+)
+# Versions 1-2: the ARM context is an index into ARM_CONTEXTS, laid out in raster order.
+_CONTEXT_FIELDS_V2: tuple[Field, ...] = (Field("arm_context_index", 2, 0, len(ARM_CONTEXTS) - 1),)
+# Version 3: any context size, and which layout ("raster" or "priority") picks its neighbours.
+_CONTEXT_FIELDS_V3: tuple[Field, ...] = (
+    Field("arm_context", 6, 1, MAX_ARM_CONTEXT),
+    Field("arm_context_layout_index", 1, 0, len(ARM_CONTEXT_LAYOUTS) - 1),
+)
+_REST_FIELDS: tuple[Field, ...] = (
     Field("arm_layers", 3, 1, 4),
     Field("synthesis_layers", 3, 0, 4),
     Field("synthesis_residual", 3, 0, 4),
@@ -54,6 +61,13 @@ FIXED_FIELDS: tuple[Field, ...] = (
     Field("param_stream_words", 20, 0, (1 << 20) - 1),
     Field("latent_stream_words", 28, 0, (1 << 28) - 1),
 )
+# Fixed part of the header, in order, per version. Lists (layer widths, grid flags, modules) follow it.
+FIXED_FIELDS_BY_VERSION: dict[int, tuple[Field, ...]] = {
+    1: _SIZE_FIELDS + _CONTEXT_FIELDS_V2 + _REST_FIELDS,
+    2: _SIZE_FIELDS + _CONTEXT_FIELDS_V2 + _REST_FIELDS,
+    3: _SIZE_FIELDS + _CONTEXT_FIELDS_V3 + _REST_FIELDS,
+}
+FIXED_FIELDS = FIXED_FIELDS_BY_VERSION[FORMAT_VERSION]
 ARM_WIDTH = Field("arm_width", 7, 1, 64)
 SYNTHESIS_WIDTH = Field("synthesis_width", 7, 1, 96)
 STEP_EXP = Field("step_exp", 5, PARAM_STEP_EXP_MIN, PARAM_STEP_EXP_MAX)
@@ -100,7 +114,8 @@ def pack_header(header: FrameHeader) -> bytes:
         "bitdepth_index": SUPPORTED_BITDEPTHS.index(header.bitdepth),
         "arch_name_index": ARCH_NAMES.index(arch.name) if arch.name in ARCH_NAMES else 0,
         "latent_levels": arch.latent_levels,
-        "arm_context_index": ARM_CONTEXTS.index(arch.arm_context),
+        "arm_context": arch.arm_context,
+        "arm_context_layout_index": ARM_CONTEXT_LAYOUTS.index(arch.arm_context_layout),
         "arm_layers": len(arch.arm_hidden),
         "synthesis_layers": len(arch.synthesis_hidden),
         "synthesis_residual": arch.synthesis_residual,
@@ -133,8 +148,12 @@ def parse_header(data: bytes) -> tuple[FrameHeader, int]:
     if data[0] not in READABLE_VERSIONS:
         raise BitstreamError(f"unsupported frame bitstream version {data[0]} "
                              f"(this vcodec reads {', '.join(map(str, READABLE_VERSIONS))})")
+    version = data[0]
     reader = BitReader(data[1:])
-    values = {field.name: _read(reader, field) for field in FIXED_FIELDS}
+    values = {field.name: _read(reader, field) for field in FIXED_FIELDS_BY_VERSION[version]}
+    if version < 3:
+        values["arm_context"] = ARM_CONTEXTS[values["arm_context_index"]]
+        values["arm_context_layout_index"] = ARM_CONTEXT_LAYOUTS.index("raster")
     arm_hidden = tuple(_read(reader, ARM_WIDTH) for _ in range(values["arm_layers"]))
     synthesis_hidden = tuple(_read(reader, SYNTHESIS_WIDTH) for _ in range(values["synthesis_layers"]))
     coded = tuple(bool(reader.read(1)) for _ in range(values["latent_levels"]))
@@ -146,7 +165,8 @@ def parse_header(data: bytes) -> tuple[FrameHeader, int]:
         arch = ArchConfig(
             name=ARCH_NAMES[values["arch_name_index"]],
             latent_levels=values["latent_levels"],
-            arm_context=ARM_CONTEXTS[values["arm_context_index"]],
+            arm_context=values["arm_context"],
+            arm_context_layout=ARM_CONTEXT_LAYOUTS[values["arm_context_layout_index"]],
             arm_hidden=arm_hidden,
             synthesis_hidden=synthesis_hidden,
             synthesis_residual=values["synthesis_residual"],
@@ -164,7 +184,7 @@ def parse_header(data: bytes) -> tuple[FrameHeader, int]:
         scale_indices=tuple(scale_indices),
         param_stream_bytes=4 * values["param_stream_words"],
         latent_stream_bytes=4 * values["latent_stream_words"],
-        version=data[0],
+        version=version,
     )
     if 4 * values["half_width"] * values["half_height"] > MAX_PIXELS:
         raise BitstreamError(f"frame size {2 * values['half_width']}x{2 * values['half_height']} exceeds 8K UHD")

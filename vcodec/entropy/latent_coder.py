@@ -16,7 +16,7 @@ import numpy as np
 from vcodec.entropy.constants import LATENT_MAX, LATENT_MIN
 from vcodec.entropy.fixed_point import IntegerArm
 from vcodec.entropy.tables import mean_values, scale_values
-from vcodec.model.latents import context_offsets, context_radius
+from vcodec.model.latents import offsets_radius
 from vcodec.types import BitstreamError
 
 _ENCODE_CHUNK = 1 << 16
@@ -41,8 +41,9 @@ class Canvas:
     step_starts: np.ndarray  # order[step_starts[s]:step_starts[s + 1]] is wavefront s
 
     @staticmethod
-    def build(sizes: list[tuple[int, int]], coded: list[bool], context: int) -> "Canvas":
-        radius = context_radius(context)
+    def build(sizes: list[tuple[int, int]], coded: list[bool], context_offsets: list[tuple[int, int]]) -> "Canvas":
+        """context_offsets: the ARM's (dy, dx) neighbours (Arm.offsets), in the ARM's input order."""
+        radius = offsets_radius(context_offsets)
         width = sizes[0][1] + 2 * radius
         tops = []
         top = radius
@@ -50,7 +51,7 @@ class Canvas:
             tops.append(top)
             top += h + radius
         height = top - radius
-        offsets = np.array([dy * width + dx for dy, dx in context_offsets(context)], dtype=np.int64)
+        offsets = np.array([dy * width + dx for dy, dx in context_offsets], dtype=np.int64)
         flat, keys = [], []
         for (h, w), grid_top, is_coded in zip(sizes, tops, coded):
             if not is_coded:

@@ -13,22 +13,22 @@ import torch.nn.functional as F
 from torch import nn
 
 from vcodec.entropy.constants import LOG2_SCALE_MAX, LOG2_SCALE_MIN
-from vcodec.model.latents import context_offsets, context_radius
+from vcodec.model.latents import context_offsets, offsets_radius
 
 
 class Arm(nn.Module):
     """Layers: context -> hidden[0] (ReLU), hidden[i] -> hidden[i+1] (ReLU, residual when widths match),
     -> (mean, log2 scale)."""
 
-    def __init__(self, context: int, hidden: tuple[int, ...]) -> None:
+    def __init__(self, context: int, hidden: tuple[int, ...], layout: str = "priority") -> None:
         super().__init__()
-        self.radius = context_radius(context)
+        self.offsets = context_offsets(context, layout)
+        self.radius = offsets_radius(self.offsets)
         widths = [context, *hidden]
         self.layers = nn.ModuleList(nn.Linear(a, b) for a, b in zip(widths[:-1], widths[1:]))
         self.output = nn.Linear(widths[-1], 2)
         nn.init.zeros_(self.output.weight)
         nn.init.zeros_(self.output.bias)
-        self.offsets = context_offsets(context)
 
     def residual(self, index: int) -> bool:
         layer = self.layers[index]

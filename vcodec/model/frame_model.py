@@ -25,7 +25,7 @@ class FrameModel(nn.Module):
         self.latents = nn.ParameterList(
             nn.Parameter(torch.zeros(1, 1, h, w)) for h, w in grid_sizes(height, width, arch.latent_levels)
         )
-        self.arm = Arm(arch.arm_context, arch.arm_hidden)
+        self.arm = Arm(arch.arm_context, arch.arm_hidden, arch.arm_context_layout)
         self.upsampling = Upsampling(arch.upsampling_kernel)
         self.synthesis = Synthesis(arch.latent_levels, arch.synthesis_hidden, arch.synthesis_residual)
 
@@ -61,7 +61,7 @@ def latent_positions_per_pixel(arch: ArchConfig, height: int, width: int) -> flo
 
 def macs_per_pixel(arch: ArchConfig, height: int = 1080, width: int = 1920) -> dict[str, float]:
     """Multiply-accumulates per decoded pixel, counted from the real modules (default: a 1080p frame)."""
-    arm = Arm(arch.arm_context, arch.arm_hidden)
+    arm = Arm(arch.arm_context, arch.arm_hidden, arch.arm_context_layout)
     upsampling = Upsampling(arch.upsampling_kernel)
     synthesis = Synthesis(arch.latent_levels, arch.synthesis_hidden, arch.synthesis_residual)
     counts = {

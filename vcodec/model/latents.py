@@ -4,27 +4,47 @@ from __future__ import annotations
 
 import math
 
+from vcodec.config import MAX_ARM_CONTEXT
+
 
 def grid_sizes(height: int, width: int, levels: int) -> list[tuple[int, int]]:
     """Grid l is ceil(H / 2^l) x ceil(W / 2^l): every even frame size works without padding the frame."""
     return [(math.ceil(height / 2**level), math.ceil(width / 2**level)) for level in range(levels)]
 
 
-def context_radius(context: int) -> int:
-    """24 neighbours = causal half of a 7x7 window (radius 3); 12 = causal half of 5x5 (radius 2)."""
+CONTEXT_WINDOW_RADIUS = 4  # "priority" contexts are taken from the causal half of a 9x9 window
+
+
+def _raster_offsets(context: int) -> list[tuple[int, int]]:
+    """Format versions 1-2: 24 = causal half of a 7x7 window, 12 = of a 5x5 one, rows above then left."""
     radius = {24: 3, 12: 2}.get(context)
     if radius is None:
-        raise ValueError(f"unsupported ARM context size {context}")
-    return radius
-
-
-def context_offsets(context: int) -> list[tuple[int, int]]:
-    """(dy, dx) of the causal neighbours in raster order: full rows above, then the left part of the row.
-
-    The order is part of the bitstream semantics (the ARM's first layer weights follow it).
-    """
-    radius = context_radius(context)
+        raise ValueError(f"raster ARM context must be 12 or 24, got {context}")
     offsets = [(dy, dx) for dy in range(-radius, 0) for dx in range(-radius, radius + 1)]
-    offsets += [(0, dx) for dx in range(-radius, 0)]
-    assert len(offsets) == context
-    return offsets
+    return offsets + [(0, dx) for dx in range(-radius, 0)]
+
+
+def priority_order() -> list[tuple[int, int]]:
+    """Every causal position of the 9x9 window, nearest first (distance, then the nearer row, then left
+    to right): a context of N neighbours is the first N, so small ARMs see the most telling samples."""
+    r = CONTEXT_WINDOW_RADIUS
+    window = [(dy, dx) for dy in range(-r, 0) for dx in range(-r, r + 1)] + [(0, dx) for dx in range(-r, 0)]
+    return sorted(window, key=lambda o: (o[0] * o[0] + o[1] * o[1], -o[0], o[1]))
+
+
+
+def context_offsets(context: int, layout: str) -> list[tuple[int, int]]:
+    """(dy, dx) of the causal neighbours, in the order the ARM's first layer weights follow (bitstream
+    semantics): "raster" (format versions 1-2) or "priority" (the first `context` of priority_order())."""
+    if layout == "raster":
+        return _raster_offsets(context)
+    if layout == "priority":
+        if not 1 <= context <= MAX_ARM_CONTEXT:
+            raise ValueError(f"priority ARM context must be 1..{MAX_ARM_CONTEXT}, got {context}")
+        return priority_order()[:context]
+    raise ValueError(f"unknown ARM context layout {layout!r}")
+
+
+def offsets_radius(offsets: list[tuple[int, int]]) -> int:
+    """Padding the offsets need around a grid (and the wavefront's slope)."""
+    return max(max(abs(dy), abs(dx)) for dy, dx in offsets)
