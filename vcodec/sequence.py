@@ -27,8 +27,10 @@ from typing import Any, Protocol
 from vcodec import __version__
 from vcodec.bitstream.container import FORMAT_VERSION, ContainerReader, ContainerWriter, SequenceHeader
 from vcodec.config import EncoderConfig, load_config, load_rate_points
+from vcodec.format import check_frame_size
 from vcodec.io import (
     STDIN,
+    InputError,
     OptionError,
     OutputExistsError,
     VideoInfo,
@@ -463,6 +465,7 @@ def encode_sequence(
         raise OptionError(f"--jobs {jobs} must be at least 1")
     if str(output) == STDIN:
         raise OptionError("the container must be written to a file (-o OUT.vcc): it is finished in place")
+    check_frame_size(source.info.width, source.info.height, InputError, source.name)
     observer = observer or SilentObserver()
     if settings.device == "cuda":
         import torch

@@ -30,6 +30,7 @@ from fractions import Fraction
 from pathlib import Path
 from typing import Any, BinaryIO
 
+from vcodec.format import check_frame_size
 from vcodec.types import SUPPORTED_BITDEPTHS, BitstreamError
 
 MAGIC = b"\x89VCC\r\n\x1a\n"
@@ -41,7 +42,6 @@ FOOTER_MAGIC = b"VCCINDEX"
 # Stored as an index into this tuple: append new formats, never reorder.
 CHROMA_FORMATS: tuple[str, ...] = ("420",)
 
-MAX_SIDE = 65534
 MAX_SETTINGS_BYTES = 65535
 MAX_FRAME_BYTES = 1 << 30
 MAX_FRAMES = (1 << 32) - 1
@@ -71,8 +71,8 @@ class SequenceHeader:
     settings: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
-        if not (2 <= self.width <= MAX_SIDE and 2 <= self.height <= MAX_SIDE) or self.width % 2 or self.height % 2:
-            raise BitstreamError(f"sequence size {self.width}x{self.height} is invalid (even, 2..{MAX_SIDE})")
+        # The fields are 16-bit, but a sequence holds only sizes its frames can have (vcodec.format).
+        check_frame_size(self.width, self.height, BitstreamError, "sequence header")
         if self.bitdepth not in SUPPORTED_BITDEPTHS:
             raise BitstreamError(f"sequence bit depth {self.bitdepth} is not supported")
         if self.chroma_format not in CHROMA_FORMATS:

@@ -8,6 +8,7 @@ from fractions import Fraction
 
 import numpy as np
 
+from vcodec.format import check_frame_size
 from vcodec.io.errors import InputError, OptionError
 from vcodec.types import SUPPORTED_BITDEPTHS, Frame
 
@@ -17,8 +18,8 @@ PIXEL_FORMATS: dict[str, int] = {"yuv420p": 8, "yuv420p10le": 10}
 # FFmpeg's rawvideo demuxer assumes 25 fps when nothing says otherwise; so does vcodec.
 DEFAULT_FPS = Fraction(25)
 
-# Largest accepted picture side: 8K is 7680; the container stores sides as 16-bit numbers.
-MAX_SIDE = 16384
+# File suffixes of raw planar YUV, read and written alike (`.yuv` is the usual one).
+RAW_SUFFIXES = frozenset({".yuv", ".raw", ".420", ".i420"})
 
 _SIZE = re.compile(r"^\s*(\d+)\s*[xX*]\s*(\d+)\s*$")
 
@@ -58,20 +59,13 @@ def bitdepth_of_pix_fmt(pix_fmt: str) -> int:
 
 
 def parse_size(text: str) -> tuple[int, int]:
-    """`WxH` as in ffmpeg's `-video_size`: both sides positive, even and at most MAX_SIDE."""
+    """`WxH` as in ffmpeg's `-video_size`, within the limits of `vcodec.format`."""
     match = _SIZE.match(text)
     if not match:
         raise OptionError(f"invalid size {text!r}: expected WIDTHxHEIGHT, e.g. 1920x1080")
     width, height = int(match.group(1)), int(match.group(2))
-    check_dimensions(width, height)
+    check_frame_size(width, height, InputError)
     return width, height
-
-
-def check_dimensions(width: int, height: int) -> None:
-    if width <= 0 or height <= 0 or width > MAX_SIDE or height > MAX_SIDE:
-        raise InputError(f"frame size {width}x{height} is out of range (1..{MAX_SIDE} per side)")
-    if width % 2 or height % 2:
-        raise InputError(f"frame size {width}x{height} is odd; YUV 4:2:0 needs even width and height")
 
 
 def parse_fps(text: str) -> Fraction:

@@ -10,8 +10,9 @@ import sys
 from fractions import Fraction
 from pathlib import Path
 
+from vcodec.format import check_frame_size
 from vcodec.io.errors import InputError, OptionError
-from vcodec.io.formats import DEFAULT_FPS, VideoInfo, bitdepth_of_pix_fmt, check_dimensions
+from vcodec.io.formats import DEFAULT_FPS, RAW_SUFFIXES, VideoInfo, bitdepth_of_pix_fmt
 from vcodec.io.names import infer_from_name
 from vcodec.io.pyav import PyAVReader
 from vcodec.io.raw import RawReader
@@ -20,7 +21,6 @@ from vcodec.io.stream import ByteStream
 from vcodec.io.y4m import SIGNATURE, Y4mReader
 
 STDIN = "-"
-RAW_SUFFIXES = frozenset({".yuv", ".raw", ".420", ".i420"})
 
 
 def _raw_info(
@@ -50,7 +50,7 @@ def _raw_info(
             where = "stdin" if path == STDIN else f"the name of {path}"
             raise OptionError(f"raw input needs --size WIDTHxHEIGHT (it cannot be inferred from {where})")
         size = (hints.width, hints.height)
-    check_dimensions(*size)
+    check_frame_size(*size, InputError, "stdin" if path == STDIN else path)
     return VideoInfo(size[0], size[1], depth, fps or hints.fps or DEFAULT_FPS)
 
 

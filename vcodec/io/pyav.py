@@ -12,8 +12,9 @@ from fractions import Fraction
 import av
 import numpy as np
 
+from vcodec.format import check_frame_size
 from vcodec.io.errors import InputError
-from vcodec.io.formats import DEFAULT_FPS, VideoInfo, check_dimensions
+from vcodec.io.formats import DEFAULT_FPS, VideoInfo
 from vcodec.io.source import VideoSource, selected_count
 from vcodec.types import Frame
 
@@ -49,7 +50,11 @@ class PyAVReader(VideoSource):
         if codec.format is None:
             self._container.close()
             raise InputError(f"{path}: FFmpeg cannot tell the pixel format of its video stream")
-        check_dimensions(codec.width, codec.height)
+        try:
+            check_frame_size(codec.width, codec.height, InputError, path)
+        except InputError:
+            self._container.close()
+            raise
         rate = self._stream.average_rate or self._stream.guessed_rate
         fps = Fraction(rate) if rate else DEFAULT_FPS
         available = self._stream.frames or None

@@ -11,8 +11,9 @@ from collections.abc import Iterator
 from fractions import Fraction
 from typing import BinaryIO
 
+from vcodec.format import check_frame_size
 from vcodec.io.errors import InputError
-from vcodec.io.formats import MAX_SIDE, VideoInfo, check_dimensions, frame_from_bytes, frame_to_bytes
+from vcodec.io.formats import VideoInfo, frame_from_bytes, frame_to_bytes
 from vcodec.io.source import VideoSource, selected_count
 from vcodec.io.stream import ByteStream
 from vcodec.types import Frame
@@ -55,14 +56,12 @@ def parse_header(line: bytes, name: str = "y4m") -> VideoInfo:
             raise InputError(f"{name}: bad YUV4MPEG2 header field {field!r}") from None
     if width is None or height is None:
         raise InputError(f"{name}: the YUV4MPEG2 header gives no width or height")
-    if not (0 < width <= MAX_SIDE and 0 < height <= MAX_SIDE):
-        raise InputError(f"{name}: frame size {width}x{height} is out of range")
+    check_frame_size(width, height, InputError, name)
     if colorspace not in _COLORSPACES:
         raise InputError(
             f"{name}: unsupported pixel format C{colorspace} (supported: "
             f"{', '.join('C' + c for c in _COLORSPACES)}); convert with ffmpeg -pix_fmt yuv420p or yuv420p10le"
         )
-    check_dimensions(width, height)
     return VideoInfo(width, height, _COLORSPACES[colorspace], fps)
 
 
