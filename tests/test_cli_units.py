@@ -8,7 +8,7 @@ from vcodec.bitstream.container import BitstreamError
 from vcodec.cli import ERROR_CODES, ExitCode, Interrupted, exit_code_for
 from vcodec.config import ConfigError, load_rate_points
 from vcodec.io import InputError, OptionError, OutputExistsError
-from vcodec.sequence import ResumeError, parse_frame_range, resolve_lambda, threads_per_job
+from vcodec.sequence import EncodeSettings, ResumeError, parse_frame_range, resolve_lambda, threads_per_job
 from vcodec.types import VcodecError
 
 
@@ -52,9 +52,11 @@ def test_rate_points() -> None:
     assert points == {"r1": 0.004, "r2": 0.001, "r3": 0.0004, "r4": 0.0001}
     assert resolve_lambda(None, "r3") == (0.0004, "r3")
     assert resolve_lambda(0.02, None) == (0.02, None)
-    for lmbda, rate in [(0.1, "r1"), (None, None), (None, "r7"), (-1.0, None)]:
+    for lmbda, rate in [(0.1, "r1"), (None, None), (None, "r7"), (-1.0, None), (0.0, None), (1.0, None), (2.0, None)]:
         with pytest.raises(OptionError):
             resolve_lambda(lmbda, rate)
+    with pytest.raises(OptionError, match="below 1"):
+        EncodeSettings(2.0)  # a script that skips resolve_lambda is stopped too
 
 
 @pytest.mark.parametrize(

@@ -1,4 +1,4 @@
-"""One set of frame-size limits (vcodec.format), checked before any work is done.
+"""One set of frame-size and lambda limits (vcodec.format), checked before any work is done.
 
 The command-line cases run the real console script with the default (medium) schedule: were a check
 missing, the encode would train for minutes before failing, so the time limit below is what fails.
@@ -58,6 +58,18 @@ def test_oversized_input_fails_before_training(tmp_path: Path, name: str, size: 
     assert f"{width}x{height}" in stderr and limit in stderr
     assert seconds < FAST_FAIL_SECONDS
     assert not (tmp_path / "out.vcc").exists() and not (tmp_path / "out.vcc.partial").exists()
+
+
+@pytest.mark.parametrize("lmbda", ["2", "1", "0", "-0.001", "nan"])
+def test_lambda_out_of_range_is_a_usage_error_before_training(tmp_path: Path, lmbda: str) -> None:
+    raw_clip(tmp_path / "clip_64x48_30.yuv", 64, 48)
+    result, seconds = run_timed("encode", "clip_64x48_30.yuv", "-o", "out.vcc", f"--lmbda={lmbda}", cwd=tmp_path)
+    stderr = result.stderr.decode()
+    assert result.returncode == ExitCode.USAGE, stderr
+    assert stderr.startswith("vcodec: error: --lmbda") and stderr.count("\n") == 1, stderr
+    assert "below 1" in stderr
+    assert seconds < FAST_FAIL_SECONDS
+    assert not (tmp_path / "out.vcc.partial").exists()
 
 
 @pytest.mark.parametrize(

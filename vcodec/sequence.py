@@ -68,9 +68,14 @@ def resolve_lambda(lmbda: float | None, rate: str | None) -> tuple[float, str | 
         return points[rate], rate
     if lmbda is None:
         raise OptionError("give a rate: --lmbda LAMBDA or --rate NAME (e.g. --rate r2)")
-    if lmbda <= 0:
-        raise OptionError(f"--lmbda {lmbda} must be positive")
-    return lmbda, None
+    return check_lambda(lmbda), None
+
+
+def check_lambda(lmbda: float) -> float:
+    """The encoder trains only for 0 < lambda < 1; refuse anything else before any work is done."""
+    if not 0.0 < lmbda < 1.0:
+        raise OptionError(f"--lmbda {lmbda} is out of range: it must be above 0 and below 1 (e.g. 0.001)")
+    return lmbda
 
 
 @dataclass(frozen=True)
@@ -85,6 +90,9 @@ class EncodeSettings:
     seed: int = 0
     device: str = "cpu"
     loss: str = "mse"
+
+    def __post_init__(self) -> None:
+        check_lambda(self.lmbda)
 
     def encoder_config(self) -> EncoderConfig:
         return load_config(
@@ -693,6 +701,7 @@ __all__ = [
     "FrameStats",
     "Progress",
     "ResumeError",
+    "check_lambda",
     "compare_sequences",
     "decode_sequence",
     "describe_container",
