@@ -90,6 +90,13 @@ def test_raw_8bit_round_trip_with_name_inference(work: Path, astro: Path) -> Non
     assert "64x48, yuv420p" in text and "preset fast" in text and "MAC/pixel" in text and "kbps" in text
 
 
+def test_decode_output_format_follows_the_suffix(work: Path, astro: Path) -> None:
+    vcodec("decode", astro.name, "-o", "astro_dec.y4m", "-q", cwd=work)
+    assert (work / "astro_dec.y4m").read_bytes().startswith(b"YUV4MPEG2 W64 H48 F30:1")
+    vcodec("decode", astro.name, "-o", "astro_forced.bin", "--format", "raw", "-q", cwd=work)
+    assert len((work / "astro_forced.bin").read_bytes()) == 4 * 64 * 48 * 3 // 2
+
+
 def test_raw_10bit_round_trip_from_the_name(work: Path) -> None:
     vcodec("encode", "Coffee_64x48_50fps_10bit_420.yuv", "-o", "coffee.vcc", "--rate", "r2", *FAST[2:], cwd=work)
     data = info_json(work / "coffee.vcc")
@@ -248,13 +255,17 @@ ERRORS = [
     (["info", "truncated.vcc"], ExitCode.BITSTREAM, "truncated"),
     (["decode", "Astro_64x48_30.yuv", "-o", "out.yuv"], ExitCode.BITSTREAM, "not a vcodec container"),
     (["decode", "astro.vcc", "-o", "out.yuv", "--frames", "7:9"], ExitCode.USAGE, "starts after the last frame"),
+    (["decode", "astro.vcc", "-o", "out.mp4"], ExitCode.USAGE, "vcodec writes raw YUV (.yuv) or y4m (.y4m)"),
+    (["decode", "astro.vcc", "-o", "out.yuv", "--format", "y4m"], ExitCode.USAGE, "contradicts the suffix"),
+    (["sample", "-o", "out.mp4", "--size", "64x48"], ExitCode.USAGE, "vcodec writes raw YUV (.yuv) or y4m (.y4m)"),
+    (["encode", "Astro_64x48_30.yuv", "-o", "out.y4m", *FAST], ExitCode.USAGE, "is a .vcc container"),
     (["encode", "Astro_64x48_30.yuv", "--jobs", "many", *FAST], ExitCode.USAGE, "--jobs"),
 ]
 
 
 @pytest.mark.parametrize(("args", "code", "message"), ERRORS, ids=[e[2][:30] for e in ERRORS])
 def test_errors_are_one_line_with_their_exit_code(broken: Path, args: list[str], code: int, message: str) -> None:
-    if args[0] == "encode":
+    if args[0] == "encode" and "-o" not in args:
         args = [*args[:2], "-o", "exists.vcc" if code == ExitCode.OUTPUT_EXISTS else "new.vcc", *args[2:]]
     result = vcodec(*args, cwd=broken, check=False)
     stderr = result.stderr.decode()
@@ -262,4 +273,6 @@ def test_errors_are_one_line_with_their_exit_code(broken: Path, args: list[str],
     assert stderr.startswith("vcodec: error: ") and stderr.count("\n") == 1, stderr
     assert message in stderr
     assert (broken / "exists.vcc").read_bytes() == b"precious"
-    assert not (broken / "new.vcc").exists() and not (broken / "new.vcc.partial").exists()
+    output = args[args.index("-o") + 1] if "-o" in args else None
+    if output is not None and output != "exists.vcc":
+        assert not (broken / output).exists() and not (broken / f"{output}.partial").exists()

@@ -7,7 +7,7 @@ import pytest
 from vcodec.bitstream.container import BitstreamError
 from vcodec.cli import ERROR_CODES, ExitCode, Interrupted, exit_code_for
 from vcodec.config import ConfigError, load_rate_points
-from vcodec.io import InputError, OptionError, OutputExistsError
+from vcodec.io import InputError, OptionError, OutputExistsError, video_format_of
 from vcodec.sequence import EncodeSettings, ResumeError, parse_frame_range, resolve_lambda, threads_per_job
 from vcodec.types import VcodecError
 
@@ -74,6 +74,30 @@ def test_frame_ranges(text: str | None, expected: range) -> None:
 def test_bad_frame_ranges(text: str) -> None:
     with pytest.raises(OptionError):
         parse_frame_range(text, 10)
+
+
+@pytest.mark.parametrize(
+    ("path", "requested", "expected"),
+    [
+        ("out.yuv", None, "raw"), ("OUT.YUV", None, "raw"), ("out.i420", None, "raw"), ("out.y4m", None, "y4m"),
+        ("-", None, "raw"), ("-", "y4m", "y4m"), ("out.y4m", "y4m", "y4m"), ("out.bin", "raw", "raw"),
+    ],
+)  # fmt: skip
+def test_output_format_follows_the_suffix(path: str, requested: str | None, expected: str) -> None:
+    assert video_format_of(path, requested) == expected
+
+
+@pytest.mark.parametrize(
+    ("path", "requested", "message"),
+    [
+        ("out.mp4", None, "'.mp4': vcodec writes raw YUV (.yuv) or y4m (.y4m)"), ("out", None, "(none)"),
+        ("out.yuv", "y4m", "contradicts"), ("out.y4m", "raw", "contradicts"), ("-", "mp4", "expected raw or y4m"),
+    ],
+)  # fmt: skip
+def test_output_format_refused(path: str, requested: str | None, message: str) -> None:
+    with pytest.raises(OptionError) as raised:
+        video_format_of(path, requested)
+    assert message in str(raised.value)
 
 
 def test_threads_per_job() -> None:

@@ -215,3 +215,11 @@ def test_writer_refuses_to_overwrite_and_writes_atomically(tmp_path: Path, clip8
     with open_video_writer(str(path), info, overwrite=True) as writer:
         writer.write(clip8[0])
     assert path.read_bytes() == frame_to_bytes(clip8[0])
+
+
+def test_writer_refuses_a_name_whose_suffix_it_cannot_write(tmp_path: Path) -> None:
+    info = VideoInfo(64, 48, 8, Fraction(25))
+    with pytest.raises(OptionError, match=r"\.yuv.*\.y4m"):
+        with open_video_writer(str(tmp_path / "out.mp4"), info):
+            pass
+    assert list(tmp_path.iterdir()) == []

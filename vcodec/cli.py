@@ -31,6 +31,7 @@ from vcodec.io import (
     parse_fps,
     parse_size,
     partial_path,
+    video_format_of,
 )
 from vcodec.sequence import (
     EncodeSettings,
@@ -304,8 +305,7 @@ def decode(
     quiet: QuietOption = False,
 ) -> None:
     """Decode a .vcc container to planar YUV (10-bit as 2-byte little-endian) or y4m."""
-    if fmt is not None and fmt not in ("raw", "y4m"):
-        raise OptionError(f"--format {fmt}: expected raw or y4m")
+    fmt = video_format_of(output, fmt)  # a wrong name fails before stdin is read or a frame decoded
     with open_container(input) as reader:
         selection = parse_frame_range(frames, reader.frame_count)
         if not reader.complete:

@@ -44,6 +44,8 @@ from vcodec.metrics import FramePsnr, frame_psnr
 from vcodec.types import Frame, VcodecError
 
 
+CONTAINER_SUFFIX = ".vcc"
+
 # Settings recorded in the container that must match for `--resume` to continue a file.
 RESUME_KEYS: tuple[str, ...] = ("arch", "preset", "lmbda", "iterations", "seed", "loss", "start")
 
@@ -473,6 +475,8 @@ def encode_sequence(
         raise OptionError(f"--jobs {jobs} must be at least 1")
     if str(output) == STDIN:
         raise OptionError("the container must be written to a file (-o OUT.vcc): it is finished in place")
+    if output.suffix.lower() != CONTAINER_SUFFIX:
+        raise OptionError(f"{output}: the output of an encode is a {CONTAINER_SUFFIX} container (-o NAME.vcc)")
     check_frame_size(source.info.width, source.info.height, InputError, source.name)
     observer = observer or SilentObserver()
     if settings.device == "cuda":

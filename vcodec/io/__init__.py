@@ -13,7 +13,7 @@ from vcodec.io.formats import (
 )
 from vcodec.io.names import NameHints, infer_from_name
 from vcodec.io.inputs import STDIN, open_video
-from vcodec.io.output import atomic_output, check_overwrite, open_video_writer, partial_path
+from vcodec.io.output import atomic_output, check_overwrite, open_video_writer, partial_path, video_format_of
 from vcodec.io.source import VideoSource
 
 __all__ = [
@@ -37,4 +37,5 @@ __all__ = [
     "parse_fps",
     "parse_size",
     "partial_path",
+    "video_format_of",
 ]

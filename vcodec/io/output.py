@@ -13,8 +13,8 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import BinaryIO
 
-from vcodec.io.errors import OutputExistsError
-from vcodec.io.formats import VideoInfo
+from vcodec.io.errors import OptionError, OutputExistsError
+from vcodec.io.formats import RAW_SUFFIXES, VideoInfo
 from vcodec.io.raw import write_raw_frame
 from vcodec.io.y4m import write_y4m_frame, write_y4m_header
 from vcodec.types import Frame
@@ -70,11 +70,32 @@ def atomic_output(target: Path, overwrite: bool) -> Iterator[BinaryIO]:
         raise
 
 
-def container_format_of(path: str, requested: str | None = None) -> str:
-    """`y4m` or `raw`: what was asked for, else what the file suffix says (raw for stdout)."""
-    if requested is not None:
-        return requested
-    return "y4m" if path != STDIO and Path(path).suffix.lower() == ".y4m" else "raw"
+VIDEO_FORMATS: tuple[str, ...] = ("raw", "y4m")
+
+
+def video_format_of(path: str, requested: str | None = None) -> str:
+    """`raw` or `y4m`, as ffmpeg chooses a muxer: the suffix says (`.yuv`, `.y4m`), stdout is raw.
+
+    `requested` (`--format`) wins for stdout and for a name without a known suffix; it may not
+    contradict a known suffix. A name the suffix cannot place is refused rather than filled with raw
+    samples that a player would take for the format its name promises (`out.mp4`).
+    """
+    if requested is not None and requested not in VIDEO_FORMATS:
+        raise OptionError(f"--format {requested}: expected {' or '.join(VIDEO_FORMATS)}")
+    if path == STDIO:
+        return requested or "raw"
+    suffix = Path(path).suffix.lower()
+    by_suffix = "y4m" if suffix == ".y4m" else "raw" if suffix in RAW_SUFFIXES else None
+    if by_suffix is None:
+        if requested is not None:
+            return requested
+        raise OptionError(
+            f"{path}: cannot tell the output format from its suffix {suffix or '(none)'!r}: "
+            "vcodec writes raw YUV (.yuv) or y4m (.y4m)"
+        )
+    if requested is not None and requested != by_suffix:
+        raise OptionError(f"--format {requested} contradicts the suffix of {path} ({suffix} is {by_suffix})")
+    return by_suffix
 
 
 class VideoWriter:
@@ -97,8 +118,8 @@ class VideoWriter:
 def open_video_writer(
     path: str, info: VideoInfo, fmt: str | None = None, overwrite: bool = False
 ) -> Iterator[VideoWriter]:
-    """`path` may be `-` for stdout; `fmt` defaults from the suffix (`.y4m`, otherwise raw)."""
-    kind = container_format_of(path, fmt)
+    """`path` may be `-` for stdout; the format is chosen by `video_format_of`, before anything is written."""
+    kind = video_format_of(path, fmt)
     if path == STDIO:
         stdout = sys.stdout.buffer
         yield VideoWriter(stdout, info, kind)
