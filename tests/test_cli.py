@@ -220,6 +220,29 @@ def test_ctrl_c_keeps_finished_frames(work: Path) -> None:
     assert "stopped.vcc.partial: add --resume" in text
 
 
+@pytest.fixture(scope="module")
+def large(work: Path) -> Path:
+    """One frame whose decoded bytes (73728) overfill a pipe's 64 KiB buffer, so a writer must wait."""
+    vcodec("sample", "-o", "Large_256x192_30.yuv", "--size", "256x192", "--frames", "1", "-q", cwd=work)
+    vcodec("encode", "Large_256x192_30.yuv", "-o", "large.vcc", *FAST, cwd=work)
+    return work / "large.vcc"
+
+
+@pytest.mark.parametrize(
+    "args",
+    [["decode", "large.vcc", "-o", "-"], ["sample", "-o", "-", "--size", "256x192", "--frames", "2"]],
+    ids=["decode", "sample"],
+)
+def test_a_reader_that_leaves_early_gives_exit_141_quietly(work: Path, large: Path, args: list[str]) -> None:
+    """`vcodec decode x.vcc -o - | head -c 100`: the reader takes 100 bytes and closes the pipe."""
+    process = subprocess.Popen([*VCODEC, *args], cwd=work, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    assert len(os.read(process.stdout.fileno(), 100)) > 0
+    process.stdout.close()
+    stderr = process.stderr.read()
+    assert process.wait(timeout=120) == ExitCode.BROKEN_PIPE, stderr.decode()
+    assert stderr == b""
+
+
 def test_quiet_prints_nothing(work: Path, astro: Path) -> None:
     result = vcodec("decode", astro.name, "-o", "quiet.yuv", "-q", cwd=work)
     assert result.stderr == b"" and result.stdout == b""

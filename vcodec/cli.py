@@ -465,7 +465,11 @@ def main(argv: list[str] | None = None) -> int:
     signal.signal(signal.SIGTERM, _raise_interrupt)
     command = typer.main.get_command(app)
     try:
-        result = command.main(args=argv, prog_name="vcodec", standalone_mode=False)
+        # Parsed and invoked here rather than through `command.main`, whose handler turns a broken pipe
+        # into exit 1 before it could reach the BrokenPipeError clause below.
+        with command.make_context("vcodec", list(sys.argv[1:] if argv is None else argv)) as context:
+            result = command.invoke(context)
+        sys.stdout.flush()  # a reader that left shows here, not in the interpreter's last flush
         code = int(result) if isinstance(result, int) else int(ExitCode.OK)
     except typer.Exit as done:
         code = int(done.exit_code)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from fractions import Fraction
+from typing import Protocol
 
 import numpy as np
 
@@ -22,6 +23,12 @@ DEFAULT_FPS = Fraction(25)
 RAW_SUFFIXES = frozenset({".yuv", ".raw", ".420", ".i420"})
 
 _SIZE = re.compile(r"^\s*(\d+)\s*[xX*]\s*(\d+)\s*$")
+
+
+class ByteSink(Protocol):
+    """Where written frames go: an open binary file, or stdout written without a buffer."""
+
+    def write(self, data: bytes, /) -> int: ...
 
 
 @dataclass(frozen=True)

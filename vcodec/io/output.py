@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import BinaryIO
 
 from vcodec.io.errors import OptionError, OutputExistsError
-from vcodec.io.formats import RAW_SUFFIXES, VideoInfo
+from vcodec.io.formats import RAW_SUFFIXES, ByteSink, VideoInfo
 from vcodec.io.raw import write_raw_frame
 from vcodec.io.y4m import write_y4m_frame, write_y4m_header
 from vcodec.types import Frame
@@ -98,10 +98,29 @@ def video_format_of(path: str, requested: str | None = None) -> str:
     return by_suffix
 
 
+class _UnbufferedStdout:
+    """Writes straight to the stdout file descriptor, retrying short writes until all is written.
+
+    Through Python's buffered stdout, a write that a departing reader cuts short leaves its tail in
+    the buffer and, when that tail fits the buffer, no error is ever raised (CPython 3.11): the decode
+    would end with exit 0 having written part of a frame. Here the retry meets the broken pipe.
+    """
+
+    def __init__(self) -> None:
+        sys.stdout.flush()
+        self._fd = sys.stdout.fileno()
+
+    def write(self, data: bytes) -> int:
+        view = memoryview(data)
+        while view:
+            view = view[os.write(self._fd, view) :]
+        return len(data)
+
+
 class VideoWriter:
     """Writes frames as raw planar YUV or y4m, to a file (atomically) or to stdout."""
 
-    def __init__(self, out: BinaryIO, info: VideoInfo, fmt: str) -> None:
+    def __init__(self, out: ByteSink, info: VideoInfo, fmt: str) -> None:
         self._out = out
         self._fmt = fmt
         if fmt == "y4m":
@@ -121,9 +140,7 @@ def open_video_writer(
     """`path` may be `-` for stdout; the format is chosen by `video_format_of`, before anything is written."""
     kind = video_format_of(path, fmt)
     if path == STDIO:
-        stdout = sys.stdout.buffer
-        yield VideoWriter(stdout, info, kind)
-        stdout.flush()
+        yield VideoWriter(_UnbufferedStdout(), info, kind)
         return
     with atomic_output(Path(path), overwrite) as handle:
         yield VideoWriter(handle, info, kind)

@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
-from typing import BinaryIO
 
 from vcodec.io.errors import InputError
-from vcodec.io.formats import VideoInfo, frame_bytes, frame_from_bytes, frame_to_bytes
+from vcodec.io.formats import ByteSink, VideoInfo, frame_bytes, frame_from_bytes, frame_to_bytes
 from vcodec.io.source import VideoSource, selected_count
 from vcodec.io.stream import ByteStream
 from vcodec.types import Frame
@@ -58,5 +57,5 @@ class RawReader(VideoSource):
         self._stream.close()
 
 
-def write_raw_frame(out: BinaryIO, frame: Frame) -> None:
+def write_raw_frame(out: ByteSink, frame: Frame) -> None:
     out.write(frame_to_bytes(frame))

@@ -9,11 +9,10 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from fractions import Fraction
-from typing import BinaryIO
 
 from vcodec.format import check_frame_size
 from vcodec.io.errors import InputError
-from vcodec.io.formats import VideoInfo, frame_from_bytes, frame_to_bytes
+from vcodec.io.formats import ByteSink, VideoInfo, frame_from_bytes, frame_to_bytes
 from vcodec.io.source import VideoSource, selected_count
 from vcodec.io.stream import ByteStream
 from vcodec.types import Frame
@@ -129,10 +128,10 @@ class Y4mReader(VideoSource):
         self._stream.close()
 
 
-def write_y4m_header(out: BinaryIO, info: VideoInfo) -> None:
+def write_y4m_header(out: ByteSink, info: VideoInfo) -> None:
     out.write(format_header(info))
 
 
-def write_y4m_frame(out: BinaryIO, frame: Frame) -> None:
+def write_y4m_frame(out: ByteSink, frame: Frame) -> None:
     out.write(b"FRAME\n")
     out.write(frame_to_bytes(frame))
