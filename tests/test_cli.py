@@ -278,6 +278,8 @@ ERRORS = [
     (["info", "truncated.vcc"], ExitCode.BITSTREAM, "truncated"),
     (["decode", "Astro_64x48_30.yuv", "-o", "out.yuv"], ExitCode.BITSTREAM, "not a vcodec container"),
     (["decode", "astro.vcc", "-o", "out.yuv", "--frames", "7:9"], ExitCode.USAGE, "starts after the last frame"),
+    (["decode", "astro.vcc", "-o", "out.yuv", "--frames", "0"], ExitCode.USAGE, "frame range '0' is empty"),
+    (["decode", "astro.vcc", "-o", "out.yuv", "--frames", "1:5"], ExitCode.USAGE, "the stream has 4 frames"),
     (["decode", "astro.vcc", "-o", "out.mp4"], ExitCode.USAGE, "vcodec writes raw YUV (.yuv) or y4m (.y4m)"),
     (["decode", "astro.vcc", "-o", "out.yuv", "--format", "y4m"], ExitCode.USAGE, "contradicts the suffix"),
     (["sample", "-o", "out.mp4", "--size", "64x48"], ExitCode.USAGE, "vcodec writes raw YUV (.yuv) or y4m (.y4m)"),

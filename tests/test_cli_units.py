@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 
 from vcodec.bitstream.container import BitstreamError
@@ -63,16 +65,24 @@ def test_rate_points() -> None:
     ("text", "expected"),
     [
         (None, range(10)), ("3", range(3)), ("2:5", range(2, 5)), ("7:", range(7, 10)), (":4", range(4)),
-        ("8:20", range(8, 10)),
+        ("8:10", range(8, 10)), ("10", range(10)), ("9:", range(9, 10)),
     ],  # fmt: skip
 )
 def test_frame_ranges(text: str | None, expected: range) -> None:
     assert parse_frame_range(text, 10) == expected
 
 
-@pytest.mark.parametrize("text", ["a:b", "5:2", "-1:3", "10:"])
-def test_bad_frame_ranges(text: str) -> None:
-    with pytest.raises(OptionError):
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("a:b", "invalid"), ("5:2", "invalid"), ("-1:3", "invalid"), ("10:", "starts after the last frame"),
+        ("0", "is empty"), ("3:3", "is empty"), (":0", "is empty"),
+        ("8:20", "ends after the last frame (the stream has 10 frames)"), ("11", "has 10 frames"),
+        (":11", "has 10 frames"),
+    ],
+)  # fmt: skip
+def test_bad_frame_ranges(text: str, message: str) -> None:
+    with pytest.raises(OptionError, match=re.escape(message)):
         parse_frame_range(text, 10)
 
 

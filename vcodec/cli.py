@@ -325,11 +325,11 @@ def decode(
             if bars is not None:
                 bars.close()
     wall = time.perf_counter() - began
-    rate = summary.frames / summary.seconds if summary.seconds > 0 else float("inf")
+    rate = f"{summary.frames / summary.seconds:.2f} fps; " if summary.seconds > 0 else ""
     _say(
         quiet,
         f"decoded {summary.frames} frames {summary.info.width}x{summary.info.height} {summary.info.bitdepth}-bit "
-        f"in {summary.seconds:.2f} s ({rate:.2f} fps; {wall:.2f} s with I/O) -> {output}",
+        f"in {summary.seconds:.2f} s ({rate}{wall:.2f} s with I/O) -> {output}",
     )
 
 

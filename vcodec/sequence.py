@@ -41,7 +41,7 @@ from vcodec.io import (
 )
 from vcodec.io.output import commit_partial
 from vcodec.metrics import FramePsnr, frame_psnr
-from vcodec.types import Frame, VcodecError
+from vcodec.types import BitstreamError, Frame, VcodecError
 
 
 CONTAINER_SUFFIX = ".vcc"
@@ -532,7 +532,11 @@ def encode_sequence(
 
 
 def parse_frame_range(text: str | None, count: int) -> range:
-    """`N` (the first N frames), `A:B` (frames A to B-1), `A:` or `:B`, clipped to the `count` frames."""
+    """`N` (the first N frames), `A:B` (frames A to B-1), `A:` or `:B`, within the `count` frames.
+
+    A range that selects nothing or reaches past the last frame is refused, not clipped: a user who
+    asked for frames that do not exist should be told, not given fewer.
+    """
     if text is None or text.strip() in ("", ":"):
         return range(count)
     try:
@@ -547,8 +551,12 @@ def parse_frame_range(text: str | None, count: int) -> range:
     if first < 0 or stop < first:
         raise OptionError(f"invalid frame range {text!r}")
     if first >= count:
-        raise OptionError(f"frame range {text!r} starts after the last frame (the stream has {count})")
-    return range(first, min(stop, count))
+        raise OptionError(f"frame range {text!r} starts after the last frame (the stream has {count} frames)")
+    if stop == first:
+        raise OptionError(f"frame range {text!r} is empty: nothing to decode")
+    if stop > count:
+        raise OptionError(f"frame range {text!r} ends after the last frame (the stream has {count} frames)")
+    return range(first, stop)
 
 
 def open_container(path: str) -> ContainerReader:
@@ -580,6 +588,10 @@ def decode_sequence(
     """Decode `frames` of a container to planar YUV or y4m (`output` may be `-` for stdout)."""
     from vcodec.decoder import decode_frame
 
+    if not reader.frame_count:
+        raise BitstreamError(f"{reader.name} holds no complete frame: nothing to decode")
+    if not frames:
+        raise OptionError("the frame range is empty: nothing to decode")
     header = reader.header
     info = VideoInfo(header.width, header.height, header.bitdepth, header.fps, len(frames))
     decode_seconds = 0.0
