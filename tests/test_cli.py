@@ -90,6 +90,11 @@ def test_raw_8bit_round_trip_with_name_inference(work: Path, astro: Path) -> Non
     assert "64x48, yuv420p" in text and "preset fast" in text and "MAC/pixel" in text and "kbps" in text
 
 
+def test_csv_lines_end_in_lf(work: Path, astro: Path) -> None:
+    data = (work / "astro.csv").read_bytes()
+    assert data.count(b"\n") == 5 and b"\r" not in data
+
+
 def test_decode_output_format_follows_the_suffix(work: Path, astro: Path) -> None:
     vcodec("decode", astro.name, "-o", "astro_dec.y4m", "-q", cwd=work)
     assert (work / "astro_dec.y4m").read_bytes().startswith(b"YUV4MPEG2 W64 H48 F30:1")

@@ -439,7 +439,7 @@ class _CsvLog:
             with path.open(newline="") as handle:
                 rows = [row for row in csv.reader(handle) if row and row[0].isdigit() and int(row[0]) < keep_before]
         self._handle = path.open("w", newline="")
-        self._writer = csv.writer(self._handle)
+        self._writer = csv.writer(self._handle, lineterminator="\n")
         self._writer.writerow(CSV_COLUMNS)
         self._writer.writerows(rows)
         self._handle.flush()
