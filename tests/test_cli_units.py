@@ -8,7 +8,7 @@ import pytest
 
 from vcodec.bitstream.container import BitstreamError
 from vcodec.cli import ERROR_CODES, ExitCode, Interrupted, exit_code_for
-from vcodec.config import ConfigError, load_rate_points
+from vcodec.config import ConfigError, load_config, load_rate_points
 from vcodec.io import InputError, OptionError, OutputExistsError, video_format_of
 from vcodec.sequence import EncodeSettings, ResumeError, parse_frame_range, resolve_lambda, threads_per_job
 from vcodec.types import VcodecError
@@ -59,6 +59,14 @@ def test_rate_points() -> None:
             resolve_lambda(lmbda, rate)
     with pytest.raises(OptionError, match="below 1"):
         EncodeSettings(2.0)  # a script that skips resolve_lambda is stopped too
+
+
+@pytest.mark.parametrize(("arch", "preset", "message"), [("main", "turbo", "unknown preset 'turbo'"),
+                                                         ("huge", "fast", "unknown arch 'huge'")])
+def test_unknown_configuration_names_say_what_they_are(arch: str, preset: str, message: str) -> None:
+    with pytest.raises(ConfigError) as raised:
+        load_config(arch, preset)
+    assert str(raised.value).startswith(message + " (available: ")
 
 
 @pytest.mark.parametrize(
