@@ -27,7 +27,7 @@ from vcodec.config import load_arch, load_config
 from vcodec.decoder import decode_frame, read_frame_info
 from vcodec.encoder import encode_frame_report
 from vcodec.encoder.allocator import retain_freed_memory
-from vcodec.encoder.encode import make_target
+from vcodec.encoder.target import make_target
 from vcodec.encoder.train import QuantizerSetting, rd_loss
 from vcodec.metrics import frame_psnr
 from vcodec.model.frame_model import FrameModel, macs_per_pixel

@@ -80,8 +80,9 @@ def test_raw_8bit_round_trip_with_name_inference(work: Path, astro: Path) -> Non
     assert (work / "astro_dec.yuv").read_bytes() == expected
 
     rows = (work / "astro.csv").read_text().splitlines()
-    assert rows[0] == "frame,bits,bpp,psnr_y,psnr_u,psnr_v,psnr_yuv,lmbda,preset,encode_seconds,decode_seconds"
+    assert rows[0] == "frame,bits,bpp,psnr_y,psnr_u,psnr_v,psnr_yuv,lmbda,preset,encode_seconds,decode_seconds,arch"
     assert [int(r.split(",")[0]) for r in rows[1:]] == [0, 1, 2, 3]
+    assert [r.split(",")[-1] for r in rows[1:]] == [f["arch"] for f in data["frames"]] == ["main"] * 4
     assert [int(r.split(",")[1]) for r in rows[1:]] == [8 * f["bytes"] for f in data["frames"]]
     report = json.loads(vcodec("psnr", "Astro_64x48_30.yuv", "astro_dec.yuv", "--json", cwd=work).stdout)
     assert [round(f["y"], 4) for f in report["frames"]] == [float(r.split(",")[3]) for r in rows[1:]]
@@ -281,6 +282,7 @@ ERRORS = [
     (["encode", "Astro_64x48_30.yuv", *FAST], ExitCode.OUTPUT_EXISTS, "exists.vcc already exists (use -y"),
     (["decode", "corrupt.vcc", "-o", "out.yuv"], ExitCode.BITSTREAM, "frame 2: CRC mismatch"),
     (["info", "truncated.vcc"], ExitCode.BITSTREAM, "truncated"),
+    (["info", "corrupt.vcc"], ExitCode.BITSTREAM, "frame(s) 2 are damaged"),
     (["decode", "Astro_64x48_30.yuv", "-o", "out.yuv"], ExitCode.BITSTREAM, "not a vcodec container"),
     (["decode", "astro.vcc", "-o", "out.yuv", "--frames", "7:9"], ExitCode.USAGE, "starts after the last frame"),
     (["decode", "astro.vcc", "-o", "out.yuv", "--frames", "0"], ExitCode.USAGE, "frame range '0' is empty"),

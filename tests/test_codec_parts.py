@@ -14,7 +14,8 @@ from vcodec.bitstream import frame_header
 from vcodec.bitstream.frame_header import FrameHeader, pack_header, parse_header
 from vcodec.config import ARM_CONTEXT_LAYOUTS, ARM_CONTEXTS, CHROMA_DOWNSCALES, MAX_ARM_CONTEXT, ConfigError, load_arch, load_config
 from vcodec.encoder.allocator import retain_freed_memory
-from vcodec.encoder.encode import fit, make_target
+from vcodec.encoder.encode import fit
+from vcodec.encoder.target import make_target
 from vcodec.encoder.losses import mse_yuv
 from vcodec.encoder.quantize import quantize_parameters
 from vcodec.encoder.train import QuantizerSetting, rd_loss
@@ -197,7 +198,7 @@ def test_parameter_quantisation_costs_almost_no_quality(frame_8bit: Frame) -> No
     """At a small lambda, quantising the trained network must keep the float model's quality: a step
     search that stopped at 2^-6 once cost 3 dB on a 416x240 photo."""
     cfg = load_config("main", "fast", iterations=150)
-    model, target = fit(frame_8bit, 0.0001, cfg, None)
+    model, target, _ = fit(frame_8bit, 0.0001, cfg, None)
 
     def psnr() -> float:
         with torch.no_grad():

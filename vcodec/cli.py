@@ -256,7 +256,7 @@ def encode(
     lmbda: Annotated[float | None, typer.Option("--lmbda", "-l", help="Rate-distortion weight lambda.")] = None,
     rate: Annotated[str | None, typer.Option("--rate", help="Named rate point from cfg/rate_points.toml.")] = None,
     preset: Annotated[str, typer.Option("--preset", help="Encoder schedule: fast, medium or slow.")] = "medium",
-    arch: Annotated[str, typer.Option("--arch", help="Decoder architecture: main or light.")] = "main",
+    arch: Annotated[str, typer.Option("--arch", help="Decoder architecture: main, light, small, tiny (cfg/arch), or auto: each frame picks one of the preset's candidates by coded RD cost.")] = "main",
     device: Annotated[str, typer.Option("--device", help="cpu or cuda.")] = "cpu",
     jobs: Annotated[int, typer.Option("--jobs", "-j", help="Frames coded in parallel processes.")] = 1,
     threads: Annotated[
@@ -339,6 +339,8 @@ SETTINGS_ORDER: tuple[str, ...] = ("preset", "arch", "lmbda", "rate", "iteration
 def _info_text(data: dict[str, Any]) -> str:
     seq, rate, settings = data["sequence"], data["bitrate"], data["settings"]
     state = "complete" if data["complete"] else f"UNFINISHED ({data['trailing_bytes']} bytes of a cut-short frame)"
+    if data["damaged_frames"]:
+        state += f", DAMAGED frame(s) {', '.join(map(str, data['damaged_frames']))} (CRC or header check failed)"
     lines = [
         f"Input: {data['file']}: vcodec container v{data['format_version']}, {data['file_bytes']} bytes, {state}",
         f"  Sequence: {seq['width']}x{seq['height']}, {seq['pix_fmt']} ({seq['bitdepth']}-bit "
@@ -355,9 +357,10 @@ def _info_text(data: dict[str, Any]) -> str:
         shown = ", ".join(f"{key} {settings[key]}" for key in order if settings[key] is not None)
         lines.append(f"  Settings: {shown}")
     lines.append(f"  Bitrate: {rate['kbps']:.2f} kbps, {rate['bpp']:.4f} bpp, {rate['bytes']} bytes of frame data")
-    lines.append("  frame      offset       bytes       bpp")
+    lines.append("  frame      offset       bytes       bpp  arch")
     for frame in data["frames"]:
-        lines.append(f"  {frame['frame']:5d} {frame['offset']:11d} {frame['bytes']:11d} {frame['bpp']:9.4f}")
+        lines.append(f"  {frame['frame']:5d} {frame['offset']:11d} {frame['bytes']:11d} {frame['bpp']:9.4f}  "
+                     f"{frame['arch']}")
     return "\n".join(lines)
 
 
@@ -366,10 +369,15 @@ def info(
     input: Annotated[str, typer.Argument(help="Input .vcc container, or - for stdin.")],
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of text.")] = False,
 ) -> None:
-    """Describe a .vcc container, like ffprobe: sequence, architecture, settings, per-frame sizes."""
+    """Describe a .vcc container, like ffprobe: sequence, architecture, settings, per-frame sizes.
+
+    Every frame's CRC is checked: damaged frames are listed, and the exit status is then 4."""
     with open_container(input) as reader:
         data = describe_container(reader)
     print(json.dumps(data, indent=2) if as_json else _info_text(data))
+    if data["damaged_frames"]:
+        sys.stdout.flush()
+        raise BitstreamError(f"{data['file']}: frame(s) {', '.join(map(str, data['damaged_frames']))} are damaged")
 
 
 @app.command()

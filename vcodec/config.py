@@ -88,6 +88,7 @@ class PresetConfig:
     warmup_candidates: int = 1  # > 1: models from this many initialisations compete before the main phase
     warmup_iterations: int = 0  # iterations of each warm-up round (the best half-ish go on to a second round)
     warmup_survivors: int = 2  # candidates that get a second warm-up round
+    arch_candidates: tuple[str, ...] = ("tiny", "small", "main")  # what --arch auto tries (in the warm-up)
     quantization_patience: int = 2  # coarser parameter steps tried after the best so far stops improving
 
     def __post_init__(self) -> None:
@@ -122,6 +123,7 @@ class EncoderConfig:
 
     arch: ArchConfig = field(default_factory=ArchConfig)
     preset: PresetConfig = field(default_factory=PresetConfig)
+    arch_candidates: tuple[ArchConfig, ...] = ()  # --arch auto: the warm-up picks one of these per frame
     loss: str = "mse"
     device: str = "cpu"
     seed: int = 0
@@ -130,6 +132,11 @@ class EncoderConfig:
         _require(self.loss in LOSSES, f"loss must be one of {LOSSES}, got {self.loss!r}")
         _require(self.device in DEVICES, f"device must be one of {DEVICES}, got {self.device!r}")
         _require(0 <= self.seed < 2**31, "seed must be within [0, 2^31)")
+
+    @property
+    def archs(self) -> tuple[ArchConfig, ...]:
+        """The architectures an encode may write: the candidates of --arch auto, else the one arch."""
+        return self.arch_candidates or (self.arch,)
 
 
 def _from_mapping(cls: type, values: dict[str, Any], source: str) -> Any:
@@ -167,16 +174,25 @@ def load_preset(name: str) -> PresetConfig:
     return _from_mapping(PresetConfig, _load_toml("presets", name), f"cfg/presets/{name}.toml")
 
 
+AUTO_ARCH = "auto"
+
+
 def load_config(arch: str = "main", preset: str = "medium", **overrides: Any) -> EncoderConfig:
     """Build an encoder configuration from named presets; any field of any part can be overridden.
+
+    arch "auto": every frame picks among the preset's `arch_candidates` (arch overrides apply to each).
 
     Overrides are matched by name against EncoderConfig, then PresetConfig, then ArchConfig fields,
     e.g. `load_config("light", "fast", iterations=50, chroma_downscale="nearest", device="cuda")`.
     """
-    arch_values = dict(_load_toml("arch", arch))
     preset_values = dict(_load_toml("presets", preset))
+    arch_names = [arch]
+    if arch == AUTO_ARCH:
+        arch_names = list(overrides.get("arch_candidates") or preset_values.get("arch_candidates")
+                          or PresetConfig.arch_candidates)
+    arch_tables = [dict(_load_toml("arch", name)) for name in arch_names]
     top_values: dict[str, Any] = {}
-    top_fields = {f.name for f in dataclasses.fields(EncoderConfig)} - {"arch", "preset"}
+    top_fields = {f.name for f in dataclasses.fields(EncoderConfig)} - {"arch", "preset", "arch_candidates"}
     preset_fields = {f.name for f in dataclasses.fields(PresetConfig)} - {"name"}
     arch_fields = {f.name for f in dataclasses.fields(ArchConfig)} - {"name"}
     for key, value in overrides.items():
@@ -187,12 +203,15 @@ def load_config(arch: str = "main", preset: str = "medium", **overrides: Any) ->
         elif key in preset_fields:
             preset_values[key] = value
         elif key in arch_fields:
-            arch_values[key] = value
+            for table in arch_tables:
+                table[key] = value
         else:
             raise ConfigError(f"unknown configuration field {key!r}")
+    archs = tuple(_from_mapping(ArchConfig, table, f"arch {name}") for name, table in zip(arch_names, arch_tables))
     return EncoderConfig(
-        arch=_from_mapping(ArchConfig, arch_values, f"arch {arch}"),
+        arch=archs[-1],
         preset=_from_mapping(PresetConfig, preset_values, f"preset {preset}"),
+        arch_candidates=archs if arch == AUTO_ARCH else (),
         **top_values,
     )
 

@@ -51,7 +51,7 @@ RESUME_KEYS: tuple[str, ...] = ("arch", "preset", "lmbda", "iterations", "seed",
 
 CSV_COLUMNS: tuple[str, ...] = (
     "frame", "bits", "bpp", "psnr_y", "psnr_u", "psnr_v", "psnr_yuv",
-    "lmbda", "preset", "encode_seconds", "decode_seconds",
+    "lmbda", "preset", "encode_seconds", "decode_seconds", "arch",
 )  # fmt: skip
 
 
@@ -127,12 +127,13 @@ class FrameStats:
     psnr: FramePsnr
     encode_seconds: float
     decode_seconds: float
+    arch: str = ""  # the decoder architecture written (the pick of --arch auto)
 
     def csv_row(self, lmbda: float, preset: str) -> list[str]:
         p = self.psnr
         quality = [f"{value:.4f}" for value in (p.y, p.u, p.v, p.yuv)]
         times = [f"{self.encode_seconds:.3f}", f"{self.decode_seconds:.4f}"]
-        return [str(self.number), str(self.bits), f"{self.bpp:.6f}", *quality, repr(lmbda), preset, *times]
+        return [str(self.number), str(self.bits), f"{self.bpp:.6f}", *quality, repr(lmbda), preset, *times, self.arch]
 
 
 @dataclass(frozen=True)
@@ -246,7 +247,7 @@ def encode_one_frame(
     encode_seconds = time.perf_counter() - began
     bits = 8 * len(encoded.data)
     stats = FrameStats(number, bits, bits / (frame.width * frame.height), frame_psnr(frame, encoded.reconstruction),
-                       encode_seconds, encoded.decode_seconds)
+                       encode_seconds, encoded.decode_seconds, encoded.arch_name)
     return encoded.data, stats
 
 
@@ -619,7 +620,9 @@ def describe_container(reader: ContainerReader) -> dict[str, Any]:
     header = reader.header
     pixels = header.width * header.height
     frames = [
-        {"frame": e.number, "offset": e.offset, "bytes": e.length, "bpp": 8 * e.length / pixels} for e in reader.entries
+        {"frame": e.number, "offset": e.offset, "bytes": e.length, "bpp": 8 * e.length / pixels,
+         "arch": _frame_arch(reader, e.number)}
+        for e in reader.entries
     ]
     total = sum(e.length for e in reader.entries)
     count = len(reader.entries)
@@ -631,6 +634,7 @@ def describe_container(reader: ContainerReader) -> dict[str, Any]:
         "file": reader.name,
         "format_version": FORMAT_VERSION,
         "complete": reader.complete,
+        "damaged_frames": [f["frame"] for f in frames if f["arch"] == DAMAGED],
         "file_bytes": reader.file_size,
         "trailing_bytes": reader.trailing_bytes,
         "sequence": {
@@ -652,6 +656,20 @@ def describe_container(reader: ContainerReader) -> dict[str, Any]:
         },
         "frames": frames,
     }
+
+
+DAMAGED = "damaged"  # what `info` shows for a frame whose record or header does not check out
+
+
+def _frame_arch(reader: ContainerReader, number: int) -> str:
+    """The architecture a frame's header names (frames of one file may differ under --arch auto)."""
+    from vcodec.bitstream.frame_header import parse_header
+    from vcodec.types import BitstreamError
+
+    try:
+        return parse_header(reader.read_frame(number))[0].arch.name
+    except BitstreamError:
+        return DAMAGED
 
 
 def _plain(value: Any) -> Any:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -13,10 +14,11 @@ from vcodec.bitstream.frame_header import FrameHeader, pack_header
 from vcodec.config import EncoderConfig, load_config
 from vcodec.decoder import decode_frame
 from vcodec.encoder.quantize import QuantizedParameters, quantize_parameters
-from vcodec.encoder.train import Target, TrainProgress, train
+from vcodec.encoder.target import Target, make_target
+from vcodec.encoder.train import TrainProgress, train_frame_model
 from vcodec.entropy.latent_coder import Canvas, encode_latents, information_bits
 from vcodec.entropy.param_coder import encode_parameters, integer_arm
-from vcodec.metrics import FramePsnr, frame_psnr
+from vcodec.metrics import YUV_WEIGHTS, FramePsnr, frame_mse, frame_psnr
 from vcodec.model.frame_model import FrameModel, macs_per_pixel, planes_to_frame
 from vcodec.types import Frame, VcodecError
 
@@ -32,6 +34,8 @@ class EncodedFrame:
     latent_bits: int
     predicted_latent_bits: float   # information content of the latents under the coded model
     step_exps: tuple[int, ...]
+    arch_name: str                 # the architecture written (the one --arch auto picked)
+    candidate_costs: tuple[tuple[str, float], ...]  # --arch auto: each candidate's coded cost in the warm-up
     mac_per_pixel: float
     seconds: float
 
@@ -43,29 +47,40 @@ class EncodedFrame:
         return self.bits / (self.reconstruction.width * self.reconstruction.height)
 
 
-def make_target(frame: Frame, device: str) -> Target:
+def coded_cost(frame: Frame, model: FrameModel, lmbda: float, cfg: EncoderConfig) -> float:
+    """The RD cost of writing this model now: D (6:1:1 MSE of the real decoder's output, samples scaled
+    to [0, 1]) + lambda * (real bitstream bits) / pixels. Works on a CPU copy; the model is untouched."""
+    trial = copy.deepcopy(model).cpu()
+    target = make_target(frame, "cpu")
+    params = quantize_parameters(trial, target, lmbda, cfg.preset.quantization_patience)
+    data, _ = write_bitstream(frame, trial, params)
+    decoded = decode_frame(data)
     peak = float(frame.max_value)
-    luma = torch.from_numpy(frame.y.astype(np.float32) / peak).view(1, 1, frame.height, frame.width)
-    chroma = torch.from_numpy(np.stack([frame.u, frame.v]).astype(np.float32) / peak)[None]
-    return Target(luma.to(device), chroma.to(device))
+    weights = YUV_WEIGHTS
+    mse = sum(w * m for w, m in zip(weights, frame_mse(frame, decoded))) / sum(weights) / (peak * peak)
+    return mse + lmbda * 8 * len(data) / (frame.width * frame.height)
 
 
-def _check_device(device: str) -> None:
+def check_device(device: str) -> None:
+    """The one check that a requested training device exists (a one-line error, before any work)."""
     if device == "cuda" and not torch.cuda.is_available():
         raise VcodecError("--device cuda was asked for, but no CUDA device is available")
 
 
 def fit(frame: Frame, lmbda: float, cfg: EncoderConfig,
-        progress: Callable[[TrainProgress], None] | None) -> tuple[FrameModel, Target]:
-    """Overfit a fresh model to the frame; returns it on the CPU with the CPU target."""
-    _check_device(cfg.device)
+        progress: Callable[[TrainProgress], None] | None
+        ) -> tuple[FrameModel, Target, tuple[tuple[str, float], ...]]:
+    """Overfit a model (of the architecture the warm-up picks, with --arch auto) to the frame; returns it
+    on the CPU with the CPU target, and the warm-up's candidate scores (none without a warm-up)."""
+    check_device(cfg.device)
     torch.manual_seed(cfg.seed)
     if cfg.device == "cuda":
         torch.backends.cuda.matmul.allow_tf32 = False
         torch.backends.cudnn.allow_tf32 = False
-    model = FrameModel(cfg.arch, frame.height, frame.width, cfg.preset.latent_gain or 1.0).to(cfg.device)
-    train(model, make_target(frame, cfg.device), lmbda, cfg, progress)
-    return model.cpu(), make_target(frame, "cpu")
+    several_archs = len(cfg.archs) > 1
+    score = (lambda candidate: coded_cost(frame, candidate, lmbda, cfg)) if several_archs else None
+    trained = train_frame_model(make_target(frame, cfg.device), lmbda, cfg, score, progress)
+    return trained.model.cpu(), make_target(frame, "cpu"), trained.candidate_scores
 
 
 def rounded_latents(model: FrameModel) -> list[np.ndarray]:
@@ -143,7 +158,7 @@ def encode_frame_and_model(frame: Frame, lmbda: float, cfg: EncoderConfig | None
     if not 0.0 < lmbda < 1.0:
         raise VcodecError(f"lambda must be within (0, 1), got {lmbda}")
     start = time.perf_counter()
-    model, target = fit(frame, lmbda, cfg, progress)
+    model, target, candidate_costs = fit(frame, lmbda, cfg, progress)
     params = quantize_parameters(model, target, lmbda, cfg.preset.quantization_patience)
     data, sizes = write_bitstream(frame, model, params)
     decode_start = time.perf_counter()
@@ -155,7 +170,8 @@ def encode_frame_and_model(frame: Frame, lmbda: float, cfg: EncoderConfig | None
         psnr=frame_psnr(frame, reconstruction),
         header_bits=int(sizes["header_bits"]), parameter_bits=int(sizes["parameter_bits"]),
         latent_bits=int(sizes["latent_bits"]), predicted_latent_bits=sizes["predicted_latent_bits"],
-        step_exps=params.step_exps, mac_per_pixel=macs_per_pixel(cfg.arch, frame.height, frame.width)["total"],
+        step_exps=params.step_exps, arch_name=model.arch.name, candidate_costs=candidate_costs,
+        mac_per_pixel=macs_per_pixel(model.arch, frame.height, frame.width)["total"],
         seconds=time.perf_counter() - start,
     )
     return encoded, model

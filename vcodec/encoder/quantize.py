@@ -18,7 +18,7 @@ from vcodec.entropy.param_coder import (
     scale_index_for,
 )
 from vcodec.encoder.losses import mse_yuv
-from vcodec.encoder.train import Target
+from vcodec.encoder.target import Target
 from vcodec.model.frame_model import FrameModel
 
 FINEST_STEP_EXP = 12   # finest step tried, 2^-12: below it the parameters are as good as float

@@ -1,6 +1,7 @@
 """Overfitting one frame: Adam on D + lambda * R in three phases.
 
-1. Warm-up (optional): several initialisations train briefly; the best by rounded RD cost goes on.
+1. Warm-up (optional): several initialisations, and with `--arch auto` several architectures, train
+   briefly; the best goes on.
 2. Main phase: soft rounding with annealed temperature and noise (C3 / Cool-chic), cosine learning rate,
    optionally scored with true rounding every `validate_every` iterations, the best state kept.
 3. Final phase: epsilon-STE with true rounding in the forward pass, scored every step, the best kept.
@@ -14,10 +15,11 @@ from dataclasses import dataclass
 
 import torch
 
-from vcodec.config import EncoderConfig, PresetConfig
+from vcodec.config import ConfigError, EncoderConfig, PresetConfig
 from vcodec.encoder.allocator import retain_freed_memory
 from vcodec.encoder.losses import distortion, mse_yuv
 from vcodec.encoder.quantizers import quantize
+from vcodec.encoder.target import Target
 from vcodec.model.frame_model import FrameModel
 
 STE_EPSILON = 0.01
@@ -32,18 +34,6 @@ class TrainProgress:
     loss: float
     psnr_yuv: float  # from the 6:1:1 MSE of the training reconstruction (noisy latents in phase 1)
     bpp: float
-
-
-@dataclass(frozen=True)
-class Target:
-    """The frame to fit, as normalised float planes on the training device."""
-
-    luma: torch.Tensor    # (1, 1, H, W)
-    chroma: torch.Tensor  # (1, 2, H/2, W/2)
-
-    @property
-    def pixels(self) -> int:
-        return self.luma.shape[-1] * self.luma.shape[-2]
 
 
 @dataclass(frozen=True)
@@ -155,46 +145,73 @@ def _latent_lr(preset: PresetConfig, network_lr: float) -> float:
     return network_lr if preset.latent_gain > 0 else preset.latent_learning_rate * network_lr / preset.learning_rate
 
 
-def warmup_iterations(preset: PresetConfig) -> int:
-    """Iterations the warm-up spends in all (its candidates' rounds)."""
-    if preset.warmup_candidates <= 1:
+def warmup_iterations(preset: PresetConfig, archs: int = 1) -> int:
+    """Iterations the warm-up spends in all: every candidate's first round, the survivors' second."""
+    candidates = preset.warmup_candidates * archs
+    if candidates <= 1:
         return 0
-    return preset.warmup_iterations * (preset.warmup_candidates + preset.warmup_survivors)
+    return preset.warmup_iterations * (candidates + min(preset.warmup_survivors, candidates))
 
 
-def _warm_up(model: FrameModel, target: Target, lmbda: float, cfg: EncoderConfig, counter: _Counter) -> None:
-    """Candidates from different initialisations train `warmup_iterations` at the start temperature and a
-    constant learning rate; the survivors (lowest rounded RD cost) train as long again; the best one's
-    state is loaded into `model`."""
+Score = Callable[[FrameModel], float]
+
+
+def warm_up(candidates: list[FrameModel], target: Target, lmbda: float, cfg: EncoderConfig, counter: _Counter,
+            score: Score) -> tuple[FrameModel, dict[int, float]]:
+    """Candidates train `warmup_iterations` at a constant learning rate; the survivors (lowest score) train
+    as long again. Returns the best and every candidate's last score, by index into `candidates`."""
     preset = cfg.preset
-    candidates = []
-    for index in range(preset.warmup_candidates):
-        torch.manual_seed(cfg.seed + 1000 * index)
-        candidate = FrameModel(model.arch, model.height, model.width, model.latent_gain).to(target.luma.device)
-        candidates.append(candidate)
     lr = preset.learning_rate
-    for round_candidates in (candidates, None):
-        if round_candidates is None:
-            scored = sorted(candidates, key=lambda c: rounded_cost(c, target, lmbda, cfg.loss))
-            round_candidates = candidates = scored[: preset.warmup_survivors]
-        for candidate in round_candidates:
-            _run_phase(candidate, target, lmbda, cfg, counter, preset.warmup_iterations, preset.noise_quantizer,
-                       lr, _latent_lr(preset, lr), cosine=False, validate_every=0)
-    best = min(candidates, key=lambda c: rounded_cost(c, target, lmbda, cfg.loss))
-    model.load_state_dict(best.state_dict())
+    scores: dict[int, float] = {}
+    alive = list(range(len(candidates)))
+    for round_index in range(2):
+        if round_index == 1:
+            alive = sorted(alive, key=scores.__getitem__)[: preset.warmup_survivors]
+        for index in alive:
+            _run_phase(candidates[index], target, lmbda, cfg, counter, preset.warmup_iterations,
+                       preset.noise_quantizer, lr, _latent_lr(preset, lr), cosine=False, validate_every=0)
+            scores[index] = score(candidates[index])
+    best = min(alive, key=scores.__getitem__)
+    return candidates[best], scores
 
 
-def train(model: FrameModel, target: Target, lmbda: float, cfg: EncoderConfig,
-          progress: Callable[[TrainProgress], None] | None = None) -> None:
+@dataclass(frozen=True)
+class TrainedModel:
+    model: FrameModel
+    candidate_scores: tuple[tuple[str, float], ...]  # (arch name, warm-up score) of every candidate, if any
+
+
+def train_frame_model(target: Target, lmbda: float, cfg: EncoderConfig, score: Score | None = None,
+                      progress: Callable[[TrainProgress], None] | None = None) -> TrainedModel:
+    """Overfit a model to the target: warm-up among the candidates (cfg.archs x warmup_candidates
+    initialisations), then the main and final phases on the winner, all within the preset's iterations.
+
+    `score` ranks warm-up candidates (lower is better); by default the rounded RD cost, which ignores the
+    parameters' bits and so suits candidates of one architecture only."""
     retain_freed_memory()
     preset = cfg.preset
+    height, width = target.luma.shape[-2:]
+    gain = preset.latent_gain or 1.0
+    candidates = []
+    for arch in cfg.archs:
+        for index in range(preset.warmup_candidates):
+            torch.manual_seed(cfg.seed + 1000 * index)
+            candidates.append(FrameModel(arch, height, width, gain).to(target.luma.device))
     counter = _Counter(preset.iterations, progress)
     ste_iterations = round(preset.iterations * preset.ste_fraction)
-    if preset.warmup_candidates > 1:
-        _warm_up(model, target, lmbda, cfg, counter)
-    main_iterations = preset.iterations - ste_iterations - warmup_iterations(preset)
+    main_iterations = preset.iterations - ste_iterations - warmup_iterations(preset, len(cfg.archs))
+    if main_iterations <= 0:
+        raise ConfigError(f"{preset.iterations} iterations leave none for the main phase after the warm-up of "
+                          f"{len(candidates)} candidates and the final phase")
+    scores: dict[int, float] = {}
+    if len(candidates) == 1:
+        model = candidates[0]
+    else:
+        rank = score or (lambda candidate: rounded_cost(candidate, target, lmbda, cfg.loss))
+        model, scores = warm_up(candidates, target, lmbda, cfg, counter, rank)
     lr = preset.learning_rate
     _run_phase(model, target, lmbda, cfg, counter, main_iterations, preset.noise_quantizer, lr,
                _latent_lr(preset, lr), cosine=preset.schedule == "cosine", validate_every=preset.validate_every)
     _run_phase(model, target, lmbda, cfg, counter, ste_iterations, "ste", preset.ste_learning_rate,
                preset.ste_learning_rate, cosine=False, validate_every=0)
+    return TrainedModel(model, tuple((candidates[i].arch.name, scores[i]) for i in sorted(scores)))

@@ -90,14 +90,14 @@ class Codec(ABC):
 
 
 def measured_frame(index: int, source: Frame, decoded: Frame, bits: int, seconds: float | None,
-                   param_bits: int | None = None) -> FrameResult:
+                   param_bits: int | None = None, arch: str | None = None) -> FrameResult:
     """A frame's result from its decoded picture: MSE per plane and MS-SSIM on Y against the source."""
     if (decoded.width, decoded.height, decoded.bitdepth) != (source.width, source.height, source.bitdepth):
         raise AnchorError(
             f"decoded frame {index} is {decoded.width}x{decoded.height} {decoded.bitdepth}-bit, the source "
             f"{source.width}x{source.height} {source.bitdepth}-bit"
         )
-    return FrameResult(index, bits, frame_mse(source, decoded), ms_ssim_y(source, decoded), param_bits, seconds)
+    return FrameResult(index, bits, frame_mse(source, decoded), ms_ssim_y(source, decoded), param_bits, seconds, arch)
 
 
 def _file_digest(path: Path) -> str:

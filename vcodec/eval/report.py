@@ -87,6 +87,24 @@ def timing_lines(points: list[RatePoint]) -> list[str]:
     return [*lines, ""]
 
 
+def architecture_lines(points: list[RatePoint]) -> list[str]:
+    """Which decoder architectures each codec wrote, per rate point (frames of each), where recorded."""
+    recorded = [p for p in points if p.archs]
+    if not recorded:
+        return []
+    lines = ["## Architectures written", "", "| Codec | Rate point | Frames per architecture |", "|---|---|---|"]
+    for codec in dict.fromkeys(p.codec for p in recorded):
+        for rate_point in dict.fromkeys(p.rate_point for p in recorded if p.codec == codec):
+            counts: dict[str, int] = {}
+            for point in (p for p in recorded if p.codec == codec and p.rate_point == rate_point):
+                for item in point.archs.split():
+                    name, count = item.rsplit(":", 1)
+                    counts[name] = counts.get(name, 0) + int(count)
+            text = ", ".join(f"{name} {count}" for name, count in sorted(counts.items()))
+            lines.append(f"| {codec} | {rate_point} | {text} |")
+    return [*lines, ""]
+
+
 def _codec_section(test: str, anchor: str, rows: list[BdRow]) -> list[str]:
     """Table II's layout (classes, then the average), then every sequence with its overlap and notes."""
     classes = [r for r in rows if r.level == "class"]
@@ -142,6 +160,7 @@ def markdown_table(comparison: Comparison, descriptions: dict[str, str] | None =
         lines += _codec_section(test, anchor, rows)
     if points:
         lines += timing_lines(points)
+        lines += architecture_lines(points)
     return "\n".join(lines)
 
 

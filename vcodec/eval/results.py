@@ -10,6 +10,7 @@ from __future__ import annotations
 import csv
 import json
 import math
+from collections import Counter
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 
@@ -27,6 +28,7 @@ class FrameResult:
     ms_ssim_y: float | None = None
     param_bits: int | None = None
     encode_seconds: float | None = None
+    arch: str | None = None  # the decoder architecture the frame was written with (vcodec)
 
 
 @dataclass(frozen=True)
@@ -60,6 +62,7 @@ class PointResult:
         quality = aggregate_sequence(psnrs, [f.bits for f in self.frames], [f.ms_ssim_y for f in self.frames])
         seconds = [f.encode_seconds for f in self.frames]
         params = [f.param_bits for f in self.frames]
+        archs = Counter(f.arch for f in self.frames if f.arch)
         count = len(self.frames)
         return RatePoint(
             sequence=self.sequence,
@@ -84,6 +87,7 @@ class PointResult:
             first_frame=self.frames[0].index,
             codec_version=self.codec_version,
             peak="hm" if hm_peak else "max",
+            archs=" ".join(f"{name}:{n}" for name, n in sorted(archs.items())),
         )
 
 
@@ -113,6 +117,7 @@ class RatePoint:
     first_frame: int | None = None
     codec_version: str = ""
     peak: str = ""
+    archs: str = ""  # decoder architectures written, with their frame counts: "small:2 tiny:1"
 
     @property
     def param_share(self) -> float | None:

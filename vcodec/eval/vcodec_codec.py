@@ -113,5 +113,5 @@ class VcodecCodec(Codec):
             # The reconstruction is decode_frame(encoded.data): quality is measured on decoded output.
             results.append(measured_frame(first_frame + offset, source, encoded.reconstruction,
                                           8 * len(encoded.data), seconds,
-                                          encoded.parameter_bits))
+                                          encoded.parameter_bits, encoded.arch_name))
         return self._result(sequence, rate_point, results)
