@@ -70,7 +70,7 @@ def run(args: argparse.Namespace) -> None:
             encoded = encode_frame_report(frame, lmbda, cfg)
             row = {
                 "label": args.label, "photo": photo, "size": args.size, "lmbda": lmbda,
-                "preset": args.preset, "arch": args.arch,
+                "preset": args.preset, "arch": args.arch, "arch_written": encoded.arch_name,
                 "overrides": overrides, "bits": encoded.bits, "bpp": encoded.bpp(),
                 "parameter_bits": encoded.parameter_bits,
                 "psnr_y": encoded.psnr.y, "psnr_u": encoded.psnr.u, "psnr_v": encoded.psnr.v,
@@ -95,6 +95,7 @@ def _curves(rows: list[dict], metric: str) -> dict[str, tuple[list[float], list[
 
 def compare(args: argparse.Namespace) -> None:
     base_rows = _load(args.store, args.base)
+    print(f"sizes: {args.base} {sorted({r['size'] for r in base_rows})}", file=sys.stderr)
     print(f"| test vs {args.base} | " + " | ".join(PHOTOS) + " | mean YUV | mean Y | time ratio | param share |")
     print("|---" * (len(PHOTOS) + 5) + "|")
     for label in args.tests:

@@ -22,7 +22,8 @@ ARM_CONTEXT_LAYOUTS: tuple[str, ...] = ("raster", "priority")
 MAX_ARM_CONTEXT = 40  # the causal half of a 9x9 window (vcodec.model.latents.priority_order)
 CHROMA_DOWNSCALES: tuple[str, ...] = ("nearest", "mean")
 SCHEDULES: tuple[str, ...] = ("constant", "cosine")
-LOSSES: tuple[str, ...] = ("mse", "l1", "logcosh", "logcosh+ssim", "l1+ssim")
+LOSSES: tuple[str, ...] = ("mse", "logmse", "l1", "logcosh", "logcosh+ssim", "l1+ssim")
+OPTIMIZERS: tuple[str, ...] = ("adam", "soap")
 DEVICES: tuple[str, ...] = ("cpu", "cuda")
 NOISE_QUANTIZERS: tuple[str, ...] = ("noise", "softround")
 NOISES: tuple[str, ...] = ("uniform", "gaussian", "kumaraswamy")
@@ -90,6 +91,7 @@ class PresetConfig:
     warmup_survivors: int = 2  # candidates that get a second warm-up round
     arch_candidates: tuple[str, ...] = ("tiny", "small", "main")  # what --arch auto tries (in the warm-up)
     quantization_patience: int = 2  # coarser parameter steps tried after the best so far stops improving
+    optimizer: str = "adam"  # of the network weights (the latents always use Adam): adam or soap
 
     def __post_init__(self) -> None:
         _require(1 <= self.iterations <= 1_000_000, f"iterations must be 1..1000000, got {self.iterations}")
@@ -103,6 +105,7 @@ class PresetConfig:
                  "softround_temperature must be two numbers (start, end) within [0.01, 10]")
         _require(1 <= self.quantization_patience <= 16, "quantization_patience must be 1..16")
         _require(self.noise in NOISES, f"noise must be one of {NOISES}")
+        _require(self.optimizer in OPTIMIZERS, f"optimizer must be one of {OPTIMIZERS}")
         _require(len(self.noise_parameter) == 2 and all(0.0 < v <= 10.0 for v in self.noise_parameter),
                  "noise_parameter must be two numbers (start, end) within (0, 10]")
         _require(0.0 <= self.latent_gain <= 256.0, "latent_gain must be within [0, 256]")

@@ -51,10 +51,27 @@ def plane_loss(loss: str, decoded: torch.Tensor, target: torch.Tensor) -> torch.
 def distortion(loss: str, luma: torch.Tensor, chroma: torch.Tensor,
                target_luma: torch.Tensor, target_chroma: torch.Tensor) -> torch.Tensor:
     wy, wu, wv = YUV_WEIGHTS
+    if loss == "logmse":
+        return log_mse_yuv(luma, chroma, target_luma, target_chroma)
     total = wy * plane_loss(loss, luma, target_luma)
     total = total + wu * plane_loss(loss, chroma[:, :1], target_chroma[:, :1])
     total = total + wv * plane_loss(loss, chroma[:, 1:], target_chroma[:, 1:])
     return total / (wy + wu + wv)
+
+
+def log_mse_yuv(luma: torch.Tensor, chroma: torch.Tensor, target_luma: torch.Tensor,
+                target_chroma: torch.Tensor) -> torch.Tensor:
+    """exp((6 log MSE_Y + log MSE_U + log MSE_V) / 8): the MSE that PSNR-YUV reports, since PSNR-YUV
+    averages the planes' PSNRs, i.e. their log MSEs. Where the three MSEs are equal it is their weighted
+    mean with the same gradient, so lambda keeps its meaning; a plane with a lower MSE (chroma, usually)
+    weighs more, as it does in the metric."""
+    planes = (
+        _pixel_loss("mse", luma, target_luma),
+        _pixel_loss("mse", chroma[:, :1], target_chroma[:, :1]),
+        _pixel_loss("mse", chroma[:, 1:], target_chroma[:, 1:]),
+    )
+    logs = sum(w * torch.log(m.clamp_min(1e-12)) for w, m in zip(YUV_WEIGHTS, planes))
+    return torch.exp(logs / sum(YUV_WEIGHTS))
 
 
 def mse_yuv(luma: torch.Tensor, chroma: torch.Tensor, target_luma: torch.Tensor,

@@ -81,11 +81,31 @@ def _state(model: FrameModel) -> dict[str, torch.Tensor]:
     return {k: v.detach().clone() for k, v in model.state_dict().items()}
 
 
-def _optimizer(model: FrameModel, network_lr: float, latent_lr: float) -> torch.optim.Adam:
-    latents = list(model.latents.parameters())
-    network = [p for name, p in model.named_parameters() if not name.startswith("latents.")]
-    return torch.optim.Adam([{"params": network, "lr": network_lr, "base_lr": network_lr},
-                             {"params": latents, "lr": latent_lr, "base_lr": latent_lr}])
+class _Optimizers:
+    """Adam on the latents and Adam or SOAP (Shampoo-preconditioned Adam, which Cool-chic 5 uses) on the
+    network weights, stepped together; `param_groups` spans both, each group with its `base_lr`."""
+
+    def __init__(self, model: FrameModel, kind: str, network_lr: float, latent_lr: float) -> None:
+        latents = list(model.latents.parameters())
+        network = [p for name, p in model.named_parameters() if not name.startswith("latents.")]
+        network_group = {"params": network, "lr": network_lr, "base_lr": network_lr}
+        latent_group = {"params": latents, "lr": latent_lr, "base_lr": latent_lr}
+        self.parts: list[torch.optim.Optimizer]
+        if kind == "soap":
+            from pytorch_optimizer.optimizer.soap import SOAP
+
+            self.parts = [SOAP([network_group], lr=network_lr, weight_decay=0.0), torch.optim.Adam([latent_group])]
+        else:
+            self.parts = [torch.optim.Adam([network_group, latent_group])]
+        self.param_groups = [group for part in self.parts for group in part.param_groups]
+
+    def zero_grad(self) -> None:
+        for part in self.parts:
+            part.zero_grad(set_to_none=True)
+
+    def step(self) -> None:
+        for part in self.parts:
+            part.step()
 
 
 @dataclass
@@ -110,7 +130,7 @@ def _run_phase(model: FrameModel, target: Target, lmbda: float, cfg: EncoderConf
     """Train for `iterations` steps; with validate_every > 0, score true rounding that often (and at the end)
     and leave the model in the best state scored."""
     preset = cfg.preset
-    optimizer = _optimizer(model, network_lr, latent_lr)
+    optimizer = _Optimizers(model, preset.optimizer, network_lr, latent_lr)
     parameters = [p for group in optimizer.param_groups for p in group["params"]]
     best: tuple[float, dict[str, torch.Tensor]] | None = None
     for iteration in range(iterations):
@@ -126,7 +146,7 @@ def _run_phase(model: FrameModel, target: Target, lmbda: float, cfg: EncoderConf
             score = float(loss.detach())
             if best is None or score < best[0]:
                 best = (score, _state(model))
-        optimizer.zero_grad(set_to_none=True)
+        optimizer.zero_grad()
         loss.backward()
         if preset.gradient_clip > 0:
             torch.nn.utils.clip_grad_norm_(parameters, preset.gradient_clip)
