@@ -16,7 +16,7 @@ from vcodec.config import ARM_CONTEXT_LAYOUTS, ARM_CONTEXTS, CHROMA_DOWNSCALES, 
 from vcodec.encoder.allocator import retain_freed_memory
 from vcodec.encoder.encode import fit
 from vcodec.encoder.target import make_target
-from vcodec.encoder.losses import mse_yuv
+from vcodec.encoder.losses import distortion, mse_yuv
 from vcodec.encoder.quantize import quantize_parameters
 from vcodec.encoder.train import QuantizerSetting, rd_loss
 from vcodec.entropy.constants import LOG2_SCALE_FRAC_BITS, LOG2_SCALE_MIN, MEAN_FRAC_BITS
@@ -178,7 +178,30 @@ def test_config_rejects_unknown_and_out_of_range_values() -> None:
     assert (cfg.preset.iterations, cfg.arch.chroma_downscale, cfg.loss) == (7, "nearest", "l1+ssim")
 
 
-@pytest.mark.parametrize("loss", ["mse", "l1", "logcosh", "logcosh+ssim", "l1+ssim"])
+def test_logmse_is_the_mse_that_psnr_yuv_reports(frame_8bit: Frame) -> None:
+    """-10 log10 of the logmse distortion is the 6:1:1 mean of the planes' PSNRs (peak 1), computed here
+    from numpy, plane by plane."""
+    generator = np.random.default_rng(3)
+    target = make_target(frame_8bit, "cpu")
+    luma = (target.luma + torch.from_numpy(generator.normal(0, 0.02, target.luma.shape)).float()).clamp(0, 1)
+    chroma = (target.chroma + torch.from_numpy(generator.normal(0, 0.005, target.chroma.shape)).float()).clamp(0, 1)
+    value = float(distortion("logmse", luma, chroma, target.luma, target.chroma))
+    psnrs = [-10 * math.log10(float(np.mean((a.numpy().astype(np.float64) - b.numpy()) ** 2)))
+             for a, b in ((luma, target.luma), (chroma[:, :1], target.chroma[:, :1]),
+                          (chroma[:, 1:], target.chroma[:, 1:]))]
+    assert -10 * math.log10(value) == pytest.approx((6 * psnrs[0] + psnrs[1] + psnrs[2]) / 8, abs=1e-4)
+    plain = float(mse_yuv(luma, chroma, target.luma, target.chroma))
+    assert value < plain  # chroma's lower MSE pulls the geometric mean down
+
+
+def test_config_rejects_unknown_optimizer_and_rdoq_passes() -> None:
+    with pytest.raises(ConfigError, match="optimizer"):
+        load_config(optimizer="sgd")
+    with pytest.raises(ConfigError, match="rdoq_passes"):
+        load_config(rdoq_passes=-1)
+
+
+@pytest.mark.parametrize("loss", ["mse", "logmse", "l1", "logcosh", "logcosh+ssim", "l1+ssim"])
 def test_every_loss_trains(loss: str, frame_8bit: Frame) -> None:
     torch.manual_seed(0)
     model = FrameModel(load_arch("light"), frame_8bit.height, frame_8bit.width)

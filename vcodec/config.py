@@ -91,6 +91,7 @@ class PresetConfig:
     warmup_survivors: int = 2  # candidates that get a second warm-up round
     arch_candidates: tuple[str, ...] = ("tiny", "small", "main")  # what --arch auto tries (in the warm-up)
     quantization_patience: int = 2  # coarser parameter steps tried after the best so far stops improving
+    rdoq_passes: int = 0  # > 0: passes of +-1 moves over the integer parameters, kept where the RD cost falls
     optimizer: str = "adam"  # of the network weights (the latents always use Adam): adam or soap
 
     def __post_init__(self) -> None:
@@ -105,6 +106,7 @@ class PresetConfig:
                  "softround_temperature must be two numbers (start, end) within [0.01, 10]")
         _require(1 <= self.quantization_patience <= 16, "quantization_patience must be 1..16")
         _require(self.noise in NOISES, f"noise must be one of {NOISES}")
+        _require(0 <= self.rdoq_passes <= 8, "rdoq_passes must be 0..8")
         _require(self.optimizer in OPTIMIZERS, f"optimizer must be one of {OPTIMIZERS}")
         _require(len(self.noise_parameter) == 2 and all(0.0 < v <= 10.0 for v in self.noise_parameter),
                  "noise_parameter must be two numbers (start, end) within (0, 10]")

@@ -14,6 +14,7 @@ from vcodec.bitstream.frame_header import FrameHeader, pack_header
 from vcodec.config import EncoderConfig, load_config
 from vcodec.decoder import decode_frame
 from vcodec.encoder.quantize import QuantizedParameters, quantize_parameters
+from vcodec.encoder.rdoq import rdoq_parameters
 from vcodec.encoder.target import Target, make_target
 from vcodec.encoder.train import TrainProgress, train_frame_model
 from vcodec.entropy.latent_coder import Canvas, encode_latents, information_bits
@@ -160,6 +161,8 @@ def encode_frame_and_model(frame: Frame, lmbda: float, cfg: EncoderConfig | None
     start = time.perf_counter()
     model, target, candidate_costs = fit(frame, lmbda, cfg, progress)
     params = quantize_parameters(model, target, lmbda, cfg.preset.quantization_patience)
+    if cfg.preset.rdoq_passes:
+        params = rdoq_parameters(model, target, lmbda, params, cfg.preset.rdoq_passes).params
     data, sizes = write_bitstream(frame, model, params)
     decode_start = time.perf_counter()
     reconstruction = decode_frame(data)

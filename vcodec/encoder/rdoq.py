@@ -1,0 +1,147 @@
+"""Rate-distortion optimised quantisation (RDOQ) of the network parameters.
+
+After each group's step is chosen (`quantize.quantize_parameters`), every integer parameter is tried one
+step towards zero, then one step away from it; a move is kept only where the RD cost falls. The cost is
+J = D + lambda * (R_latents + R_parameters) / pixels with hard-rounded latents: D is the 6:1:1 MSE of the
+model's output, R_latents the latents' information under the float ARM, and R_parameters the
+parameters' information under their groups' Laplace models. Each trial recomputes only what the moved
+parameter changes: the ARM's rate for an ARM parameter, the synthesis (and the upsampling) for the others.
+Cool-chic 5.0.1 reports -0.6 % to -1.9 % BD-rate for its version of this.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from vcodec.encoder.losses import mse_yuv
+from vcodec.encoder.quantize import QuantizedParameters, parameter_bits
+from vcodec.encoder.target import Target
+from vcodec.entropy.constants import PARAM_INT_LIMIT
+from vcodec.entropy.param_coder import PARAM_GROUPS, group_tensors, param_scale, scale_index_for
+from vcodec.model.arm import laplace_bits
+from vcodec.model.frame_model import FrameModel
+from vcodec.model.synthesis import to_420
+
+
+@dataclass(frozen=True)
+class RdoqResult:
+    params: QuantizedParameters
+    cost_before: float  # J as measured here, before and after
+    cost_after: float
+    moved: int          # parameters whose integer changed
+    trials: int         # cost evaluations
+
+
+def _information_bits(integers: np.ndarray, scale_index: int) -> np.ndarray:
+    """-log2 P(n) of each integer under the group's zero-mean Laplace (as the parameter coder models it)."""
+    values = torch.from_numpy(integers.astype(np.float64))
+    log2_scale = torch.full_like(values, math.log2(param_scale(scale_index)))
+    return laplace_bits(values, torch.zeros_like(values), log2_scale).numpy()
+
+
+class _Cost:
+    """The RD cost of the model's current parameters, kept as its terms so that a trial recomputes one."""
+
+    def __init__(self, model: FrameModel, target: Target, lmbda: float, parameter_bits_now: float) -> None:
+        self.model, self.target, self.lmbda = model, target, lmbda
+        self.grids = model.rounded_grids()
+        self.values = torch.cat([grid.flatten() for grid in self.grids])
+        self.upsampled = model.upsampling(self.grids)
+        self.latent_bits = self.arm_bits()
+        self.distortion = self.synthesis_distortion(self.upsampled)
+        self.parameter_bits = parameter_bits_now
+        self.evaluations = 0
+
+    def arm_bits(self) -> float:
+        mean, log2_scale = self.model.arm(self.grids)
+        return float(laplace_bits(self.values, mean, log2_scale).sum())
+
+    def synthesis_distortion(self, upsampled: torch.Tensor) -> float:
+        luma, chroma = to_420(self.model.synthesis(upsampled), self.model.arch.chroma_downscale)
+        return float(mse_yuv(luma, chroma, self.target.luma, self.target.chroma))
+
+    def total(self, distortion: float, latent_bits: float, parameter_bits: float) -> float:
+        return distortion + self.lmbda * (latent_bits + parameter_bits) / self.target.pixels
+
+    @property
+    def value(self) -> float:
+        return self.total(self.distortion, self.latent_bits, self.parameter_bits)
+
+    def trial(self, module: str, parameter_bits: float) -> tuple[float, tuple[float, float, torch.Tensor | None]]:
+        """The cost with the module as it is now; also the terms to keep should the move be accepted."""
+        self.evaluations += 1
+        upsampled = None
+        distortion, latent_bits = self.distortion, self.latent_bits
+        if module == "arm":
+            latent_bits = self.arm_bits()
+        elif module == "upsampling":
+            upsampled = self.model.upsampling(self.grids)
+            distortion = self.synthesis_distortion(upsampled)
+        else:
+            distortion = self.synthesis_distortion(self.upsampled)
+        return self.total(distortion, latent_bits, parameter_bits), (distortion, latent_bits, upsampled)
+
+    def accept(self, terms: tuple[float, float, torch.Tensor | None], parameter_bits: float) -> None:
+        self.distortion, self.latent_bits = terms[0], terms[1]
+        if terms[2] is not None:
+            self.upsampled = terms[2]
+        self.parameter_bits = parameter_bits
+
+
+def _slots(model: FrameModel, module: str, kind: str) -> list[tuple[torch.Tensor, int]]:
+    """(flat view of a tensor, index in it) for every parameter of the group, in stored order."""
+    slots = []
+    for tensor in group_tensors(getattr(model, module), kind):
+        flat = tensor.data.view(-1)
+        slots += [(flat, index) for index in range(flat.numel())]
+    return slots
+
+
+@torch.no_grad()
+def rdoq_parameters(model: FrameModel, target: Target, lmbda: float, params: QuantizedParameters,
+                    passes: int = 1) -> RdoqResult:
+    """Greedy +-1 moves of the integer parameters, kept where J falls; the model is left holding the
+    result's dequantised values. J never rises: every kept move lowered it."""
+    integers = [values.copy() for values in params.integers]
+    bits = [_information_bits(values, scale) for values, scale in zip(integers, params.scale_indices)]
+    cost = _Cost(model, target, lmbda, float(sum(b.sum() for b in bits)))
+    before = cost.value
+    moved = 0
+    for _ in range(passes):
+        moved_this_pass = 0
+        for group, ((module, kind), step_exp) in enumerate(zip(PARAM_GROUPS, params.step_exps)):
+            values, group_bits, step = integers[group], bits[group], 2.0**-step_exp
+            scale_index = params.scale_indices[group]
+            for position, (flat, index) in enumerate(_slots(model, module, kind)):
+                old = int(values[position])
+                towards_zero = -1 if old > 0 else 1
+                for delta in (towards_zero, -towards_zero) if old != 0 else (1, -1):
+                    new = old + delta
+                    if abs(new) > PARAM_INT_LIMIT:
+                        continue
+                    new_bits = float(_information_bits(np.array([new]), scale_index)[0])
+                    total_parameter_bits = cost.parameter_bits - group_bits[position] + new_bits
+                    flat[index] = new * step
+                    trial_cost, terms = cost.trial(module, total_parameter_bits)
+                    if trial_cost < cost.value:
+                        cost.accept(terms, total_parameter_bits)
+                        values[position], group_bits[position] = new, new_bits
+                        moved_this_pass += 1
+                        break
+                    flat[index] = old * step
+        moved += moved_this_pass
+        if not moved_this_pass:
+            break
+    scale_indices = tuple(_cheaper_scale(values, scale) for values, scale in zip(integers, params.scale_indices))
+    result = QuantizedParameters(params.step_exps, tuple(integers), scale_indices)
+    return RdoqResult(result, before, cost.value, moved, cost.evaluations)
+
+
+def _cheaper_scale(values: np.ndarray, scale_index: int) -> int:
+    """The group's Laplace scale: the one it had, or the refit to its new integers if that codes shorter."""
+    refit = scale_index_for(values)
+    return refit if parameter_bits(values, refit) < parameter_bits(values, scale_index) else scale_index
