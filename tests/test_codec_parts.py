@@ -5,6 +5,8 @@ from __future__ import annotations
 import math
 import resource
 import sys
+from fractions import Fraction
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -19,10 +21,30 @@ from vcodec.encoder.target import make_target
 from vcodec.encoder.losses import distortion, mse_yuv
 from vcodec.encoder.quantize import quantize_parameters
 from vcodec.encoder.train import QuantizerSetting, rd_loss
-from vcodec.entropy.constants import LOG2_SCALE_FRAC_BITS, LOG2_SCALE_MIN, MEAN_FRAC_BITS
-from vcodec.entropy.fixed_point import IntegerArm
+from vcodec.bitstream.container import ContainerReader
+from vcodec.entropy.constants import (
+    ACT_FRAC_BITS,
+    ACT_LIMIT,
+    LATENT_MAX,
+    LATENT_MIN,
+    LOG2_SCALE_FRAC_BITS,
+    LOG2_SCALE_MAX,
+    LOG2_SCALE_MIN,
+    MEAN_FRAC_BITS,
+    MEAN_LIMIT,
+    SCALE_TABLE_SIZE,
+)
 from vcodec.entropy.latent_coder import Canvas
-from vcodec.entropy.param_coder import flat_parameters, integer_arm, load_flat_parameters, quantize, dequantize
+from vcodec.entropy.param_coder import (
+    PARAM_GROUPS,
+    decode_parameters,
+    dequantize,
+    flat_parameters,
+    integer_arm,
+    load_flat_parameters,
+    parameter_count,
+    quantize,
+)
 from vcodec.entropy.tables import SCALE_TABLE
 from vcodec.model.arm import Arm
 from vcodec.encoder.quantizers import soft_round
@@ -55,41 +77,141 @@ def test_scale_table_is_exact_powers_of_two_at_octaves() -> None:
         assert SCALE_TABLE[octave * steps] == 2.0 ** (LOG2_SCALE_MIN + octave)
 
 
-def test_integer_arm_golden_output() -> None:
-    """Zero weights: the output is the bias, snapped. Mean 1.5 -> index 48; log2 scale 0 -> index 96."""
-    arm = IntegerArm(
-        weights=(np.zeros((4, 12)), np.zeros((2, 4))),
-        biases=(np.zeros(4), np.array([3.0, 0.0])),
-        weight_step_exp=1,
-        bias_step_exp=1,
-    )
-    mean_index, scale_index = arm.table_indices(np.ones((5, 12)))
-    assert mean_index.tolist() == [int(1.5 * 2**MEAN_FRAC_BITS)] * 5
-    assert scale_index.tolist() == [-LOG2_SCALE_MIN * 2**LOG2_SCALE_FRAC_BITS] * 5
+GOLDEN_DIR = Path(__file__).parent / "golden"
+
+
+def _golden_arm(name: str) -> tuple[Arm, np.ndarray, np.ndarray, int, int]:
+    """The quantised ARM of a trained frame: frame 0 of a golden file (what an encoder really wrote)."""
+    with ContainerReader(GOLDEN_DIR / "v3" / f"{name}.vcc") as reader:
+        data = reader.read_frame(0)
+    header, offset = parse_header(data)
+    arch = header.arch
+    modules = {"arm": Arm(arch.arm_context, arch.arm_hidden, arch.arm_context_layout),
+               "upsampling": Upsampling(arch.upsampling_kernel),
+               "synthesis": Synthesis(arch.latent_levels, arch.synthesis_hidden, arch.synthesis_residual)}
+    counts = [parameter_count(modules[module], kind) for module, kind in PARAM_GROUPS]
+    integers = decode_parameters(data[offset : offset + header.param_stream_bytes], counts, list(header.scale_indices))
+    weight_step, bias_step = header.step_exps[:2]  # PARAM_GROUPS starts with the ARM's weights and biases
+    return modules["arm"], integers[0], integers[1], weight_step, bias_step
+
+
+def _reference_table_indices(weights: np.ndarray, biases: np.ndarray, weight_step: int, bias_step: int,
+                             widths: tuple[int, ...], contexts: np.ndarray) -> list[tuple[int, int]]:
+    """The integer ARM as docs/bitstream.md states it, in exact Python integers and fractions, one position
+    at a time: activations x carry ACT_FRAC_BITS fractional bits; each layer is
+    floor(x.W_int.2^-kw + b_int.2^(ACT_FRAC_BITS - kb)); hidden layers take ReLU and the clamp to ACT_LIMIT,
+    and add their input when they are square (not the first); the output's mean and log2 scale snap to the
+    nearest table entry (ties up) and are clamped to the tables."""
+    layers = []
+    weight_at = bias_at = 0
+    for fan_in, fan_out in zip(widths[:-1], widths[1:]):  # stored row-major, out x in, layer after layer
+        rows = [[int(w) for w in weights[weight_at + j * fan_in : weight_at + (j + 1) * fan_in]]
+                for j in range(fan_out)]
+        layers.append((rows, [int(b) for b in biases[bias_at : bias_at + fan_out]]))
+        weight_at, bias_at = weight_at + fan_in * fan_out, bias_at + fan_out
+    assert (weight_at, bias_at) == (len(weights), len(biases))
+    one = 2**ACT_FRAC_BITS
+    indices = []
+    for context in contexts:
+        x = [int(value) * one for value in context]
+        for number, (rows, layer_biases) in enumerate(layers):
+            y = [math.floor(Fraction(sum(w * a for w, a in zip(row, x)), 2**weight_step)
+                            + Fraction(b * one, 2**bias_step)) for row, b in zip(rows, layer_biases)]
+            if number == len(layers) - 1:
+                break
+            y = [min(max(value, 0), ACT_LIMIT) for value in y]
+            if number > 0 and len(rows) == len(rows[0]):
+                y = [min(value + a, ACT_LIMIT) for value, a in zip(y, x)]
+            x = y
+        mean, log2_scale = Fraction(y[0], one), Fraction(y[1], one)
+        mean_index = math.floor(mean * 2**MEAN_FRAC_BITS + Fraction(1, 2))
+        scale_index = math.floor((log2_scale - LOG2_SCALE_MIN) * 2**LOG2_SCALE_FRAC_BITS + Fraction(1, 2))
+        mean_limit = MEAN_LIMIT * 2**MEAN_FRAC_BITS
+        indices.append((min(max(mean_index, -mean_limit), mean_limit),
+                        min(max(scale_index, 0), SCALE_TABLE_SIZE - 1)))
+    return indices
+
+
+def _arm_cases() -> dict[str, tuple[Arm, np.ndarray, np.ndarray, int, int]]:
+    """The trained ARM of a golden file (coarse steps, as a short training leaves them), and one with
+    trained-like Laplace-distributed integers at fine steps (biases finer than weights, as the encoder
+    usually picks): between them every shift of the layer arithmetic is exercised."""
+    generator = np.random.default_rng(12)
+    biases = np.round(generator.laplace(0, 400, 50)).astype(np.int64)
+    biases[-1] = 4 << 12  # log2 scale about +4: the scale index meets the top of its table too
+    fine = (Arm(24, (24, 24)), np.round(generator.laplace(0, 60, 1200)).astype(np.int64), biases, 10, 12)
+    return {"golden main": _golden_arm("main_8bit_1f"), "golden light": _golden_arm("light_8bit_2f"), "fine": fine}
+
+
+# (mean index, scale index) at contexts 0, 1 (saturated latents) and 100, 101 (typical ones), computed once
+# by _reference_table_indices and frozen here, so that the reference itself cannot drift with the code.
+FROZEN_ARM_OUTPUT = {
+    "golden main": [(872, 0), (630, 0), (28, 0), (4, 48)],
+    "golden light": [(-3695, 0), (-4096, 0), (-53, 0), (-23, 19)],
+    "fine": [(-147, 192), (15, 192), (-13, 165), (10, 166)],
+}
+
+
+@pytest.mark.parametrize("case", ["golden main", "golden light", "fine"])
+def test_integer_arm_golden_output(case: str) -> None:
+    arm, weights, biases, weight_step, bias_step = _arm_cases()[case]
+    generator = np.random.default_rng(5)
+    contexts = np.clip(np.round(generator.laplace(0, 3, (300, len(arm.offsets)))), LATENT_MIN, LATENT_MAX)
+    contexts[:6] = generator.choice([LATENT_MIN, LATENT_MAX], (6, len(arm.offsets)))  # extreme latents
+    widths = (len(arm.offsets), *(layer.out_features for layer in arm.layers), 2)
+    expected = _reference_table_indices(weights, biases, weight_step, bias_step, widths, contexts)
+    mean_index, scale_index = integer_arm(arm, weights, biases, weight_step, bias_step).table_indices(contexts)
+    assert list(zip(mean_index.tolist(), scale_index.tolist())) == expected
+    assert [expected[i] for i in (0, 1, 100, 101)] == FROZEN_ARM_OUTPUT[case]
+    if case == "fine":  # its log2 scales reach the clamp at the top of the table (the golden ARMs' the bottom)
+        assert max(scale for _, scale in expected) == SCALE_TABLE_SIZE - 1
+
+
+def _activation_rounding_bound(arm: Arm) -> np.ndarray:
+    """How far the integer ARM's (mean, log2 scale) can be from the float ARM's before snapping, when both
+    run the same dequantised weights: each layer floors to a multiple of 2^-ACT_FRAC_BITS (an error below
+    that step), and every later layer carries the error on through its weights (ReLU and the clamps are
+    1-Lipschitz; a residual layer also passes its input's error)."""
+    error = 0.0
+    for index, layer in enumerate(arm.layers):
+        gain = float(layer.weight.detach().double().abs().sum(dim=1).max())
+        error = gain * error + 2.0**-ACT_FRAC_BITS + (error if arm.residual(index) else 0.0)
+    return arm.output.weight.detach().double().abs().sum(dim=1).numpy() * error + 2.0**-ACT_FRAC_BITS
 
 
 def test_integer_arm_follows_float_arm() -> None:
+    """The integer ARM is the float ARM snapped to its tables: within half a table step (2^-MEAN_FRAC_BITS
+    for means, 2^-LOG2_SCALE_FRAC_BITS for log2 scales) plus the activation rounding bound, which these
+    weights keep below a quarter step, so that a snapping off by half a step or more fails."""
     torch.manual_seed(3)
     arm = Arm(24, (24, 24))
-    with torch.no_grad():
+    with torch.no_grad():  # weights small enough to bound the rounding tightly, latents wide enough to matter
         for parameter in arm.parameters():
-            parameter.normal_(0, 0.3)
+            parameter.normal_(0, 0.03)
+        arm.output.weight.normal_(0, 0.015)
     weight_step, bias_step = 10, 12
     weights = quantize(flat_parameters(arm, "weight"), weight_step)
     biases = quantize(flat_parameters(arm, "bias"), bias_step)
     load_flat_parameters(arm, "weight", dequantize(weights, weight_step))
     load_flat_parameters(arm, "bias", dequantize(biases, bias_step))
-    grid = torch.randint(-6, 7, (1, 1, 20, 24)).float()
+    grid = torch.randint(LATENT_MIN, LATENT_MAX + 1, (1, 1, 20, 24)).float()
     with torch.no_grad():
         mean, log2_scale = arm([grid])
     canvas = Canvas.build([(20, 24)], [True], arm.offsets)
     buffer = canvas.place([grid[0, 0].numpy().astype(np.int32)])
     positions = np.sort(canvas.order)
-    mean_index, scale_index = integer_arm(arm, weights, biases, weight_step, bias_step).table_indices(canvas.contexts(buffer, positions))
-    float_mean = mean.numpy().clip(-128, 128)
-    float_scale = np.clip(log2_scale.numpy(), -6, 6)
-    assert np.abs(mean_index / 2**MEAN_FRAC_BITS - float_mean).max() < 0.1
-    assert np.abs(LOG2_SCALE_MIN + scale_index / 2**LOG2_SCALE_FRAC_BITS - float_scale).max() < 0.1
+    mean_index, scale_index = integer_arm(arm, weights, biases, weight_step, bias_step).table_indices(
+        canvas.contexts(buffer, positions))
+    float_mean = mean.numpy().astype(np.float64).clip(-MEAN_LIMIT, MEAN_LIMIT)
+    float_scale = np.clip(log2_scale.numpy().astype(np.float64), LOG2_SCALE_MIN, LOG2_SCALE_MAX)
+    assert np.ptp(float_mean) > 2 and np.ptp(float_scale) > 2  # many table entries are met
+    steps = np.array([2.0**-MEAN_FRAC_BITS, 2.0**-LOG2_SCALE_FRAC_BITS])
+    rounding = _activation_rounding_bound(arm)
+    assert np.all(rounding < steps / 4)
+    float32_slack = 1e-5  # the float ARM computes in float32
+    tolerance = steps / 2 + rounding + float32_slack
+    assert np.abs(mean_index * steps[0] - float_mean).max() <= tolerance[0]
+    assert np.abs(LOG2_SCALE_MIN + scale_index * steps[1] - float_scale).max() <= tolerance[1]
 
 
 @pytest.mark.parametrize(("context", "layout"), [(12, "raster"), (24, "raster"), (1, "priority"), (8, "priority"),
