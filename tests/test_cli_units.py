@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import importlib
+import pkgutil
 import re
 
 import pytest
 
+import vcodec
 from vcodec.bitstream.container import BitstreamError
 from vcodec.cli import ERROR_CODES, ExitCode, Interrupted, exit_code_for
 from vcodec.config import ConfigError, load_config, load_rate_points
+from vcodec.eval.errors import AnchorError, EvalError
 from vcodec.io import InputError, OptionError, OutputExistsError, video_format_of
 from vcodec.sequence import EncodeSettings, ResumeError, parse_frame_range, resolve_lambda, threads_per_job
 from vcodec.types import VcodecError
@@ -32,6 +36,7 @@ def test_exit_codes_are_frozen() -> None:
         (OutputExistsError("x"), ExitCode.OUTPUT_EXISTS),
         (ResumeError("x"), ExitCode.RESUME),
         (Interrupted("x"), ExitCode.INTERRUPTED),
+        (AnchorError("x"), ExitCode.ERROR),
         (VcodecError("x"), ExitCode.ERROR),
         (FileNotFoundError(2, "No such file"), ExitCode.IO),
         (ZeroDivisionError(), ExitCode.INTERNAL),
@@ -42,11 +47,23 @@ def test_every_error_maps_to_its_code(error: BaseException, code: ExitCode) -> N
 
 
 def test_every_vcodec_error_class_has_a_code() -> None:
-    def subclasses(cls: type) -> set[type]:
-        return {cls} | {s for sub in cls.__subclasses__() for s in subclasses(sub)}
+    """Every VcodecError subclass of every module is listed in ERROR_CODES (itself or a base other than
+    VcodecError), so none falls through to the catch-all; and no entry is shadowed by an earlier one."""
+    for module in pkgutil.walk_packages(vcodec.__path__, "vcodec."):
+        if not module.name.endswith("__main__"):
+            importlib.import_module(module.name)
 
-    for cls in subclasses(VcodecError):
-        assert any(issubclass(cls, mapped) for mapped, _ in ERROR_CODES)
+    def subclasses(cls: type) -> set[type]:
+        return {s for sub in cls.__subclasses__() for s in {sub} | subclasses(sub)}
+
+    assert ERROR_CODES[-1] == (VcodecError, ExitCode.ERROR)  # the catch-all, last
+    specific = ERROR_CODES[:-1]
+    found = subclasses(VcodecError)
+    assert {ResumeError, Interrupted, EvalError} <= found  # the walk reached the CLI, sequence and eval modules
+    for cls in found:
+        assert any(issubclass(cls, mapped) for mapped, _ in specific), f"{cls.__qualname__} has no exit code"
+    for position, (cls, _) in enumerate(specific):
+        assert not any(issubclass(cls, earlier) for earlier, _ in specific[:position]), f"{cls.__name__} is shadowed"
 
 
 def test_rate_points() -> None:

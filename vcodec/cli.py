@@ -22,6 +22,7 @@ import typer
 from vcodec import __version__
 from vcodec.bitstream.container import BitstreamError
 from vcodec.config import ConfigError
+from vcodec.eval.errors import EvalError
 from vcodec.io import (
     InputError,
     OptionError,
@@ -56,7 +57,7 @@ class ExitCode(IntEnum):
     """Exit status of `vcodec`; the one place they are defined (docs/cli.md has the table)."""
 
     OK = 0
-    ERROR = 1  # any other error the user can cause (a VcodecError not listed below)
+    ERROR = 1  # an evaluation that cannot run or finish (vcodec eval, bdrate, plot)
     USAGE = 2  # bad or missing option or argument, unknown preset or rate point
     INPUT = 3  # the input video cannot be read as YUV 4:2:0 (size, format, odd dimensions, cut short)
     BITSTREAM = 4  # a container or frame bitstream is corrupted or truncated
@@ -68,7 +69,12 @@ class ExitCode(IntEnum):
     BROKEN_PIPE = 141  # the reader of stdout went away (as `head` does); nothing is printed
 
 
-# Most specific class first: the first match gives the code.
+class Interrupted(VcodecError):
+    """The user stopped the run; the message says what was kept."""
+
+
+# Every VcodecError subclass is listed here (a test checks it), most specific class first: the first
+# match gives the code. The last line only catches a subclass that a later change forgets to list.
 ERROR_CODES: tuple[tuple[type[BaseException], ExitCode], ...] = (
     (OptionError, ExitCode.USAGE),
     (ConfigError, ExitCode.USAGE),
@@ -76,17 +82,13 @@ ERROR_CODES: tuple[tuple[type[BaseException], ExitCode], ...] = (
     (BitstreamError, ExitCode.BITSTREAM),
     (OutputExistsError, ExitCode.OUTPUT_EXISTS),
     (ResumeError, ExitCode.RESUME),
+    (Interrupted, ExitCode.INTERRUPTED),
+    (EvalError, ExitCode.ERROR),
     (VcodecError, ExitCode.ERROR),
 )
 
 
-class Interrupted(VcodecError):
-    """The user stopped the run; the message says what was kept."""
-
-
 def exit_code_for(error: BaseException) -> ExitCode:
-    if isinstance(error, Interrupted):
-        return ExitCode.INTERRUPTED
     for cls, code in ERROR_CODES:
         if isinstance(error, cls):
             return code
