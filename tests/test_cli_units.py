@@ -5,14 +5,17 @@ from __future__ import annotations
 import importlib
 import pkgutil
 import re
+import tomllib
+from pathlib import Path
 
 import pytest
 
 import vcodec
 from vcodec.bitstream.container import BitstreamError
 from vcodec.cli import ERROR_CODES, ExitCode, Interrupted, exit_code_for
-from vcodec.config import ConfigError, load_config, load_rate_points
+from vcodec.config import RATE_POINTS_FILE, ConfigError, load_config, load_rate_points
 from vcodec.eval.errors import AnchorError, EvalError
+from vcodec.eval.vcodec_codec import DEFAULT_LAMBDAS
 from vcodec.io import InputError, OptionError, OutputExistsError, video_format_of
 from vcodec.sequence import EncodeSettings, ResumeError, parse_frame_range, resolve_lambda, threads_per_job
 from vcodec.types import VcodecError
@@ -66,10 +69,34 @@ def test_every_vcodec_error_class_has_a_code() -> None:
         assert not any(issubclass(cls, earlier) for earlier, _ in specific[:position]), f"{cls.__name__} is shadowed"
 
 
-def test_rate_points() -> None:
+def test_rate_points_come_from_the_config_file() -> None:
+    """`--rate NAME` resolves through cfg/rate_points.toml as it is on disk (read here with tomllib), the
+    eval's default lambdas are the same four, and docs/cli.md quotes the file's values."""
+    with RATE_POINTS_FILE.open("rb") as handle:
+        on_disk = tomllib.load(handle)["lambda"]
     points = load_rate_points()
-    assert points == {"r1": 0.004, "r2": 0.001, "r3": 0.0004, "r4": 0.0001}
-    assert resolve_lambda(None, "r3") == (0.0004, "r3")
+    assert points == on_disk and list(points) == list(on_disk) == ["r1", "r2", "r3", "r4"]
+    lambdas = list(points.values())
+    assert all(0 < value < 1 for value in lambdas)
+    assert lambdas == sorted(lambdas, reverse=True)  # r1 is the lowest rate: the largest lambda
+    for name, value in on_disk.items():
+        assert resolve_lambda(None, name) == (value, name)
+    assert DEFAULT_LAMBDAS == tuple(sorted(lambdas))
+    docs = (Path(__file__).parent.parent / "docs" / "cli.md").read_text()
+    assert f"`r1` = {points['r1']:g} lowest rate ... `r4` = {points['r4']:g} highest" in docs
+
+
+def test_rate_point_files_are_checked(tmp_path: Path) -> None:
+    path = tmp_path / "points.toml"
+    path.write_text("[lambda]\nlow = 0.01\nhigh = 0.0002\n")
+    assert load_rate_points(path) == {"low": 0.01, "high": 0.0002}
+    for text in ("", "[lambda]\n", "[lambda]\nr1 = 0\n", "[lambda]\nr1 = 0.001\nr2 = -0.001\n"):
+        path.write_text(text)
+        with pytest.raises(ConfigError, match="must map rate-point names to positive numbers"):
+            load_rate_points(path)
+
+
+def test_lambda_or_rate_is_required_and_checked() -> None:
     assert resolve_lambda(0.02, None) == (0.02, None)
     for lmbda, rate in [(0.1, "r1"), (None, None), (None, "r7"), (-1.0, None), (0.0, None), (1.0, None), (2.0, None)]:
         with pytest.raises(OptionError):
