@@ -9,7 +9,6 @@ import signal
 import sqlite3
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -20,6 +19,8 @@ from vcodec.eval.evaluate import evaluate
 from vcodec.eval.results import POINT_COLUMNS
 from vcodec.eval.sequences import class_from_directory, write_sample_class
 from vcodec.eval.vcodec_codec import VcodecCodec
+
+from process_events import wait_until
 
 LAMBDAS = "0.0004,0.001,0.004,0.01"
 CONTRACT_COLUMNS = ["sequence", "class", "codec", "rate_point", "frames", "bits", "bpp", "psnr_y", "psnr_u", "psnr_v",
@@ -128,20 +129,27 @@ def _stored(store: Path) -> dict[str, float]:
         return dict(db.execute("SELECT key, finished_at FROM results").fetchall())
 
 
+def _stored_count(store: Path) -> int:
+    """Results in a store another process may still be creating (0 before its table exists)."""
+    if not store.exists():  # (connecting would create it)
+        return 0
+    try:
+        return len(_stored(store))
+    except sqlite3.Error:
+        return 0
+
+
 def test_killed_run_resumes_without_recomputing(clip_class: Path, tmp_path: Path,
                                                 capsys: pytest.CaptureFixture[str]) -> None:
     out = tmp_path / "out"
+    out.mkdir()  # watched for the store's writes from the start
     store = out / "results.sqlite"
     args = _eval_args(clip_class, out, iterations=60, lambdas="0.001,0.01", workers=1)
     process = subprocess.Popen([sys.executable, "-m", "vcodec.eval", *args, "-q"], start_new_session=True,
                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    deadline = time.monotonic() + 120
     try:
         # 8 anchor jobs come first; kill once the first vcodec job is stored too.
-        while time.monotonic() < deadline and process.poll() is None:
-            if store.exists() and len(_stored(store)) >= 9:
-                break
-            time.sleep(0.05)
+        wait_until(lambda: _stored_count(store) >= 9, out, process, 300, "9 jobs were stored")
     finally:
         os.killpg(process.pid, signal.SIGKILL)
         process.wait()
