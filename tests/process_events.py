@@ -4,7 +4,8 @@ A test that kills an encode once its first frame is on disk must not guess how l
 poll: `wait_until` watches the folder the other process writes into (inotify, Linux) and checks its
 condition again whenever a file there is created, written or renamed, and gives up at once when the
 process exits (its pidfd becomes readable) or when the deadline passes. `wait_for_exit` waits on the
-pidfds of processes that are not this one's children (orphaned workers, say).
+pidfds of processes that are not this one's children (orphaned workers, say), which `worker_processes`
+finds in /proc.
 """
 
 from __future__ import annotations
@@ -103,3 +104,20 @@ def wait_for_exit(pids: list[int], timeout: float) -> list[int]:
     finally:
         for fd in descriptors:
             os.close(fd)
+
+
+def worker_processes(parent: int) -> list[int]:
+    """The multiprocessing workers (`spawn_main` in their command line) whose parent is `parent`, from /proc."""
+    workers = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+            command = (entry / "cmdline").read_bytes()
+        except OSError:  # ended meanwhile
+            continue
+        parent_pid = int(stat[stat.rindex(")") + 2 :].split()[1])  # after "pid (name) state"
+        if parent_pid == parent and b"spawn_main" in command:
+            workers.append(int(entry.name))
+    return sorted(workers)

@@ -12,17 +12,18 @@ import os
 import signal
 import subprocess
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-from vcodec.bitstream.container import RECORD_HEADER_BYTES, BitstreamError, ContainerReader
+from vcodec.bitstream.container import RECORD_HEADER_BYTES, BitstreamError, ContainerReader, ContainerWriter
 from vcodec.cli import ExitCode
 from vcodec.decoder import decode_frame
-from vcodec.io import frame_to_bytes, open_video
+from vcodec.io import frame_to_bytes, open_video, partial_path
 
-from process_events import wait_until
+from process_events import wait_for_exit, wait_until, worker_processes
 
 SCRIPT = Path(sys.executable).with_name("vcodec")
 VCODEC = [str(SCRIPT)] if SCRIPT.exists() else [sys.executable, "-m", "vcodec"]
@@ -180,11 +181,31 @@ def wait_for_frames(partial: Path, count: int, process: subprocess.Popen, timeou
                f"{partial.name} held {count} complete frame(s)")
 
 
-def test_resume_after_sigkill(work: Path) -> None:
+# An encode long enough to be stopped after its first frame (about a second a frame here).
+STOPPABLE = ["--frames", "3", "--lmbda", "0.001", "--preset", "fast", "--iterations", "40", "--threads", "1"]
+
+
+@pytest.fixture(scope="module")
+def uninterrupted(work: Path) -> Path:
+    """The first 3 frames coded in one go, with the settings of the encodes the tests below interrupt."""
+    vcodec("encode", "Astro_64x48_30.yuv", "-o", "uninterrupted.vcc", *STOPPABLE, "-q", cwd=work)
+    return work / "uninterrupted.vcc"
+
+
+def assert_frames_kept(partial: Path, reference: Path) -> int:
+    """The complete frames of an interrupted encode decode to those of the uninterrupted one; how many."""
+    expected = decoded_frames(reference)
+    with ContainerReader(partial) as reader:
+        kept = reader.frame_count
+        assert not reader.complete and 1 <= kept < len(expected)
+        for number in range(kept):
+            assert frame_to_bytes(decode_frame(reader.read_frame(number))) == frame_to_bytes(expected[number])
+    return kept
+
+
+def test_resume_after_sigkill(work: Path, uninterrupted: Path) -> None:
     """Frames kept by a killed encode, and those a resume adds, are those of an uninterrupted encode."""
-    args = ["encode", "Astro_64x48_30.yuv", "-o", "killed.vcc", "--frames", "3", "--lmbda", "0.001",
-            "--preset", "fast", "--iterations", "40", "--threads", "1", "-q"]  # fmt: skip
-    vcodec(*args[:3], "uninterrupted.vcc", *args[4:], cwd=work)
+    args = ["encode", "Astro_64x48_30.yuv", "-o", "killed.vcc", *STOPPABLE, "-q"]
     process = subprocess.Popen([*VCODEC, *args], cwd=work, stderr=subprocess.DEVNULL)
     partial = work / "killed.vcc.partial"
     try:
@@ -193,12 +214,7 @@ def test_resume_after_sigkill(work: Path) -> None:
         process.send_signal(signal.SIGKILL)
         process.wait()
     assert not (work / "killed.vcc").exists()
-    uninterrupted = decoded_frames(work / "uninterrupted.vcc")
-    with ContainerReader(partial) as reader:
-        kept = reader.frame_count
-        assert not reader.complete and 1 <= kept < 3
-        for number in range(kept):
-            assert frame_to_bytes(decode_frame(reader.read_frame(number))) == frame_to_bytes(uninterrupted[number])
+    kept = assert_frames_kept(partial, uninterrupted)
     listed = vcodec("info", partial.name, cwd=work).stdout.decode()
     assert "UNFINISHED" in listed
 
@@ -209,10 +225,74 @@ def test_resume_after_sigkill(work: Path) -> None:
     assert not partial.exists()
 
     resumed_frames = decoded_frames(work / "killed.vcc")
-    assert [frame_to_bytes(f) for f in resumed_frames] == [frame_to_bytes(f) for f in uninterrupted]
-    assert (work / "killed.vcc").read_bytes() == (work / "uninterrupted.vcc").read_bytes()
+    assert [frame_to_bytes(f) for f in resumed_frames] == [frame_to_bytes(f) for f in decoded_frames(uninterrupted)]
+    assert (work / "killed.vcc").read_bytes() == uninterrupted.read_bytes()
     again = vcodec(*args[:-1], "--resume", cwd=work)
     assert b"already complete" in again.stderr
+
+
+def test_sigterm_keeps_finished_frames_and_stops_the_workers(work: Path, uninterrupted: Path) -> None:
+    """SIGTERM (what kill, systemd and batch schedulers send) stops an encode as Ctrl-C does: exit 130,
+    one line, the finished frames kept for --resume, and no worker left behind."""
+    args = ["encode", "Astro_64x48_30.yuv", "-o", "terminated.vcc", *STOPPABLE, "--jobs", "2"]
+    process = subprocess.Popen([*VCODEC, *args], cwd=work, stderr=subprocess.PIPE, start_new_session=True)
+    try:
+        wait_for_frames(work / "terminated.vcc.partial", 1, process)
+        workers = worker_processes(process.pid)
+        process.send_signal(signal.SIGTERM)
+        _, stderr = process.communicate(timeout=60)
+    finally:
+        if process.poll() is None:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait()
+    text = stderr.decode()
+    assert process.returncode == ExitCode.INTERRUPTED, text
+    kept_in = "terminated.vcc.partial: add --resume to continue"
+    assert text == f"vcodec: error: interrupted; finished frames are kept in {kept_in}\n"
+    assert len(workers) == 2 and wait_for_exit(workers, 10) == []
+    assert_frames_kept(work / "terminated.vcc.partial", uninterrupted)
+    assert not (work / "terminated.vcc").exists()
+
+
+def partial_from(reference: Path, partial: Path, frames: int) -> bytes:
+    """What an encode of `reference`'s input and settings leaves when stopped after `frames` frames."""
+    with ContainerReader(reference) as reader:
+        writer = ContainerWriter.create(partial, replace(reader.header, frame_count=0))
+        for number in range(frames):
+            writer.append(reader.read_frame(number))
+        writer.close()
+    return partial.read_bytes()
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        (["--lmbda", "0.004"], "it was coded with lmbda=0.001, this run asks for lmbda=0.004"),
+        (["--iterations", "41"], "it was coded with iterations=40, this run asks for iterations=41"),
+        (["--seed", "3"], "it was coded with seed=0, this run asks for seed=3"),
+        (["--preset", "medium"], "it was coded with preset='fast', this run asks for preset='medium'"),
+        (["--arch", "light"], "it was coded with arch='main', this run asks for arch='light'"),
+        (["--start", "1"], "it was coded with start=0, this run asks for start=1"),
+        (["--input", "Coffee_64x48_50fps_10bit_420.yuv"],
+         "it holds 64x48 8-bit 30 fps, the input is 64x48 10-bit 50 fps"),
+    ],
+    ids=["lmbda", "iterations", "seed", "preset", "arch", "start", "format"],
+)
+def test_resume_with_other_settings_is_refused(work: Path, uninterrupted: Path, change: list[str],
+                                               message: str) -> None:
+    """Exit 7 and one line naming what differs, before any training; the partial file is left as it was."""
+    output = work / f"mismatch_{change[0].strip('-')}.vcc"
+    partial = partial_path(output)
+    before = partial_from(uninterrupted, partial, 1)
+    settings = dict(zip(STOPPABLE[::2], STOPPABLE[1::2])) | {"--input": "Astro_64x48_30.yuv"}
+    settings.update(zip(change[::2], change[1::2]))
+    source = settings.pop("--input")
+    result = vcodec("encode", source, "-o", output.name, *(a for kv in settings.items() for a in kv), "--resume",
+                    cwd=work, check=False)
+    stderr = result.stderr.decode()
+    assert result.returncode == ExitCode.RESUME, stderr
+    assert stderr == f"vcodec: error: cannot resume {partial.name}: {message}\n"
+    assert partial.read_bytes() == before and not output.exists()
 
 
 def test_ctrl_c_keeps_finished_frames(work: Path) -> None:

@@ -34,7 +34,7 @@ from vcodec.entropy.constants import (
     MEAN_LIMIT,
     SCALE_TABLE_SIZE,
 )
-from vcodec.entropy.latent_coder import Canvas
+from vcodec.entropy.latent_coder import Canvas, information_bits
 from vcodec.entropy.param_coder import (
     PARAM_GROUPS,
     decode_parameters,
@@ -46,7 +46,7 @@ from vcodec.entropy.param_coder import (
     quantize,
 )
 from vcodec.entropy.tables import SCALE_TABLE
-from vcodec.model.arm import Arm
+from vcodec.model.arm import Arm, laplace_bits
 from vcodec.encoder.quantizers import soft_round
 from vcodec.model.frame_model import FrameModel, macs_per_pixel
 from vcodec.model.latents import context_offsets, grid_sizes, priority_order
@@ -212,6 +212,27 @@ def test_integer_arm_follows_float_arm() -> None:
     tolerance = steps / 2 + rounding + float32_slack
     assert np.abs(mean_index * steps[0] - float_mean).max() <= tolerance[0]
     assert np.abs(LOG2_SCALE_MIN + scale_index * steps[1] - float_scale).max() <= tolerance[1]
+
+
+def test_training_rate_is_the_coders_information_content() -> None:
+    """laplace_bits (what training minimises) and information_bits (what the encoder predicts the range
+    coder spends) give the same -log2 P for the same symbol, mean and scale: near the mean, in the tails,
+    far out, at the smallest and largest scales of the table."""
+    generator = np.random.default_rng(7)
+    log2_scales = np.concatenate([np.full(5, float(LOG2_SCALE_MIN)), np.full(5, float(LOG2_SCALE_MAX)),
+                                  generator.uniform(LOG2_SCALE_MIN, LOG2_SCALE_MAX, 400)])
+    means = np.round(generator.uniform(-20, 20, log2_scales.size) * 2**MEAN_FRAC_BITS) / 2**MEAN_FRAC_BITS
+    offsets = np.concatenate([np.zeros(100), generator.choice([-0.5, 0.5], 50), generator.uniform(-3, 3, 200),
+                              generator.uniform(-40, 40, 60)])
+    symbols = np.round(means + offsets * 2.0**log2_scales).clip(LATENT_MIN, LATENT_MAX)
+    symbols[:5] = np.round(means[:5]) + 3  # 3 away at scale 2^-6: about 400 bits, still a finite probability
+    scales = 2.0**log2_scales
+    bits = laplace_bits(torch.from_numpy(symbols), torch.from_numpy(means), torch.from_numpy(log2_scales)).numpy()
+    coder = np.array([information_bits(symbols[i : i + 1], means[i : i + 1], scales[i : i + 1])
+                      for i in range(symbols.size)])
+    assert coder.min() < 0.01 and coder.max() > 100  # both ends are met
+    assert np.allclose(bits, coder, rtol=1e-9, atol=1e-9)
+    assert float(bits.sum()) == pytest.approx(information_bits(symbols, means, scales), rel=1e-12)
 
 
 @pytest.mark.parametrize(("context", "layout"), [(12, "raster"), (24, "raster"), (1, "priority"), (8, "priority"),
