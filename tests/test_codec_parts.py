@@ -360,6 +360,7 @@ def test_every_loss_trains(loss: str, frame_8bit: Frame) -> None:
     assert np.isfinite(values).all() and values[-1] < values[0]
 
 
+@pytest.mark.slow  # a 150-iteration fit; a quality property, not a format one
 def test_parameter_quantisation_costs_almost_no_quality(frame_8bit: Frame) -> None:
     """At a small lambda, quantising the trained network must keep the float model's quality: a step
     search that stopped at 2^-6 once cost 3 dB on a 416x240 photo."""

@@ -164,6 +164,7 @@ def test_killed_run_resumes_without_recomputing(clip_class: Path, tmp_path: Path
     assert len(_rows(out / "points.csv")) == 12
 
 
+@pytest.mark.slow  # Dask is an optional scheduler; the local run is tested above
 def test_same_eval_on_a_dask_local_cluster(clip_class: Path, evaluated: Path, tmp_path: Path) -> None:
     """Every row, vcodec's and x265's, equals the local run's but for the time it took. The worker runs one
     job at a time on one torch thread, as the local run's workers do (--threads 1): training draws from

@@ -12,6 +12,9 @@ import pytest
 
 from vcodec.bitstream.container import ContainerReader
 
+# Shell wrappers over the command line (tested in test_cli.py), on streams coded at two rate points.
+pytestmark = pytest.mark.slow
+
 ROOT = Path(__file__).resolve().parent.parent
 SCRIPT = Path(sys.executable).with_name("vcodec")
 VCODEC = str(SCRIPT) if SCRIPT.exists() else f"{sys.executable} -m vcodec"
