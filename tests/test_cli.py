@@ -254,6 +254,23 @@ def test_sigterm_keeps_finished_frames_and_stops_the_workers(work: Path, uninter
     assert not (work / "terminated.vcc").exists()
 
 
+def test_workers_die_with_a_killed_encoder(work: Path) -> None:
+    """kill -9 of `vcodec encode -j 2` takes its workers with it: they would otherwise train on for nobody."""
+    args = ["encode", "Astro_64x48_30.yuv", "-o", "orphans.vcc", "--lmbda", "0.001", "--preset", "fast",
+            "--iterations", "200", "--threads", "1", "--jobs", "2", "-q"]  # fmt: skip
+    process = subprocess.Popen([*VCODEC, *args], cwd=work, stderr=subprocess.DEVNULL, start_new_session=True)
+    try:
+        # Once frame 0 is written, both workers are past their start-up and coding frames 1-3.
+        wait_for_frames(work / "orphans.vcc.partial", 1, process)
+        workers = worker_processes(process.pid)
+        assert len(workers) == 2
+        process.send_signal(signal.SIGKILL)
+        process.wait()
+        assert wait_for_exit(workers, 5) == [], "workers outlived their killed parent"
+    finally:
+        os.killpg(process.pid, signal.SIGKILL)  # whatever is left of the session, should the test fail
+
+
 def partial_from(reference: Path, partial: Path, frames: int) -> bytes:
     """What an encode of `reference`'s input and settings leaves when stopped after `frames` frames."""
     with ContainerReader(reference) as reader:

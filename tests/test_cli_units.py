@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 import importlib
+import os
 import pkgutil
 import re
+import signal
+import subprocess
+import sys
 import tomllib
 from pathlib import Path
 
@@ -167,3 +171,23 @@ def test_threads_per_job() -> None:
     assert threads_per_job(10_000) == 1
     with pytest.raises(OptionError):
         threads_per_job(2, 0)
+
+
+_WORKER_START = """
+import ctypes, sys
+from vcodec.sequence import _die_with_parent
+_die_with_parent(int(sys.argv[1]))
+signal = ctypes.c_int()
+ctypes.CDLL(None).prctl(2, ctypes.byref(signal), 0, 0, 0)  # PR_GET_PDEATHSIG
+print(signal.value)
+"""
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="prctl(PR_SET_PDEATHSIG) is Linux's")
+def test_an_encode_worker_dies_with_its_parent() -> None:
+    """A worker asks for SIGKILL when its parent ends, and ends at once when its parent is already
+    not the process that started it (the parent died before the request was made)."""
+    started = subprocess.run([sys.executable, "-c", _WORKER_START, str(os.getpid())], capture_output=True, text=True)
+    assert (started.returncode, started.stdout.strip()) == (0, str(int(signal.SIGKILL))), started.stderr
+    orphan = subprocess.run([sys.executable, "-c", _WORKER_START, "1"], capture_output=True, text=True)
+    assert orphan.returncode == 1 and orphan.stdout == "", orphan.stderr

@@ -10,10 +10,12 @@ the output only when the sequence is complete.
 from __future__ import annotations
 
 import csv
+import ctypes
 import multiprocessing
 import os
 import queue
 import signal
+import sys
 import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
@@ -203,9 +205,30 @@ class EncodeSummary:
 _worker_progress: Any = None
 
 
-def _init_worker(threads: int, progress_queue: Any) -> None:
-    """Each worker uses its share of the cores; Ctrl-C is left to the parent, which stops the workers."""
+# prctl(2) option: the signal this process gets when the thread that created it ends.
+_PR_SET_PDEATHSIG = 1
+
+
+def _die_with_parent(parent: int) -> None:
+    """A worker whose parent is killed (SIGKILL, the OOM killer) must not train on for nobody.
+
+    Linux sends the worker SIGKILL when its parent ends. The parent may have ended before the request
+    was made: then the worker's parent is no longer `parent`, and it ends at once. (The signal follows
+    the parent *thread* that started the worker: encode_sequence starts its pool and stops it in the
+    same thread.) Elsewhere the worker is left to the parent's own shutdown.
+    """
+    if sys.platform.startswith("linux"):
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+    if os.getppid() != parent:
+        os._exit(1)
+
+
+def _init_worker(threads: int, progress_queue: Any, parent: int) -> None:
+    """Each worker uses its share of the cores and dies with its parent; Ctrl-C is left to the parent,
+    which stops the workers."""
     global _worker_progress
+    _die_with_parent(parent)
     import torch
 
     signal.signal(signal.SIGINT, signal.SIG_IGN)
@@ -306,7 +329,8 @@ def _encode_parallel(
     """Frames go to `jobs` worker processes, at most 2 x jobs read ahead; results come back in order."""
     context = multiprocessing.get_context("spawn")
     progress_queue = context.Queue()
-    pool = ProcessPoolExecutor(jobs, mp_context=context, initializer=_init_worker, initargs=(threads, progress_queue))
+    pool = ProcessPoolExecutor(jobs, mp_context=context, initializer=_init_worker,
+                               initargs=(threads, progress_queue, os.getpid()))
     pending: dict[Future, int] = {}
     done: dict[int, tuple[bytes, FrameStats]] = {}
     next_to_yield = first
@@ -564,7 +588,6 @@ def open_container(path: str) -> ContainerReader:
     """A container from a file, or read whole from stdin (`-`) so that it can be searched."""
     if path == STDIN:
         import io
-        import sys
 
         return ContainerReader(io.BytesIO(sys.stdin.buffer.read()), name="stdin")
     return ContainerReader(path)
