@@ -155,7 +155,7 @@ def parse_file_header(data: bytes) -> SequenceHeader:
         raise BitstreamError(f"frame rate {fps_num}/{fps_den} is invalid")
     try:
         settings = json.loads(body[_SEQUENCE_FIXED.size :].decode("utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as err:
+    except (ValueError, RecursionError) as err:  # bad UTF-8 or JSON, an integer over 4300 digits, deep nesting
         raise BitstreamError(f"encoder settings are not valid JSON ({err})") from None
     if not isinstance(settings, dict):
         raise BitstreamError("encoder settings are not a JSON object")
