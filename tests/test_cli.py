@@ -367,9 +367,35 @@ def broken(work: Path, astro: Path) -> Path:
     corrupt[entry.offset + RECORD_HEADER_BYTES + 5] ^= 0x40
     (work / "corrupt.vcc").write_bytes(bytes(corrupt))
     (work / "truncated.vcc").write_bytes(data[: entry.offset + 9])
+    (work / "garbage.vcc").write_bytes(data + b"appended by a bad copy")
     (work / "oddsize.yuv").write_bytes((work / "Astro_64x48_30.yuv").read_bytes()[:-7])
     (work / "exists.vcc").write_bytes(b"precious")
     return work
+
+
+DAMAGED = [
+    ("corrupt.vcc", [0, 1, 3], "corrupt.vcc: frame 2 is damaged (CRC mismatch) and skipped: {out} holds the 3 intact "
+     "frames of 4"),
+    ("truncated.vcc", [0, 1], "truncated.vcc: the container is damaged (the file is cut short), and frames 2, 3 are "
+     "damaged (missing) and skipped: {out} holds the 2 intact frames of 4"),
+    ("garbage.vcc", [0, 1, 2, 3], "garbage.vcc: the container is damaged (22 unexpected bytes follow its end): all 4 "
+     "frames are intact and were written to {out}"),
+]
+
+
+@pytest.mark.parametrize(("name", "intact", "message"), DAMAGED, ids=[d[0] for d in DAMAGED])
+@pytest.mark.parametrize("out", ["intact.yuv", "-"])
+def test_a_damaged_container_gives_its_intact_frames(broken: Path, astro: Path, name: str, intact: list[int],
+                                                      message: str, out: str) -> None:
+    """The intact frames are written (damaged ones skipped), one line names the damage, exit 4."""
+    result = vcodec("decode", name, "-o", out, "-y", cwd=broken, check=False)
+    stderr = result.stderr.decode()
+    assert result.returncode == ExitCode.BITSTREAM, stderr
+    assert stderr == f"vcodec: error: {message.format(out=out)}\n"
+    reference = [frame_to_bytes(frame) for frame in decoded_frames(astro)]
+    written = result.stdout if out == "-" else (broken / out).read_bytes()
+    assert written == b"".join(reference[number] for number in intact)
+    assert not (broken / "intact.yuv.partial").exists()
 
 
 ERRORS = [
@@ -383,7 +409,13 @@ ERRORS = [
     (["encode", "Astro_64x48_30.yuv", "--rate", "r9", *FAST[2:]], ExitCode.USAGE, "unknown rate point"),
     (["encode", "missing.yuv", "--size", "64x48", *FAST], ExitCode.IO, "missing.yuv: No such file"),
     (["encode", "Astro_64x48_30.yuv", *FAST], ExitCode.OUTPUT_EXISTS, "exists.vcc already exists (use -y"),
-    (["decode", "corrupt.vcc", "-o", "out.yuv"], ExitCode.BITSTREAM, "frame 2: CRC mismatch"),
+    (["decode", "corrupt.vcc", "-o", "out.yuv", "--strict"], ExitCode.BITSTREAM,
+     "corrupt.vcc: frame 2 is damaged (CRC mismatch); nothing was written (--strict)"),
+    (["decode", "truncated.vcc", "-o", "out.y4m", "--strict"], ExitCode.BITSTREAM,
+     "truncated.vcc: the container is damaged (the file is cut short), and frames 2, 3 are damaged (missing); "
+     "nothing was written (--strict)"),
+    (["decode", "garbage.vcc", "-o", "out.yuv", "--strict"], ExitCode.BITSTREAM,
+     "garbage.vcc: the container is damaged (22 unexpected bytes follow its end); nothing was written (--strict)"),
     (["info", "truncated.vcc"], ExitCode.BITSTREAM, "truncated"),
     (["info", "corrupt.vcc"], ExitCode.BITSTREAM, "frame(s) 2 are damaged"),
     (["decode", "Astro_64x48_30.yuv", "-o", "out.yuv"], ExitCode.BITSTREAM, "not a vcodec container"),

@@ -46,6 +46,7 @@ from vcodec.sequence import (
     encode_sequence,
     mean_psnr,
     open_container,
+    open_for_decoding,
     parse_frame_range,
     resolve_lambda,
     write_sample,
@@ -303,14 +304,20 @@ def decode(
     fmt: Annotated[
         str | None, typer.Option("--format", "-f", help="raw or y4m (default: from the suffix; raw for -).")
     ] = None,
+    strict: Annotated[
+        bool, typer.Option("--strict", help="Write nothing if the container is damaged (default: write the "
+                                            "intact frames, skip the damaged ones, exit 4).")
+    ] = False,
     overwrite: OverwriteOption = False,
     quiet: QuietOption = False,
 ) -> None:
-    """Decode a .vcc container to planar YUV (10-bit as 2-byte little-endian) or y4m."""
+    """Decode a .vcc container to planar YUV (10-bit as 2-byte little-endian) or y4m.
+
+    Of a damaged container the intact frames are written, one line names the damaged ones, exit 4."""
     fmt = video_format_of(output, fmt)  # a wrong name fails before stdin is read or a frame decoded
-    with open_container(input) as reader:
+    with open_for_decoding(input) as reader:
         selection = parse_frame_range(frames, reader.frame_count)
-        if not reader.complete:
+        if not reader.finished:
             warning = f"{reader.name} is unfinished; decoding its {reader.frame_count} complete frames"
             _say(quiet, f"vcodec: warning: {warning}")
         bars = None
@@ -321,8 +328,9 @@ def decode(
         began = time.perf_counter()
         try:
             summary = decode_sequence(
-                reader, output, selection, fmt=fmt, overwrite=overwrite, on_frame=bars.update if bars else None
-            )
+                reader, output, selection, fmt=fmt, overwrite=overwrite, strict=strict,
+                on_frame=bars.update if bars else None,
+            )  # fmt: skip
         finally:
             if bars is not None:
                 bars.close()

@@ -23,11 +23,12 @@ from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field, is_dataclass
 from fractions import Fraction
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, BinaryIO, Protocol
 
 
 from vcodec import __version__
 from vcodec.bitstream.container import FORMAT_VERSION, ContainerReader, ContainerWriter, SequenceHeader
+from vcodec.bitstream.salvage import DamagedFrame, SalvageReader
 from vcodec.config import EncoderConfig, load_config, load_rate_points
 from vcodec.format import check_frame_size
 from vcodec.io import (
@@ -584,56 +585,141 @@ def parse_frame_range(text: str | None, count: int) -> range:
     return range(first, stop)
 
 
+def _read_stdin() -> BinaryIO:
+    import io
+
+    return io.BytesIO(sys.stdin.buffer.read())
+
+
 def open_container(path: str) -> ContainerReader:
     """A container from a file, or read whole from stdin (`-`) so that it can be searched."""
     if path == STDIN:
-        import io
-
-        return ContainerReader(io.BytesIO(sys.stdin.buffer.read()), name="stdin")
+        return ContainerReader(_read_stdin(), name="stdin")
     return ContainerReader(path)
+
+
+def open_for_decoding(path: str) -> SalvageReader:
+    """A container to decode, however damaged: its intact frames can be read (`-` reads stdin)."""
+    if path == STDIN:
+        return SalvageReader(_read_stdin(), name="stdin")
+    return SalvageReader(path)
 
 
 @dataclass(frozen=True)
 class DecodeSummary:
-    frames: int
+    frames: int  # frames written
     seconds: float
     info: VideoInfo
+    damaged: dict[int, str] = field(default_factory=dict)  # frames of the range not written: why
+    problems: tuple[str, ...] = ()  # what is wrong with the container's structure
+
+
+class DamagedStreamError(BitstreamError):
+    """The container is damaged. Without --strict, the intact frames were written (`summary` says which)."""
+
+    def __init__(self, message: str, summary: DecodeSummary | None = None) -> None:
+        super().__init__(message)
+        self.summary = summary
+
+
+def _damage_text(damaged: dict[int, str]) -> str:
+    """'frame 2 is damaged (CRC mismatch)', 'frames 1, 3 are damaged (1: missing; 3: CRC mismatch)'."""
+    numbers = sorted(damaged)
+    if len(numbers) == 1:
+        return f"frame {numbers[0]} is damaged ({damaged[numbers[0]]})"
+    reasons = set(damaged.values())
+    why = reasons.pop() if len(reasons) == 1 else "; ".join(f"{n}: {damaged[n]}" for n in numbers)
+    return f"frames {', '.join(map(str, numbers))} are damaged ({why})"
+
+
+def _damage_message(name: str, problems: tuple[str, ...], damaged: dict[int, str]) -> str:
+    parts = []
+    if problems:
+        parts.append(f"the container is damaged ({'; '.join(problems)})")
+    if damaged:
+        parts.append(_damage_text(damaged))
+    return f"{name}: {', and '.join(parts)}"
+
+
+def _decode_checked(reader: SalvageReader, number: int) -> Frame:
+    """Frame `number`, decoded; DamagedFrame if it cannot be read or decodes to another size."""
+    from vcodec.decoder import decode_frame
+
+    data = reader.read_frame(number)
+    try:
+        frame = decode_frame(data)
+    except BitstreamError as error:
+        raise DamagedFrame(reader.name, number, f"its bitstream does not decode: {error}") from None
+    header = reader.header
+    if (frame.width, frame.height, frame.bitdepth) != (header.width, header.height, header.bitdepth):
+        raise DamagedFrame(reader.name, number, f"it decodes to {frame.width}x{frame.height} "
+                           f"{frame.bitdepth}-bit, the sequence header says {header.width}x{header.height} "
+                           f"{header.bitdepth}-bit")
+    return frame
 
 
 def decode_sequence(
-    reader: ContainerReader,
+    reader: SalvageReader,
     output: str,
     frames: range,
     *,
     fmt: str | None = None,
     overwrite: bool = False,
+    strict: bool = False,
     on_frame: Callable[[int], None] | None = None,
 ) -> DecodeSummary:
-    """Decode `frames` of a container to planar YUV or y4m (`output` may be `-` for stdout)."""
-    from vcodec.decoder import decode_frame
+    """Decode `frames` of a container to planar YUV or y4m (`output` may be `-` for stdout).
 
+    A damaged container still gives every intact frame of the range: damaged ones are skipped (the
+    output holds the intact frames, in order), the output is finished, and DamagedStreamError names the
+    damage. With `strict`, a damaged container writes nothing: its structure and the CRC of every frame
+    of the range are checked before the output is opened (a frame that passes its CRC but does not
+    decode can still stop a decode to stdout part way).
+    """
     if not reader.frame_count:
         raise BitstreamError(f"{reader.name} holds no complete frame: nothing to decode")
     if not frames:
         raise OptionError("the frame range is empty: nothing to decode")
+    problems = tuple(reader.problems)
+    if strict:
+        damaged = {}
+        for number in frames:
+            try:
+                reader.read_frame(number)
+            except DamagedFrame as error:
+                damaged[number] = error.reason
+        if problems or damaged:
+            message = _damage_message(reader.name, problems, damaged)
+            raise DamagedStreamError(f"{message}; nothing was written (--strict)")
     header = reader.header
-    info = VideoInfo(header.width, header.height, header.bitdepth, header.fps, len(frames))
+    damaged = {}
     decode_seconds = 0.0
+    info = VideoInfo(header.width, header.height, header.bitdepth, header.fps, len(frames))
     with open_video_writer(output, info, fmt, overwrite) as video:
         for number in frames:
-            data = reader.read_frame(number)
             began = time.perf_counter()
-            frame = decode_frame(data)
-            decode_seconds += time.perf_counter() - began
-            if (frame.width, frame.height, frame.bitdepth) != (header.width, header.height, header.bitdepth):
-                raise VcodecError(
-                    f"frame {number} decodes to {frame.width}x{frame.height} {frame.bitdepth}-bit, "
-                    f"the sequence header says {header.width}x{header.height} {header.bitdepth}-bit"
-                )
+            try:
+                frame = _decode_checked(reader, number)
+            except DamagedFrame as error:
+                if strict:
+                    raise DamagedStreamError(f"{error}; nothing was written (--strict)") from None
+                damaged[number] = error.reason
+                continue
+            finally:
+                decode_seconds += time.perf_counter() - began
             video.write(frame)
             if on_frame is not None:
                 on_frame(number)
-    return DecodeSummary(len(frames), decode_seconds, info)
+        written = len(frames) - len(damaged)
+        if not written:  # (raised inside: nothing is left behind under the output's name)
+            raise DamagedStreamError(f"{_damage_message(reader.name, problems, damaged)}: no intact frame to decode")
+    summary = DecodeSummary(written, decode_seconds, info, damaged, problems)
+    if damaged or problems:
+        kept = (f"{output} holds the {written} intact frames of {len(frames)}" if damaged
+                else f"all {written} frames are intact and were written to {output}")
+        skipped = " and skipped" if damaged else ""
+        raise DamagedStreamError(f"{_damage_message(reader.name, problems, damaged)}{skipped}: {kept}", summary)
+    return summary
 
 
 def describe_container(reader: ContainerReader) -> dict[str, Any]:
@@ -751,6 +837,7 @@ def mean_psnr(values: list[FramePsnr]) -> FramePsnr:
 
 __all__ = [
     "CSV_COLUMNS",
+    "DamagedStreamError",
     "DecodeSummary",
     "EncodeObserver",
     "EncodeSettings",
@@ -764,6 +851,7 @@ __all__ = [
     "describe_container",
     "encode_sequence",
     "open_container",
+    "open_for_decoding",
     "parse_frame_range",
     "resolve_lambda",
     "threads_per_job",

@@ -1,0 +1,280 @@
+"""Reading what survives of a damaged container: every intact frame, and what is wrong with the rest.
+
+`ContainerReader` refuses a file whose structure does not check out (a finished file cut short, bytes
+after its end, a record whose header is damaged), because `info` and `--resume` rely on a sound file.
+A decoder should rather give the user every frame that survived, as a damaged DVD still plays:
+`SalvageReader` reads the index when it is sound and otherwise walks the records, stepping over
+damaged bytes to the next record whose header and CRC check out. It records what it found wrong
+(`problems`), reports the frames the file should hold (`frame_count`: the header's count once the
+file is finished), and `read_frame` raises `DamagedFrame` for a frame that is missing or fails its
+CRC. The layout it reads is that of `vcodec.bitstream.container` (docs/container.md).
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import BinaryIO
+
+from vcodec.bitstream.container import (
+    FOOTER_BYTES,
+    FOOTER_MAGIC,
+    FRAME_MARKER,
+    INDEX_MARKER,
+    RECORD_HEADER_BYTES,
+    IndexEntry,
+    SequenceHeader,
+    check_payload,
+    file_header_size,
+    parse_file_header,
+    parse_footer,
+    parse_index,
+    parse_record_header,
+)
+from vcodec.types import BitstreamError
+
+_PREAMBLE_BYTES = 14  # magic, format version, header length: what file_header_size needs
+_SEARCH_CHUNK = 1 << 20
+_NO_END = 1 << 62  # a file size that no record runs past: lets parse_record_header check the rest
+
+
+class DamagedFrame(BitstreamError):
+    """One frame of a container cannot be read: `reason` says why in a few words."""
+
+    def __init__(self, name: str, number: int, reason: str) -> None:
+        super().__init__(f"{name}: frame {number} is damaged ({reason})")
+        self.number = number
+        self.reason = reason
+
+
+class SalvageReader:
+    """The frames of a container, however damaged, as far as they can be found and checked.
+
+    `finished`: the header holds a frame count (the encode completed). `frame_count`: that count, or
+    for an unfinished file the frames up to the last one found. `problems`: what is wrong with the
+    file's structure, one phrase each (empty for a sound file; a last record cut short by an
+    interrupted encode is not a problem, it is `trailing_bytes`). The file header itself must be sound:
+    without it nothing can be decoded, and BitstreamError is raised.
+    """
+
+    def __init__(self, path: str | Path | BinaryIO, name: str | None = None) -> None:
+        if isinstance(path, (str, Path)):
+            self._handle: BinaryIO = open(path, "rb")
+            self.name = name or str(path)
+        else:
+            self._handle = path
+            self.name = name or str(getattr(path, "name", "container"))
+        try:
+            self._open()
+        except BitstreamError as error:
+            self._handle.close()
+            raise BitstreamError(f"{self.name}: {error}") from None
+        except BaseException:
+            self._handle.close()
+            raise
+
+    def _open(self) -> None:
+        self.file_size = self._handle.seek(0, os.SEEK_END)
+        size = file_header_size(self._read(0, _PREAMBLE_BYTES))
+        self.header: SequenceHeader = parse_file_header(self._read(0, size))
+        self.first_record = size
+        self.finished = self.header.frame_count > 0
+        self.problems: list[str] = []
+        self.trailing_bytes = 0
+        entries = self._indexed_entries()
+        if entries is None:
+            entries = self._walk()
+        self._entries = {entry.number: entry for entry in entries}
+        if self.finished:
+            self.frame_count = self.header.frame_count
+            beyond = [n for n in self._entries if n >= self.frame_count]
+            if beyond:
+                self.problems.append(f"records of frames past the {self.frame_count} the header announces")
+        else:
+            self.frame_count = max(self._entries, default=-1) + 1
+        self.missing = tuple(n for n in range(self.frame_count) if n not in self._entries)
+
+    @property
+    def complete(self) -> bool:
+        """Finished and sound: every announced frame was found and nothing else is wrong."""
+        return self.finished and not self.problems and not self.missing
+
+    def read_frame(self, number: int) -> bytes:
+        """The CRC-checked bitstream of frame `number`; DamagedFrame when it is missing or damaged."""
+        if not 0 <= number < self.frame_count:
+            raise BitstreamError(f"{self.name}: frame {number} is not in the container ({self.frame_count} frames)")
+        entry = self._entries.get(number)
+        if entry is None:
+            raise DamagedFrame(self.name, number, "missing")
+        head = self._read(entry.offset, RECORD_HEADER_BYTES)
+        try:
+            stored, length, crc = parse_record_header(head, entry.offset, self.file_size)
+            if (stored, length) != (number, entry.length):
+                raise BitstreamError("record header disagrees with the index")
+            return check_payload(number, length, crc, self._read(entry.offset + RECORD_HEADER_BYTES, length))
+        except BitstreamError as error:
+            reason = "CRC mismatch" if "CRC mismatch" in str(error) else "bad record header"
+            raise DamagedFrame(self.name, number, reason) from None
+
+    # --- finding the records ---------------------------------------------------------------------
+
+    def _read(self, offset: int, size: int) -> bytes:
+        self._handle.seek(offset)
+        return self._handle.read(size)
+
+    def _indexed_entries(self) -> list[IndexEntry] | None:
+        """The entries of a sound index at the end of the file; None (a problem noted if it was meant
+        to be there) otherwise."""
+        if self.file_size < self.first_record + FOOTER_BYTES:
+            return None
+        index_offset = parse_footer(self._read(self.file_size - FOOTER_BYTES, FOOTER_BYTES))
+        if index_offset is None:
+            return None  # no footer: unfinished, or cut short, or followed by other bytes (the walk tells)
+        if not self.first_record <= index_offset <= self.file_size - FOOTER_BYTES:
+            self.problems.append("its index is damaged")
+            return None
+        try:
+            entries = parse_index(self._read(index_offset, self.file_size - FOOTER_BYTES - index_offset),
+                                  self.first_record, index_offset)
+        except BitstreamError:
+            self.problems.append("its index is damaged")
+            return None
+        if self.finished and len(entries) != self.header.frame_count:
+            self.problems.append(f"its index lists {len(entries)} frames, the header {self.header.frame_count}")
+        return entries
+
+    def _walk(self) -> list[IndexEntry]:
+        """Records from the first, in order; damaged stretches are stepped over to the next sound record."""
+        entries: list[IndexEntry] = []
+        offset = self.first_record
+        while offset < self.file_size:
+            expected = entries[-1].number + 1 if entries else 0
+            head = self._read(offset, RECORD_HEADER_BYTES)
+            if head[:4] == INDEX_MARKER:
+                end = self._index_end(offset)
+                if end is not None:
+                    if end < self.file_size:
+                        self.problems.append(f"{self.file_size - end} unexpected bytes follow its end")
+                    return entries
+            record = self._record_at(offset, head, expected)
+            if record is not None:
+                entries.append(record)
+                offset = record.end
+                continue
+            # No record here. A damaged length in the record before may be what led here: if that record
+            # fails its CRC, look for the next sound record from just after its start.
+            search_from = offset + 1
+            if entries and not self._crc_ok(entries[-1]):
+                search_from = entries[-1].offset + 1
+            found = self._next_sound_record(search_from, expected)
+            if found is None:
+                self._note_tail(offset, head, expected)
+                return entries
+            self.problems.append(f"bytes {min(search_from - 1, offset)}..{found} are damaged")
+            record = self._record_at(found, self._read(found, RECORD_HEADER_BYTES), expected, resync=True)
+            if record is not None:  # (else an index starts there)
+                entries.append(record)
+                found = record.end
+            offset = found
+        if self.finished and len(entries) < self.header.frame_count:
+            self.problems.append("the file is cut short")
+        return entries
+
+    def _crc_ok(self, entry: IndexEntry) -> bool:
+        head = self._read(entry.offset, RECORD_HEADER_BYTES)
+        try:
+            number, length, crc = parse_record_header(head, entry.offset, self.file_size)
+            check_payload(number, length, crc, self._read(entry.offset + RECORD_HEADER_BYTES, length))
+        except BitstreamError:
+            return False
+        return True
+
+    def _record_at(self, offset: int, head: bytes, expected: int, resync: bool = False) -> IndexEntry | None:
+        """The record at `offset` if its header is sound, fits the file and holds the expected frame. After
+        damage (`resync`), any later frame will do, but only if its payload passes its CRC."""
+        if len(head) < RECORD_HEADER_BYTES or head[:4] != FRAME_MARKER:
+            return None
+        try:
+            number, length, crc = parse_record_header(head, offset, _NO_END)
+        except BitstreamError:
+            return None
+        entry = IndexEntry(number, offset, length)
+        if entry.end > self.file_size or (self.finished and number >= self.header.frame_count):
+            return None
+        if not resync:
+            return entry if number == expected else None
+        if number < expected:
+            return None
+        try:
+            check_payload(number, length, crc, self._read(offset + RECORD_HEADER_BYTES, length))
+        except BitstreamError:
+            return None
+        return entry
+
+    def _next_sound_record(self, start: int, expected: int) -> int | None:
+        """Where the next record whose CRC checks out (or a sound index) starts, searching from `start`."""
+        position = start
+        while True:
+            candidate = self._find((FRAME_MARKER, INDEX_MARKER), position)
+            if candidate is None:
+                return None
+            head = self._read(candidate, RECORD_HEADER_BYTES)
+            if head[:4] == INDEX_MARKER:
+                if self._index_end(candidate) is not None:
+                    return candidate
+            elif self._record_at(candidate, head, expected, resync=True) is not None:
+                return candidate
+            position = candidate + 1
+
+    def _index_end(self, offset: int) -> int | None:
+        """Where a sound index starting at `offset` ends with its footer (bytes may follow it), or None."""
+        position = offset
+        while True:
+            magic_at = self._find((FOOTER_MAGIC,), position)
+            if magic_at is None:
+                return None
+            footer = magic_at - (FOOTER_BYTES - len(FOOTER_MAGIC))
+            if footer > offset and parse_footer(self._read(footer, FOOTER_BYTES)) == offset:
+                try:
+                    parse_index(self._read(offset, footer - offset), self.first_record, offset)
+                    return footer + FOOTER_BYTES
+                except BitstreamError:
+                    return None
+            position = magic_at + 1
+
+    def _note_tail(self, offset: int, head: bytes, expected: int) -> None:
+        """No sound record from `offset` on: a record an interrupted encode cut short, or damage."""
+        cut_short = FRAME_MARKER.startswith(head[:4]) if len(head) < RECORD_HEADER_BYTES else False
+        if len(head) == RECORD_HEADER_BYTES and head[:4] == FRAME_MARKER:
+            try:
+                number, _, _ = parse_record_header(head, offset, _NO_END)
+                cut_short = number == expected  # the next frame, running past the end of the file
+            except BitstreamError:
+                cut_short = False
+        if cut_short and not self.finished:
+            self.trailing_bytes = self.file_size - offset
+        elif cut_short:
+            self.problems.append("the file is cut short")
+        else:
+            self.problems.append(f"its last {self.file_size - offset} bytes are not frame records")
+
+    def _find(self, markers: tuple[bytes, ...], start: int) -> int | None:
+        """The first position at or after `start` where one of `markers` begins, read in chunks."""
+        overlap = max(len(marker) for marker in markers) - 1
+        position = start
+        while position < self.file_size:
+            chunk = self._read(position, _SEARCH_CHUNK + overlap)
+            hits = [index for marker in markers if (index := chunk.find(marker)) >= 0]
+            if hits:
+                return position + min(hits)
+            position += _SEARCH_CHUNK
+        return None
+
+    def close(self) -> None:
+        self._handle.close()
+
+    def __enter__(self) -> SalvageReader:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
