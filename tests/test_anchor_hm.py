@@ -14,7 +14,9 @@ from vcodec.eval.hevc import parse_hm_log, split_access_units
 from vcodec.eval.sequences import Sequence, class_from_directory
 from vcodec.metrics import psnr_from_mses
 
-HM_SAMPLE = Path(__file__).resolve().parent.parent.parent / "shared" / "hm-sample"
+from hm_sample import HM_SAMPLE
+
+# Without the sample every test here is skipped, and conftest.py says so in the summary.
 pytestmark = pytest.mark.skipif(not HM_SAMPLE.is_dir(), reason=f"HM sample outputs not found at {HM_SAMPLE}")
 
 CLIPS = ("Immuno_416x240_30_8bit_420", "Hubble_416x240_30_10bit_420")
