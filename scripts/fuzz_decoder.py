@@ -180,6 +180,21 @@ def harness_header(data: bytes) -> None:
             pass
 
 
+def _check_text(settings: object) -> None:
+    """`vcodec info` prints the encoder settings: every string in them must encode as UTF-8 (JSON's
+    "\\ud800" escape parses to a lone surrogate that does not)."""
+    pending = [settings]
+    while pending:
+        item = pending.pop()
+        if isinstance(item, str):
+            item.encode("utf-8")
+        elif isinstance(item, dict):
+            pending.extend(item)
+            pending.extend(item.values())
+        elif isinstance(item, list):
+            pending.extend(item)
+
+
 def harness_container(data: bytes) -> None:
     from vcodec.bitstream.container import ContainerReader
     from vcodec.types import BitstreamError
@@ -187,6 +202,7 @@ def harness_container(data: bytes) -> None:
     for candidate in (data, repair_container(data)):
         try:
             with ContainerReader(io.BytesIO(candidate), name="fuzz.vcc") as reader:
+                _check_text(reader.header.settings)
                 for number in range(reader.frame_count):
                     try:
                         reader.read_frame(number)
@@ -351,8 +367,10 @@ def fuzz_target(target: str, seconds: float, workdir: Path, regressions: Path) -
             destination = known.get(hashlib.sha1(artifact.read_bytes()).hexdigest(), kept / artifact.name)
             if not destination.exists():  # a regression file that still fails is not kept twice
                 shutil.copyfile(artifact, destination)
-            report.findings.append({"file": str(destination.relative_to(ROOT) if destination.is_relative_to(ROOT)
-                                                else destination), "kind": kind, "signature": signature})
+            finding = {"file": str(destination.relative_to(ROOT) if destination.is_relative_to(ROOT) else destination),
+                       "kind": kind, "signature": signature}
+            if finding not in report.findings:
+                report.findings.append(finding)
             stop |= signature in seen
             seen.add(signature)
         if stop:  # the same finding twice: fix it before fuzzing this target further
