@@ -155,7 +155,8 @@ def parse_file_header(data: bytes) -> SequenceHeader:
         raise BitstreamError(f"frame rate {fps_num}/{fps_den} is invalid")
     try:
         settings = json.loads(body[_SEQUENCE_FIXED.size :].decode("utf-8"))
-    except (ValueError, RecursionError) as err:  # bad UTF-8 or JSON, an integer over 4300 digits, deep nesting
+        json.dumps(settings, ensure_ascii=False).encode("utf-8")  # "\ud800" parses to text no output can hold
+    except (ValueError, RecursionError) as err:  # bad UTF-8 or JSON, over 4300 digits, deep nesting, lone surrogates
         raise BitstreamError(f"encoder settings are not valid JSON ({err})") from None
     if not isinstance(settings, dict):
         raise BitstreamError("encoder settings are not a JSON object")
