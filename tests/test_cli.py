@@ -7,6 +7,7 @@ compression quality.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import signal
@@ -22,6 +23,7 @@ from vcodec.bitstream.container import RECORD_HEADER_BYTES, BitstreamError, Cont
 from vcodec.cli import ExitCode
 from vcodec.decoder import decode_frame
 from vcodec.io import frame_to_bytes, open_video, partial_path
+from vcodec.sequence import SOURCE_DIGEST_KEY
 
 from process_events import wait_for_exit, wait_until, worker_processes
 
@@ -46,6 +48,8 @@ def work(tmp_path_factory: pytest.TempPathFactory) -> Path:
            "--bitdepth", "10", "--photo", "coffee", "-q", cwd=root)  # fmt: skip
     vcodec("sample", "-o", "chelsea.y4m", "--size", "64x48", "--frames", "2", "--photo", "chelsea", "--fps", "24",
            "-q", cwd=root)  # fmt: skip
+    vcodec("sample", "-o", "Rocket_64x48_30.yuv", "--size", "64x48", "--frames", "4", "--photo", "rocket", "-q",
+           cwd=root)  # the format of Astro_64x48_30.yuv, another picture
     return root
 
 
@@ -182,7 +186,8 @@ def wait_for_frames(partial: Path, count: int, process: subprocess.Popen, timeou
 
 
 # An encode long enough to be stopped after its first frame (about a second a frame here).
-STOPPABLE = ["--frames", "3", "--lmbda", "0.001", "--preset", "fast", "--iterations", "40", "--threads", "1"]
+STOPPABLE = ["--frames", "3", "--lmbda", "0.001", "--preset", "fast", "--arch", "main", "--iterations", "40",
+             "--threads", "1"]
 
 
 @pytest.fixture(scope="module")
@@ -257,7 +262,7 @@ def test_sigterm_keeps_finished_frames_and_stops_the_workers(work: Path, uninter
 def test_workers_die_with_a_killed_encoder(work: Path) -> None:
     """kill -9 of `vcodec encode -j 2` takes its workers with it: they would otherwise train on for nobody."""
     args = ["encode", "Astro_64x48_30.yuv", "-o", "orphans.vcc", "--lmbda", "0.001", "--preset", "fast",
-            "--iterations", "200", "--threads", "1", "--jobs", "2", "-q"]  # fmt: skip
+            "--arch", "main", "--iterations", "200", "--threads", "1", "--jobs", "2", "-q"]  # fmt: skip
     process = subprocess.Popen([*VCODEC, *args], cwd=work, stderr=subprocess.DEVNULL, start_new_session=True)
     try:
         # Once frame 0 is written, both workers are past their start-up and coding frames 1-3.
@@ -292,8 +297,10 @@ def partial_from(reference: Path, partial: Path, frames: int) -> bytes:
         (["--start", "1"], "it was coded with start=0, this run asks for start=1"),
         (["--input", "Coffee_64x48_50fps_10bit_420.yuv"],
          "it holds 64x48 8-bit 30 fps, the input is 64x48 10-bit 50 fps"),
+        (["--input", "Rocket_64x48_30.yuv"],
+         "it was coded from another input (first frame sha256 {astro}..., this input's {rocket}...)"),
     ],
-    ids=["lmbda", "iterations", "seed", "preset", "arch", "start", "format"],
+    ids=["lmbda", "iterations", "seed", "preset", "arch", "start", "format", "another clip"],
 )
 def test_resume_with_other_settings_is_refused(work: Path, uninterrupted: Path, change: list[str],
                                                message: str) -> None:
@@ -308,8 +315,25 @@ def test_resume_with_other_settings_is_refused(work: Path, uninterrupted: Path, 
                     cwd=work, check=False)
     stderr = result.stderr.decode()
     assert result.returncode == ExitCode.RESUME, stderr
-    assert stderr == f"vcodec: error: cannot resume {partial.name}: {message}\n"
+    digests = {name: hashlib.sha256((work / f"{name.title()}_64x48_30.yuv").read_bytes()[: 64 * 48 * 3 // 2])
+               .hexdigest()[:16] for name in ("astro", "rocket")}
+    assert stderr == f"vcodec: error: cannot resume {partial.name}: {message.format(**digests)}\n"
     assert partial.read_bytes() == before and not output.exists()
+
+
+def test_a_partial_file_without_a_source_digest_still_resumes(work: Path, uninterrupted: Path) -> None:
+    """Files interrupted before the digest was stored are continued (without that check)."""
+    with ContainerReader(uninterrupted) as reader:
+        settings = dict(reader.header.settings)
+    assert len(settings.pop(SOURCE_DIGEST_KEY)) == 64
+    partial = work / "old.vcc.partial"
+    with ContainerReader(uninterrupted) as reader:
+        writer = ContainerWriter.create(partial, replace(reader.header, frame_count=0, settings=settings))
+        writer.append(reader.read_frame(0))
+        writer.close()
+    vcodec("encode", "Astro_64x48_30.yuv", "-o", "old.vcc", *STOPPABLE, "--resume", "-q", cwd=work)
+    assert [frame_to_bytes(f) for f in decoded_frames(work / "old.vcc")] == [
+        frame_to_bytes(f) for f in decoded_frames(uninterrupted)]
 
 
 def test_ctrl_c_keeps_finished_frames(work: Path) -> None:

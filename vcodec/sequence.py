@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import csv
 import ctypes
+import hashlib
+import itertools
 import multiprocessing
 import os
 import queue
@@ -39,6 +41,7 @@ from vcodec.io import (
     VideoInfo,
     VideoSource,
     check_overwrite,
+    frame_to_bytes,
     open_video_writer,
     partial_path,
 )
@@ -56,6 +59,19 @@ CSV_COLUMNS: tuple[str, ...] = (
     "frame", "bits", "bpp", "psnr_y", "psnr_u", "psnr_v", "psnr_yuv",
     "lmbda", "preset", "encode_seconds", "decode_seconds", "arch",
 )  # fmt: skip
+
+
+# The container setting that identifies the input: the sha256 of its first coded frame.
+SOURCE_DIGEST_KEY = "first_frame_sha256"
+
+
+def source_digest(frame: Frame) -> str:
+    """sha256 of a frame's samples as raw planar YUV (8-bit: a byte a sample; 10-bit: 2 bytes, little-endian).
+
+    Stored for the first frame an encode codes, so that `--resume` can refuse another clip of the same
+    format, which would otherwise be spliced onto the frames already coded.
+    """
+    return hashlib.sha256(frame_to_bytes(frame)).hexdigest()
 
 
 class ResumeError(VcodecError):
@@ -104,7 +120,7 @@ class EncodeSettings:
             self.arch, self.preset, iterations=self.iterations, device=self.device, seed=self.seed, loss=self.loss
         )
 
-    def record(self, config: EncoderConfig, start: int) -> dict[str, Any]:
+    def record(self, config: EncoderConfig, start: int, first_frame: Frame) -> dict[str, Any]:
         """The settings stored in the container header (informative, and checked by `--resume`)."""
         return {
             "encoder": f"vcodec {__version__}",
@@ -117,6 +133,7 @@ class EncodeSettings:
             "loss": self.loss,
             "device": self.device,
             "start": start,
+            SOURCE_DIGEST_KEY: source_digest(first_frame),
         }
 
 
@@ -425,6 +442,12 @@ def _check_compatible(header: SequenceHeader, wanted: SequenceHeader, path: Path
                 f"cannot resume {path}: it was coded with {key}={header.settings.get(key)!r}, "
                 f"this run asks for {key}={wanted.settings.get(key)!r}"
             )
+    coded, given = header.settings.get(SOURCE_DIGEST_KEY), wanted.settings.get(SOURCE_DIGEST_KEY)
+    if coded is not None and coded != given:  # (files written before the digest was stored have none)
+        raise ResumeError(
+            f"cannot resume {path}: it was coded from another input (first frame sha256 {str(coded)[:16]}..., "
+            f"this input's {str(given)[:16]}...)"
+        )
 
 
 def _open_output(
@@ -513,22 +536,27 @@ def encode_sequence(
     if csv_path is not None and not resume:
         check_overwrite(csv_path, overwrite)
     config = settings.encoder_config()
-    header = _header_for(source.info, settings.record(config, start))
     began = time.perf_counter()
+    frames = source.frames()
+    first = next(frames, None)  # its digest identifies the input in the header
+    if first is None:
+        raise OptionError(f"{source.name}: no frames to encode")
+    header = _header_for(source.info, settings.record(config, start, first))
     opened = _open_output(output, header, overwrite, resume, source.info.frame_count)
     if isinstance(opened, EncodeSummary):
         return opened
     writer = opened
     resumed = writer.frame_count
-    source.skip_frames(resumed)
+    # Frames a resume keeps are read past (the first one was needed for its digest anyway).
+    remaining = itertools.islice(itertools.chain([first], frames), resumed, None)
     log = None
     summary = EncodeSummary(output, source.info, 0, 0, resumed)
     try:
         if csv_path is not None:
             log = _CsvLog(csv_path, resumed)
-        observer.started(None if source.info.frame_count is None else resumed + source.info.frame_count, resumed)
+        observer.started(source.info.frame_count, resumed)
         per_job = threads_per_job(jobs, threads)
-        for data, stats in _coded_frames(source.frames(), resumed, settings.lmbda, config, jobs, per_job, observer):
+        for data, stats in _coded_frames(remaining, resumed, settings.lmbda, config, jobs, per_job, observer):
             writer.append(data)
             summary.coded.append(stats)
             if log is not None:
@@ -845,6 +873,7 @@ __all__ = [
     "FrameStats",
     "Progress",
     "ResumeError",
+    "SOURCE_DIGEST_KEY",
     "check_lambda",
     "compare_sequences",
     "decode_sequence",
@@ -854,6 +883,7 @@ __all__ = [
     "open_for_decoding",
     "parse_frame_range",
     "resolve_lambda",
+    "source_digest",
     "threads_per_job",
     "write_sample",
 ]
