@@ -210,7 +210,7 @@ def assert_frames_kept(partial: Path, reference: Path) -> int:
 
 def test_resume_after_sigkill(work: Path, uninterrupted: Path) -> None:
     """Frames kept by a killed encode, and those a resume adds, are those of an uninterrupted encode."""
-    args = ["encode", "Astro_64x48_30.yuv", "-o", "killed.vcc", *STOPPABLE, "-q"]
+    args = ["encode", "Astro_64x48_30.yuv", "-o", "killed.vcc", *STOPPABLE, "--csv", "killed.csv", "-q"]
     process = subprocess.Popen([*VCODEC, *args], cwd=work, stderr=subprocess.DEVNULL)
     partial = work / "killed.vcc.partial"
     try:
@@ -223,11 +223,14 @@ def test_resume_after_sigkill(work: Path, uninterrupted: Path) -> None:
     listed = vcodec("info", partial.name, cwd=work).stdout.decode()
     assert "UNFINISHED" in listed
 
-    refused = vcodec(*args, cwd=work, check=False)
-    assert refused.returncode == ExitCode.OUTPUT_EXISTS and b"--resume" in refused.stderr
+    refused = vcodec(*args, cwd=work, check=False)  # its CSV exists too: the hint is still --resume, not -y
+    assert refused.returncode == ExitCode.OUTPUT_EXISTS
+    assert refused.stderr == b"vcodec: error: killed.vcc.partial holds an interrupted encode: add --resume to " \
+                             b"continue it, or -y to start over\n"
     resumed = vcodec(*args[:-1], "--resume", cwd=work)
     assert f"resuming after {kept} complete frames".encode() in resumed.stderr
     assert not partial.exists()
+    assert [row.split(",")[0] for row in (work / "killed.csv").read_text().splitlines()] == ["frame", "0", "1", "2"]
 
     resumed_frames = decoded_frames(work / "killed.vcc")
     assert [frame_to_bytes(f) for f in resumed_frames] == [frame_to_bytes(f) for f in decoded_frames(uninterrupted)]

@@ -471,12 +471,18 @@ def _open_output(
                 size = sum(entry.length for entry in reader.entries)
                 return EncodeSummary(target, info, reader.frame_count, size, reader.frame_count, already_complete=True)
         raise OutputExistsError(f"{target} already exists with {reader.frame_count} frames (use -y to overwrite)")
+    _refuse_existing(target, overwrite)
+    return ContainerWriter.create(partial, header)
+
+
+def _refuse_existing(target: Path, overwrite: bool) -> None:
+    """Without -y, neither the container nor an interrupted encode of it (`.partial`) is replaced."""
     check_overwrite(target, overwrite)
-    if partial.exists() and not overwrite and not resume:
+    partial = partial_path(target)
+    if partial.exists() and not overwrite:
         raise OutputExistsError(
             f"{partial} holds an interrupted encode: add --resume to continue it, or -y to start over"
         )
-    return ContainerWriter.create(partial, header)
 
 
 class _CsvLog:
@@ -533,8 +539,10 @@ def encode_sequence(
 
         if not torch.cuda.is_available():
             raise OptionError("--device cuda: no CUDA device is available here")
-    if csv_path is not None and not resume:
-        check_overwrite(csv_path, overwrite)
+    if not resume:  # the container first: after an interrupted encode its CSV exists too; the hint is --resume
+        _refuse_existing(output, overwrite)
+        if csv_path is not None:
+            check_overwrite(csv_path, overwrite)
     config = settings.encoder_config()
     began = time.perf_counter()
     frames = source.frames()
