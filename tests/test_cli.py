@@ -356,6 +356,37 @@ def test_ctrl_c_keeps_finished_frames(work: Path) -> None:
     assert "stopped.vcc.partial: add --resume" in text
 
 
+PSNR_MISMATCHES = [
+    ("small.yuv", "frame sizes or frame counts differ: small.yuv, read at the size of Astro_64x48_30.yuv (64x48 "
+     "8-bit; a raw file does not say its own), has 1 frame, Astro_64x48_30.yuv 4; if its frames are of another "
+     "size, give it in its name (e.g. clip_WxH.yuv) or compare a y4m"),
+    ("small2.yuv", "frame sizes differ: small2.yuv is not 64x48 8-bit like Astro_64x48_30.yuv (2304 bytes are not "
+     "a whole number of its 4608-byte frames); a raw file does not say its size: give it in its name (e.g. "
+     "clip_WxH.yuv) or compare a y4m"),
+    ("Small_32x24_30.yuv", "frame sizes differ: Astro_64x48_30.yuv is 64x48 8-bit, Small_32x24_30.yuv is 32x24 8-bit"),
+    ("small.y4m", "frame sizes differ: Astro_64x48_30.yuv is 64x48 8-bit, small.y4m is 32x24 8-bit"),
+    ("Coffee_64x48_50fps_10bit_420.yuv", "frame sizes differ: Astro_64x48_30.yuv is 64x48 8-bit, "
+     "Coffee_64x48_50fps_10bit_420.yuv is 64x48 10-bit"),
+]
+
+
+@pytest.mark.parametrize(("distorted", "message"), PSNR_MISMATCHES, ids=[m[0] for m in PSNR_MISMATCHES])
+def test_psnr_names_a_size_mismatch(work: Path, distorted: str, message: str) -> None:
+    """A decoded video of another size is refused as such (exit 2, one line), not blamed on frame counts."""
+    for name, frames in (("small.yuv", "4"), ("small2.yuv", "2"), ("Small_32x24_30.yuv", "4"), ("small.y4m", "4")):
+        vcodec("sample", "-o", name, "--size", "32x24", "--frames", frames, "-q", "-y", cwd=work)
+    result = vcodec("psnr", "Astro_64x48_30.yuv", distorted, cwd=work, check=False)
+    assert result.returncode == ExitCode.USAGE, result.stderr.decode()
+    assert result.stderr.decode() == f"vcodec: error: {message}\n"
+
+
+def test_psnr_counts_frames_of_a_pipe(work: Path) -> None:
+    three = b"".join(frame_to_bytes(f) for f in open_video(str(work / "Astro_64x48_30.yuv"), frames=3).frames())
+    result = vcodec("psnr", "Astro_64x48_30.yuv", "-", "--size", "64x48", input=three, cwd=work, check=False)
+    assert result.returncode == ExitCode.USAGE
+    assert result.stderr == b"vcodec: error: frame counts differ: stdin has 3 frames, Astro_64x48_30.yuv 4\n"
+
+
 @pytest.fixture(scope="module")
 def large(work: Path) -> Path:
     """One frame whose decoded bytes (73728) overfill a pipe's 64 KiB buffer, so a writer must wait."""

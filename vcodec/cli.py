@@ -46,6 +46,7 @@ from vcodec.sequence import (
     encode_sequence,
     mean_psnr,
     open_container,
+    open_decoded,
     open_for_decoding,
     parse_frame_range,
     resolve_lambda,
@@ -407,14 +408,10 @@ def psnr(
     """
     with _open_input(reference, size, pix_fmt, bitdepth, None, start, frames) as ref:
         explicit = parse_size(size) if size else None
-        with open_video(
-            distorted,
-            size=explicit or (ref.info.width, ref.info.height),
-            bitdepth=ref.info.bitdepth if pix_fmt is None and bitdepth is None else bitdepth,
-            pix_fmt=pix_fmt,
-            frames=frames,
-        ) as dist:
-            values = compare_sequences(ref, dist)
+        dist, size_assumed = open_decoded(distorted, ref, size=explicit, pix_fmt=pix_fmt, bitdepth=bitdepth,
+                                          frames=frames)
+        with dist:
+            values = compare_sequences(ref, dist, size_assumed)
     mean = mean_psnr(values)
     if as_json:
         rows = [{"frame": i, "y": p.y, "u": p.u, "v": p.v, "yuv": p.yuv} for i, p in enumerate(values)]

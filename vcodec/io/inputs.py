@@ -1,7 +1,8 @@
 """Open any input the command line accepts: raw `.yuv`, `.y4m`, stdin (`-`) or a file FFmpeg decodes.
 
 Raw input needs a size, bit depth and frame rate: an explicit option wins, then the CTC-style file
-name (see `vcodec.io.names`), then the defaults (8 bit, 25 fps); the size has no default.
+name (see `vcodec.io.names`), then a video it is meant to be like (`like`: `vcodec psnr` reads a decoded
+raw video at its reference's size), then the defaults (8 bit, 25 fps); the size has no default.
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ def _raw_info(
     pix_fmt: str | None,
     bitdepth: int | None,
     fps: Fraction | None,
+    like: VideoInfo | None = None,
 ) -> VideoInfo:
     hints = infer_from_name(path) if path != STDIN else infer_from_name("")
     explicit_depth = None
@@ -42,9 +44,11 @@ def _raw_info(
         explicit_depth = bitdepth
     if explicit_depth is None and hints.chroma not in (None, "420"):
         raise InputError(f"{path}: the file name says 4:{hints.chroma[1]}:{hints.chroma[2]}; only 4:2:0 is supported")
-    depth = explicit_depth or hints.bitdepth or 8
+    depth = explicit_depth or hints.bitdepth or (like.bitdepth if like is not None else 8)
     if depth not in (8, 10):
         raise InputError(f"{path}: unsupported bit depth {depth} (supported: 8, 10)")
+    if size is None and (hints.width is None or hints.height is None) and like is not None:
+        size = (like.width, like.height)
     if size is None:
         if hints.width is None or hints.height is None:
             where = "stdin" if path == STDIN else f"the name of {path}"
@@ -81,8 +85,12 @@ def open_video(
     fps: Fraction | None = None,
     start: int = 0,
     frames: int | None = None,
+    like: VideoInfo | None = None,
 ) -> VideoSource:
-    """Open `path` (or stdin for `-`) and select `frames` frames from frame `start` on."""
+    """Open `path` (or stdin for `-`) and select `frames` frames from frame `start` on.
+
+    `like`: the size and bit depth of a raw input that neither the options nor its name give (y4m and
+    FFmpeg inputs describe themselves and ignore it)."""
     if start < 0:
         raise OptionError(f"--start {start} is negative")
     if frames is not None and frames <= 0:
@@ -93,7 +101,7 @@ def open_video(
             source: VideoSource = Y4mReader(stream, start, frames)
             _check_against_header(source, size, pix_fmt, bitdepth)
             return _with_fps(source, fps)
-        return RawReader(stream, _raw_info(path, size, pix_fmt, bitdepth, fps), start, frames)
+        return RawReader(stream, _raw_info(path, size, pix_fmt, bitdepth, fps, like), start, frames)
 
     file = Path(path)
     if file.is_dir():
@@ -107,7 +115,7 @@ def open_video(
             _check_against_header(source, size, pix_fmt, bitdepth)
             return _with_fps(source, fps)
         if file.suffix.lower() in RAW_SUFFIXES or size is not None:
-            return RawReader(stream, _raw_info(path, size, pix_fmt, bitdepth, fps), start, frames, file_size)
+            return RawReader(stream, _raw_info(path, size, pix_fmt, bitdepth, fps, like), start, frames, file_size)
     except BaseException:
         stream.close()
         raise
