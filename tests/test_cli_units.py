@@ -16,8 +16,9 @@ import pytest
 
 import vcodec
 from vcodec.bitstream.container import BitstreamError
-from vcodec.cli import ERROR_CODES, ExitCode, Interrupted, exit_code_for
+from vcodec.cli import ERROR_CODES, ExitCode, Interrupted, exit_code_for, main
 from vcodec.config import RATE_POINTS_FILE, ConfigError, load_config, load_rate_points
+from vcodec.eval.__main__ import main as eval_main
 from vcodec.eval.errors import AnchorError, EvalError
 from vcodec.eval.vcodec_codec import DEFAULT_LAMBDAS
 from vcodec.io import InputError, OptionError, OutputExistsError, video_format_of
@@ -191,3 +192,20 @@ def test_an_encode_worker_dies_with_its_parent() -> None:
     assert (started.returncode, started.stdout.strip()) == (0, str(int(signal.SIGKILL))), started.stderr
     orphan = subprocess.run([sys.executable, "-c", _WORKER_START, "1"], capture_output=True, text=True)
     assert orphan.returncode == 1 and orphan.stdout == "", orphan.stderr
+
+
+@pytest.mark.parametrize("command", ["", "encode", "decode", "info", "psnr", "sample", "eval", "bdrate", "plot"])
+def test_help_shows_no_type_after_flags(command: str, capsys: pytest.CaptureFixture[str]) -> None:
+    """`--overwrite <bool>` reads as if the flag wanted a value: flags show none; options that take one do."""
+    assert main([*command.split(), "--help"]) == 0
+    text = capsys.readouterr().out
+    assert "--help" in text and "-h " in text and "<bool>" not in text
+    if command in ("encode", "decode", "psnr", "sample"):
+        assert "--quiet" in text or "--json" in text
+        assert "<str>" in text or "<int>" in text
+
+
+def test_eval_help_shows_no_type_after_flags(capsys: pytest.CaptureFixture[str]) -> None:
+    assert eval_main(["eval", "--help"]) == 0
+    text = capsys.readouterr().out
+    assert "--report-only" in text and "<int>" in text and "<bool>" not in text

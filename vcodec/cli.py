@@ -23,6 +23,7 @@ from vcodec import __version__
 from vcodec.bitstream.container import BitstreamError
 from vcodec.config import ConfigError
 from vcodec.eval.errors import EvalError
+from vcodec.help_text import hide_flag_types
 from vcodec.io import (
     InputError,
     OptionError,
@@ -479,6 +480,7 @@ def main(argv: list[str] | None = None) -> int:
     os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
     signal.signal(signal.SIGTERM, _raise_interrupt)
     command = typer.main.get_command(app)
+    hide_flag_types(command)
     try:
         # Parsed and invoked here rather than through `command.main`, whose handler turns a broken pipe
         # into exit 1 before it could reach the BrokenPipeError clause below.

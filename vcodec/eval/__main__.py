@@ -9,6 +9,7 @@ import sys
 import typer
 
 from vcodec.eval.cli import app
+from vcodec.help_text import hide_flag_types
 from vcodec.io import OptionError
 from vcodec.types import VcodecError
 
@@ -22,6 +23,7 @@ def main(argv: list[str] | None = None) -> int:
     # Before torch loads libgomp: spinning OpenMP waits are slow on shared cores (see vcodec.cli).
     os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
     command = typer.main.get_command(app)
+    hide_flag_types(command, name="python -m vcodec.eval")
     try:
         command.main(args=argv, prog_name="python -m vcodec.eval", standalone_mode=True)
     except SystemExit as done:  # click ends every run, successful or not, this way
