@@ -74,6 +74,16 @@ def test_a_crc_damaged_frame_is_named_and_the_others_read(tmp_path: Path) -> Non
         assert readable(reader) == ALL_OK | {2: "CRC mismatch"}
 
 
+@pytest.mark.parametrize(("offset", "data"), [(0, b"XXXX"), (4, struct.pack(">I", 3)), (8, struct.pack(">I", 7))],
+                         ids=["marker", "number", "length"])
+def test_a_damaged_record_header_in_an_indexed_file_names_its_frame(tmp_path: Path, offset: int, data: bytes) -> None:
+    offsets = write(tmp_path / "seq.vcc")
+    damage(tmp_path / "seq.vcc", offsets[2] + offset, data)
+    with SalvageReader(tmp_path / "seq.vcc") as reader:
+        assert reader.problems == []  # the index is sound: it still finds every record
+        assert readable(reader) == ALL_OK | {2: "bad record header"}
+
+
 @pytest.mark.parametrize("cut", [0, 7, RECORD_HEADER_BYTES + 3])
 def test_a_finished_file_cut_short_keeps_the_frames_before_the_cut(tmp_path: Path, cut: int) -> None:
     """The header announces 5 frames, 3 are complete: frames 3 and 4 are missing."""

@@ -106,15 +106,17 @@ class SalvageReader:
         entry = self._entries.get(number)
         if entry is None:
             raise DamagedFrame(self.name, number, "missing")
-        head = self._read(entry.offset, RECORD_HEADER_BYTES)
         try:
-            stored, length, crc = parse_record_header(head, entry.offset, self.file_size)
-            if (stored, length) != (number, entry.length):
-                raise BitstreamError("record header disagrees with the index")
+            stored, length, crc = parse_record_header(self._read(entry.offset, RECORD_HEADER_BYTES), entry.offset,
+                                                      self.file_size)
+        except BitstreamError:
+            stored, length, crc = -1, -1, 0
+        if (stored, length) != (number, entry.length):  # (the index and the record disagree)
+            raise DamagedFrame(self.name, number, "bad record header")
+        try:
             return check_payload(number, length, crc, self._read(entry.offset + RECORD_HEADER_BYTES, length))
-        except BitstreamError as error:
-            reason = "CRC mismatch" if "CRC mismatch" in str(error) else "bad record header"
-            raise DamagedFrame(self.name, number, reason) from None
+        except BitstreamError:
+            raise DamagedFrame(self.name, number, "CRC mismatch") from None
 
     # --- finding the records ---------------------------------------------------------------------
 
