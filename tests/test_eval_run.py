@@ -57,7 +57,7 @@ def test_points_table_follows_the_contract(evaluated: Path) -> None:
     assert header[: len(CONTRACT_COLUMNS)] == CONTRACT_COLUMNS and tuple(header) == POINT_COLUMNS
     rows = _rows(evaluated / "points.csv")
     assert len(rows) == 2 * 4 * 2
-    assert {r["codec"] for r in rows} == {"x265-slow", "vcodec-main-fast"}
+    assert {r["codec"] for r in rows} == {"x265-slow", "vcodec-auto-fast"}
     assert {r["class"] for r in rows} == {"tiny"}
     for row in rows:
         assert int(row["bits"]) > 0 and row["frames"] == "1"
@@ -65,10 +65,12 @@ def test_points_table_follows_the_contract(evaluated: Path) -> None:
         yuv = (6 * float(row["psnr_y"]) + float(row["psnr_u"]) + float(row["psnr_v"])) / 8
         assert float(row["psnr_yuv"]) == pytest.approx(yuv, abs=1e-5)
         assert row["ms_ssim_y"] == ""  # 64x48 is too small for 5-scale MS-SSIM
-    vcodec_rows = [r for r in rows if r["codec"] == "vcodec-main-fast"]
+    vcodec_rows = [r for r in rows if r["codec"] == "vcodec-auto-fast"]
     assert {r["rate_point"] for r in vcodec_rows} == set(LAMBDAS.split(","))
     assert all(0 < int(r["param_bits"]) < int(r["bits"]) for r in vcodec_rows)
     assert all(r["param_bits"] == "" for r in rows if r["codec"] == "x265-slow")
+    assert {r["archs"] for r in vcodec_rows} == {"tiny:1"}  # the fast preset's one candidate, one frame each
+    assert all(r["archs"] == "" for r in rows if r["codec"] == "x265-slow")
 
 
 def _metrics_named(reason: str) -> set[str]:
@@ -87,11 +89,11 @@ def test_bdrate_table_has_sequences_class_and_overall(evaluated: Path) -> None:
         for metric in ("y", "u", "v", "yuv"):
             # A number, or n/a with its reason: never both, never neither.
             assert (row[f"bd_rate_{metric}"] == "") == (metric.upper() in named)
-        assert row["anchor_codec"] == "x265-slow" and row["test_codec"] == "vcodec-main-fast"
+        assert row["anchor_codec"] == "x265-slow" and row["test_codec"] == "vcodec-auto-fast"
     table = (evaluated / "table.md").read_text()
     assert "# BD-rate against x265-slow" in table and "| **Average** | 2 |" in table
     assert "mean of its frames' PSNRs" in table and "sum of the real bits" in table
-    assert "preset slow" in table and "vcodec-main-fast" in table
+    assert "preset slow" in table and "vcodec-auto-fast" in table
 
 
 def test_plots_per_sequence_and_class(evaluated: Path) -> None:
@@ -186,7 +188,7 @@ def test_same_eval_on_a_dask_local_cluster(clip_class: Path, evaluated: Path, tm
     dask_rows = {(r["sequence"], r["codec"], r["rate_point"]): r for r in _rows(tmp_path / "dask" / "points.csv")}
     local_rows = {(r["sequence"], r["codec"], r["rate_point"]): r for r in _rows(evaluated / "points.csv")}
     assert dask_rows.keys() == local_rows.keys()
-    assert {codec for _, codec, _ in dask_rows} == {"x265-slow", "vcodec-main-fast"}
+    assert {codec for _, codec, _ in dask_rows} == {"x265-slow", "vcodec-auto-fast"}
     compared = [column for column in POINT_COLUMNS if column != "encode_seconds"]
     for key, row in dask_rows.items():
         assert {c: row[c] for c in compared} == {c: local_rows[key][c] for c in compared}, key

@@ -261,7 +261,7 @@ def encode(
     lmbda: Annotated[float | None, typer.Option("--lmbda", "-l", help="Rate-distortion weight lambda.")] = None,
     rate: Annotated[str | None, typer.Option("--rate", help="Named rate point from cfg/rate_points.toml.")] = None,
     preset: Annotated[str, typer.Option("--preset", help="Encoder schedule: fast, medium or slow.")] = "medium",
-    arch: Annotated[str, typer.Option("--arch", help="Decoder architecture: main, light, small, tiny (cfg/arch), or auto: each frame picks one of the preset's candidates by coded RD cost.")] = "main",
+    arch: Annotated[str, typer.Option("--arch", help="Decoder architecture: main, light, small, tiny (cfg/arch), or auto: each frame picks one of the preset's candidates by coded RD cost (default).")] = "auto",
     device: Annotated[str, typer.Option("--device", help="cpu or cuda.")] = "cpu",
     jobs: Annotated[int, typer.Option("--jobs", "-j", help="Frames coded in parallel processes.")] = 1,
     threads: Annotated[

@@ -108,13 +108,13 @@ class EncodeSettings:
     """What the user chose for an encode; `iterations` overrides the preset's when given."""
 
     lmbda: float
-    arch: str = "main"
+    arch: str = "auto"
     preset: str = "medium"
     rate: str | None = None
     iterations: int | None = None
     seed: int = 0
     device: str = "cpu"
-    loss: str = "mse"
+    loss: str = "logmse"
 
     def __post_init__(self) -> None:
         check_lambda(self.lmbda)

@@ -165,19 +165,32 @@ def _latent_lr(preset: PresetConfig, network_lr: float) -> float:
     return network_lr if preset.latent_gain > 0 else preset.latent_learning_rate * network_lr / preset.learning_rate
 
 
+WARMUP_SHARE_MAX = 0.25  # the warm-up never takes more than this share of the iterations
+
+
+def round_iterations(preset: PresetConfig, archs: int = 1) -> int:
+    """Iterations of each warm-up round: the preset's, cut so that the warm-up stays within a quarter of the
+    iterations (an `--iterations` override shrinks it); 0 means no warm-up."""
+    candidates = preset.warmup_candidates * archs
+    if candidates <= 1:
+        return 0
+    rounds = candidates + min(preset.warmup_survivors, candidates)
+    return min(preset.warmup_iterations, int(preset.iterations * WARMUP_SHARE_MAX) // rounds)
+
+
 def warmup_iterations(preset: PresetConfig, archs: int = 1) -> int:
     """Iterations the warm-up spends in all: every candidate's first round, the survivors' second."""
     candidates = preset.warmup_candidates * archs
     if candidates <= 1:
         return 0
-    return preset.warmup_iterations * (candidates + min(preset.warmup_survivors, candidates))
+    return round_iterations(preset, archs) * (candidates + min(preset.warmup_survivors, candidates))
 
 
 Score = Callable[[FrameModel], float]
 
 
 def warm_up(candidates: list[FrameModel], target: Target, lmbda: float, cfg: EncoderConfig, counter: _Counter,
-            score: Score) -> tuple[FrameModel, dict[int, float]]:
+            score: Score, iterations: int) -> tuple[FrameModel, dict[int, float]]:
     """Candidates train `warmup_iterations` at a constant learning rate; the survivors (lowest score) train
     as long again. Returns the best and every candidate's last score, by index into `candidates`."""
     preset = cfg.preset
@@ -188,7 +201,7 @@ def warm_up(candidates: list[FrameModel], target: Target, lmbda: float, cfg: Enc
         if round_index == 1:
             alive = sorted(alive, key=scores.__getitem__)[: preset.warmup_survivors]
         for index in alive:
-            _run_phase(candidates[index], target, lmbda, cfg, counter, preset.warmup_iterations,
+            _run_phase(candidates[index], target, lmbda, cfg, counter, iterations,
                        preset.noise_quantizer, lr, _latent_lr(preset, lr), cosine=False, validate_every=0)
             scores[index] = score(candidates[index])
     best = min(alive, key=scores.__getitem__)
@@ -224,11 +237,12 @@ def train_frame_model(target: Target, lmbda: float, cfg: EncoderConfig, score: S
         raise ConfigError(f"{preset.iterations} iterations leave none for the main phase after the warm-up of "
                           f"{len(candidates)} candidates and the final phase")
     scores: dict[int, float] = {}
-    if len(candidates) == 1:
-        model = candidates[0]
+    per_round = round_iterations(preset, len(cfg.archs))
+    if len(candidates) == 1 or per_round == 0:
+        model = candidates[-1]  # too few iterations to compare candidates: the last (the largest) goes on
     else:
         rank = score or (lambda candidate: rounded_cost(candidate, target, lmbda, cfg.loss))
-        model, scores = warm_up(candidates, target, lmbda, cfg, counter, rank)
+        model, scores = warm_up(candidates, target, lmbda, cfg, counter, rank, per_round)
     lr = preset.learning_rate
     _run_phase(model, target, lmbda, cfg, counter, main_iterations, preset.noise_quantizer, lr,
                _latent_lr(preset, lr), cosine=preset.schedule == "cosine", validate_every=preset.validate_every)

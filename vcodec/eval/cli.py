@@ -96,7 +96,7 @@ def eval_command(
     lambdas: Annotated[str, typer.Option("--lambdas", help="vcodec rate points.")] = ",".join(
         f"{v:g}" for v in DEFAULT_LAMBDAS),
     preset: Annotated[str, typer.Option("--preset", help="vcodec encoder preset(s), e.g. fast,medium.")] = "medium",
-    arch: Annotated[str, typer.Option("--arch", help="vcodec decoder architecture.")] = "main",
+    arch: Annotated[str, typer.Option("--arch", help="vcodec decoder architecture, or auto (the preset's candidates).")] = "auto",
     iterations: Annotated[int | None, typer.Option("--iterations", help="Override the preset's iterations.")] = None,
     device: Annotated[str | None, typer.Option("--device", help="cpu or cuda (GPU jobs ask Dask for GPU=1).")] = None,
     seed: Annotated[int | None, typer.Option("--seed", help="Training seed.")] = None,

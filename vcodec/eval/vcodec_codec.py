@@ -59,7 +59,7 @@ def lambda_label(lmbda: float) -> str:
 class VcodecCodec(Codec):
     """`overrides` are load_config's keyword overrides (iterations, device, seed, ...)."""
 
-    arch: str = "main"
+    arch: str = "auto"
     preset: str = "medium"
     lambdas: tuple[float, ...] = DEFAULT_LAMBDAS
     overrides: dict[str, object] = field(default_factory=dict)
