@@ -55,6 +55,7 @@ _CRC = struct.Struct(">I")
 _FOOTER = struct.Struct(">Q8s")  # index offset, footer magic
 
 RECORD_HEADER_BYTES = _RECORD.size
+INDEX_ENTRY_BYTES = _INDEX_ENTRY.size
 FOOTER_BYTES = _FOOTER.size
 
 

@@ -20,6 +20,7 @@ from vcodec.bitstream.container import (
     FOOTER_BYTES,
     FOOTER_MAGIC,
     FRAME_MARKER,
+    INDEX_ENTRY_BYTES,
     INDEX_MARKER,
     RECORD_HEADER_BYTES,
     IndexEntry,
@@ -85,7 +86,14 @@ class SalvageReader:
         if entries is None:
             entries = self._walk()
         self._entries = {entry.number: entry for entry in entries}
-        if self.finished:
+        # Each frame of a finished file takes a record header and an index entry at least: a count the
+        # file cannot hold is a damaged header (and would make `missing` as long as the count).
+        capacity = max(0, self.file_size - self.first_record) // (RECORD_HEADER_BYTES + INDEX_ENTRY_BYTES)
+        if self.finished and self.header.frame_count > capacity:
+            self.problems.append(f"the header announces {self.header.frame_count} frames, more than its "
+                                 f"{self.file_size} bytes can hold")
+            self.frame_count = max(self._entries, default=-1) + 1
+        elif self.finished:
             self.frame_count = self.header.frame_count
             beyond = [n for n in self._entries if n >= self.frame_count]
             if beyond:
