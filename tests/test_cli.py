@@ -23,7 +23,7 @@ from vcodec.bitstream.container import RECORD_HEADER_BYTES, BitstreamError, Cont
 from vcodec.cli import ExitCode
 from vcodec.decoder import decode_frame
 from vcodec.io import frame_to_bytes, open_video, partial_path
-from vcodec.sequence import SOURCE_DIGEST_KEY
+from vcodec.sequence import EncodeSettings, SOURCE_DIGEST_KEY, encode_sequence
 
 from process_events import wait_for_exit, wait_until, worker_processes
 
@@ -237,6 +237,27 @@ def test_resume_after_sigkill(work: Path, uninterrupted: Path) -> None:
     assert (work / "killed.vcc").read_bytes() == uninterrupted.read_bytes()
     again = vcodec(*args[:-1], "--resume", cwd=work)
     assert b"already complete" in again.stderr
+
+
+def test_csv_rows_of_kept_frames_survive_a_kill(work: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Death right after a frame reaches the container (nothing after the append runs, as with SIGKILL)
+    leaves that frame's CSV row too, and a resume completes the CSV."""
+    real_append = ContainerWriter.append
+
+    def append_then_die(self: ContainerWriter, payload: bytes) -> None:
+        real_append(self, payload)
+        raise SystemExit("killed")
+
+    settings = EncodeSettings(0.001, arch="main", preset="fast", iterations=20)
+    monkeypatch.setattr(ContainerWriter, "append", append_then_die)
+    with open_video(str(work / "Astro_64x48_30.yuv"), frames=2) as source, pytest.raises(SystemExit):
+        encode_sequence(source, work / "csvkill.vcc", settings, threads=1, csv_path=work / "csvkill.csv")
+    monkeypatch.undo()
+    assert complete_frames(work / "csvkill.vcc.partial") == 1
+    assert [row.split(",")[0] for row in (work / "csvkill.csv").read_text().splitlines()] == ["frame", "0"]
+    with open_video(str(work / "Astro_64x48_30.yuv"), frames=2) as source:
+        encode_sequence(source, work / "csvkill.vcc", settings, threads=1, resume=True, csv_path=work / "csvkill.csv")
+    assert [row.split(",")[0] for row in (work / "csvkill.csv").read_text().splitlines()] == ["frame", "0", "1"]
 
 
 def test_sigterm_keeps_finished_frames_and_stops_the_workers(work: Path, uninterrupted: Path) -> None:

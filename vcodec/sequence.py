@@ -569,10 +569,12 @@ def encode_sequence(
         observer.started(source.info.frame_count, resumed)
         per_job = threads_per_job(jobs, threads)
         for data, stats in _coded_frames(remaining, resumed, settings.lmbda, config, jobs, per_job, observer):
-            writer.append(data)
-            summary.coded.append(stats)
+            # The CSV row first: a kill between the two leaves a row for a frame not in the container,
+            # which a resume drops and writes again, never a kept frame without its row.
             if log is not None:
                 log.write(stats.csv_row(settings.lmbda, settings.preset))
+            writer.append(data)
+            summary.coded.append(stats)
             observer.frame_done(stats)
         if not writer.frame_count:
             raise OptionError(f"{source.name}: no frames to encode")
