@@ -6,13 +6,33 @@ locally or on Dask, results kept in SQLite), `results` (points.csv), `bdrate`, `
 table.md), `plots`, `evaluate` (the library form of each verb) and `cli` (the typer commands).
 """
 
-from vcodec.eval.bdrate import BdRate, bd_rate, compare
-from vcodec.eval.codecs import Codec, CsvCodec, HmBitstreamCodec, HmLogCodec, X265Codec
-from vcodec.eval.errors import AnchorError, EvalError, JobsFailedError, SequencesNotFoundError
-from vcodec.eval.evaluate import bdrate_tables, evaluate, plot_tables
-from vcodec.eval.results import FrameResult, PointResult, RatePoint, read_points, write_points
-from vcodec.eval.sequences import Sequence, class_from_directory, find_sequences, load_class_list
-from vcodec.eval.vcodec_codec import VcodecCodec
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+# Loaded on first use (PEP 562): `vcodec.eval.errors` is imported by the main command line for its
+# exit codes, and must not drag in bjontegaard, scipy and matplotlib (over a second of start-up).
+_HOMES: dict[str, str] = {
+    "BdRate": "bdrate", "bd_rate": "bdrate", "compare": "bdrate",
+    "Codec": "codecs", "CsvCodec": "codecs", "HmBitstreamCodec": "codecs", "HmLogCodec": "codecs",
+    "X265Codec": "codecs",
+    "AnchorError": "errors", "EvalError": "errors", "JobsFailedError": "errors", "SequencesNotFoundError": "errors",
+    "bdrate_tables": "evaluate", "evaluate": "evaluate", "plot_tables": "evaluate",
+    "FrameResult": "results", "PointResult": "results", "RatePoint": "results", "read_points": "results",
+    "write_points": "results",
+    "Sequence": "sequences", "class_from_directory": "sequences", "find_sequences": "sequences",
+    "load_class_list": "sequences",
+    "VcodecCodec": "vcodec_codec",
+}
+
+
+def __getattr__(name: str) -> Any:
+    home = _HOMES.get(name)
+    if home is None:
+        raise AttributeError(f"module 'vcodec.eval' has no attribute {name!r}")
+    return getattr(importlib.import_module(f"vcodec.eval.{home}"), name)
+
 
 __all__ = [
     "AnchorError",
