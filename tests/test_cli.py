@@ -29,7 +29,8 @@ from process_events import wait_for_exit, wait_until, worker_processes
 
 SCRIPT = Path(sys.executable).with_name("vcodec")
 VCODEC = [str(SCRIPT)] if SCRIPT.exists() else [sys.executable, "-m", "vcodec"]
-FAST = ["--lmbda", "0.001", "--preset", "fast", "--iterations", "20", "--threads", "1", "-q"]
+# The plumbing is what is tested here, on one architecture: the default (auto) picks one per frame.
+FAST = ["--lmbda", "0.001", "--preset", "fast", "--arch", "main", "--iterations", "20", "--threads", "1", "-q"]
 
 
 def vcodec(*args: str, cwd: Path, input: bytes | None = None, check: bool = True) -> subprocess.CompletedProcess:

@@ -175,7 +175,7 @@ def test_same_eval_on_a_dask_local_cluster(clip_class: Path, evaluated: Path, tm
     from distributed import LocalCluster
 
     sequences = class_from_directory(clip_class, 1)
-    test = VcodecCodec("main", "fast", (0.0004, 0.001, 0.004, 0.01), {"iterations": 20, "seed": 1})
+    test = VcodecCodec("auto", "fast", (0.0004, 0.001, 0.004, 0.01), {"iterations": 20, "seed": 1})
     previous_threads = torch.get_num_threads()
     torch.set_num_threads(1)
     try:
