@@ -24,7 +24,8 @@ os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 import torch  # noqa: E402  (after the OpenMP setting)
 
 from vcodec.config import load_arch, load_config
-from vcodec.decoder import decode_frame, read_frame_info
+from vcodec.bitstream.frame_info import read_frame_info
+from vcodec.decoder import decode_frame
 from vcodec.encoder import encode_frame_report
 from vcodec.encoder.allocator import retain_freed_memory
 from vcodec.encoder.target import make_target

@@ -172,7 +172,7 @@ def harness_decode(data: bytes) -> None:
 
 
 def harness_header(data: bytes) -> None:
-    from vcodec.decoder import read_frame_info
+    from vcodec.bitstream.frame_info import read_frame_info
     from vcodec.types import BitstreamError
 
     for candidate in (data, repair_frame(data)):

@@ -12,7 +12,8 @@ import pytest
 import torch
 
 from vcodec.config import CFG_DIR, load_config
-from vcodec.decoder import decode_frame, read_frame_info
+from vcodec.bitstream.frame_info import read_frame_info
+from vcodec.decoder import decode_frame
 from vcodec.encoder.encode import encode_frame_and_model, write_bitstream
 from vcodec.encoder.quantize import quantize_parameters
 from vcodec.encoder.target import make_target

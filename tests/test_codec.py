@@ -17,7 +17,8 @@ from hypothesis import strategies as st
 
 from vcodec.bitstream.frame_header import parse_header
 from vcodec.config import load_config
-from vcodec.decoder import decode_frame, read_frame_info
+from vcodec.bitstream.frame_info import read_frame_info
+from vcodec.decoder import decode_frame
 from vcodec.encoder import EncodedFrame
 from vcodec.encoder.encode import EncoderDecoderMismatch, check_decoder_matches, encode_frame_and_model
 from vcodec.metrics import frame_psnr

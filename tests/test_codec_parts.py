@@ -292,6 +292,25 @@ def test_upsampling_applies_the_kernel_to_each_channel_alike() -> None:
             assert torch.allclose(up[:, channel : channel + 1], alone, atol=1e-5)
 
 
+@pytest.mark.parametrize("arch_name", ["main", "light", "small", "tiny"])
+def test_mac_count_follows_the_real_modules(arch_name: str) -> None:
+    """The torch-free count (what `vcodec info` shows) against the shapes of the modules the decoder runs:
+    one MAC per weight of each dense/pointwise layer per position, kernel^2 / 4 per upsampled sample."""
+    arch = load_arch(arch_name)
+    model = FrameModel(arch, 1080, 1920)
+    arm_per_position = sum(layer.weight.numel() for layer in [*model.arm.layers, model.arm.output])
+    positions = sum(latent.numel() for latent in model.latents) / (1080 * 1920)
+    synthesis = sum(p.numel() for name, p in model.synthesis.named_parameters() if not name.endswith("bias"))
+    kernel_per_sample = model.upsampling.kernel.numel() / 4
+    upsampling = sum(kernel_per_sample * (arch.latent_levels - 1 - level) / 4**level
+                     for level in range(arch.latent_levels - 1))
+    counts = macs_per_pixel(arch)
+    assert counts["arm"] == pytest.approx(arm_per_position * positions)
+    assert counts["synthesis"] == synthesis
+    assert counts["upsampling"] == pytest.approx(upsampling)
+    assert counts["total"] == pytest.approx(counts["arm"] + counts["synthesis"] + counts["upsampling"])
+
+
 def test_mac_budgets() -> None:
     assert macs_per_pixel(load_arch("main"))["total"] <= 2300
     assert macs_per_pixel(load_arch("light"))["total"] <= 800

@@ -462,14 +462,27 @@ def _usage_message(error: Exception) -> str:
     return f"{error.format_message()}{hint}"  # type: ignore[attr-defined]
 
 
-def _mount_evaluation() -> None:
-    """`vcodec eval`, `vcodec bdrate` and `vcodec plot` live in vcodec.eval; they join this app here."""
+EVALUATION_COMMANDS: tuple[str, ...] = ("eval", "bdrate", "plot")
+
+
+def mount_evaluation() -> None:
+    """`vcodec eval`, `vcodec bdrate` and `vcodec plot` live in vcodec.eval; they join this app here.
+
+    Only when they can be asked for (their name, or a listing of the commands): the evaluation stack
+    (bjontegaard, scipy, matplotlib) takes over a second to import, which encode, decode and info skip."""
+    if any(command.name in EVALUATION_COMMANDS for command in app.registered_commands):
+        return
     from vcodec.eval.cli import register
 
     register(app)
 
 
-_mount_evaluation()
+def _needs_evaluation(args: list[str]) -> bool:
+    """Whether the command line names an evaluation command or lists the commands (no command given)."""
+    command = next((arg for arg in args if not arg.startswith("-")), None)
+    if command is None:
+        return "--version" not in args
+    return command in EVALUATION_COMMANDS
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -479,12 +492,15 @@ def main(argv: list[str] | None = None) -> int:
     # passive). Set before torch loads libgomp; workers inherit it; an explicit setting wins.
     os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
     signal.signal(signal.SIGTERM, _raise_interrupt)
+    args = list(sys.argv[1:] if argv is None else argv)
+    if _needs_evaluation(args):
+        mount_evaluation()
     command = typer.main.get_command(app)
     hide_flag_types(command)
     try:
         # Parsed and invoked here rather than through `command.main`, whose handler turns a broken pipe
         # into exit 1 before it could reach the BrokenPipeError clause below.
-        with command.make_context("vcodec", list(sys.argv[1:] if argv is None else argv)) as context:
+        with command.make_context("vcodec", args) as context:
             result = command.invoke(context)
         sys.stdout.flush()  # a reader that left shows here, not in the interpreter's last flush
         code = int(result) if isinstance(result, int) else int(ExitCode.OK)

@@ -5,8 +5,6 @@ Imports only the bitstream, entropy and model packages (a test enforces this).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import numpy as np
 import torch
 
@@ -21,44 +19,11 @@ from vcodec.entropy.param_coder import (
     parameter_count,
 )
 from vcodec.model.arm import Arm
-from vcodec.model.frame_model import macs_per_pixel, planes_to_frame
+from vcodec.model.frame_model import planes_to_frame
 from vcodec.model.latents import grid_sizes
 from vcodec.model.synthesis import Synthesis, to_420
 from vcodec.model.upsampling import Upsampling
 from vcodec.types import Frame
-
-
-@dataclass(frozen=True)
-class FrameInfo:
-    """What `vcodec info` shows about one frame bitstream (read from the header alone)."""
-
-    width: int
-    height: int
-    bitdepth: int
-    arch_name: str
-    arm_context: int
-    arm_hidden: tuple[int, ...]
-    synthesis_hidden: tuple[int, ...]
-    synthesis_residual: int
-    chroma_downscale: str
-    mac_per_pixel: float
-    coded_grids: int
-    header_bytes: int
-    parameter_bytes: int
-    latent_bytes: int
-
-
-def read_frame_info(data: bytes) -> FrameInfo:
-    header, offset = parse_header(data)
-    arch = header.arch
-    return FrameInfo(
-        width=header.width, height=header.height, bitdepth=header.bitdepth, arch_name=arch.name,
-        arm_context=arch.arm_context, arm_hidden=arch.arm_hidden, synthesis_hidden=arch.synthesis_hidden,
-        synthesis_residual=arch.synthesis_residual, chroma_downscale=arch.chroma_downscale,
-        mac_per_pixel=macs_per_pixel(arch, header.height, header.width)["total"],
-        coded_grids=sum(header.coded_grids), header_bytes=offset,
-        parameter_bytes=header.param_stream_bytes, latent_bytes=header.latent_stream_bytes,
-    )
 
 
 @torch.no_grad()
@@ -96,4 +61,4 @@ def decode_frame(data: bytes) -> Frame:
     return synthesize(grids, upsampling, synthesis, arch.chroma_downscale, header.bitdepth)
 
 
-__all__ = ["FrameHeader", "FrameInfo", "decode_frame", "read_frame_info", "synthesize"]
+__all__ = ["FrameHeader", "decode_frame", "synthesize"]

@@ -766,7 +766,7 @@ def decode_sequence(
 
 def describe_container(reader: ContainerReader) -> dict[str, Any]:
     """Everything `vcodec info` shows, as plain data (the JSON output is exactly this)."""
-    from vcodec.decoder import read_frame_info
+    from vcodec.bitstream.frame_info import read_frame_info
 
     header = reader.header
     pixels = header.width * header.height

@@ -15,7 +15,6 @@ from vcodec.format import check_frame_size
 from vcodec.io.errors import InputError, OptionError
 from vcodec.io.formats import DEFAULT_FPS, RAW_SUFFIXES, VideoInfo, bitdepth_of_pix_fmt
 from vcodec.io.names import infer_from_name
-from vcodec.io.pyav import PyAVReader
 from vcodec.io.raw import RawReader
 from vcodec.io.source import VideoSource
 from vcodec.io.stream import ByteStream
@@ -120,6 +119,8 @@ def open_video(
         stream.close()
         raise
     stream.close()
+    from vcodec.io.pyav import PyAVReader  # PyAV loads only for the inputs that need it
+
     source = PyAVReader(path, start, frames)
     try:
         _check_against_header(source, size, pix_fmt, bitdepth)

@@ -59,11 +59,6 @@ class Arm(nn.Module):
         shifted = [padded[r + dy : r + dy + height, r + dx : r + dx + width] for dy, dx in self.offsets]
         return torch.stack(shifted).view(len(self.offsets), height * width)
 
-    def macs_per_position(self) -> int:
-        macs = sum(layer.in_features * layer.out_features for layer in self.layers)
-        return macs + self.output.in_features * self.output.out_features
-
-
 def laplace_bits(values: torch.Tensor, mean: torch.Tensor, log2_scale: torch.Tensor) -> torch.Tensor:
     """-log2 P(value) for the Laplace integrated over [value - 1/2, value + 1/2], computed stably.
 

@@ -9,6 +9,7 @@ from torch import nn
 from vcodec.config import ArchConfig
 from vcodec.entropy.constants import LATENT_MAX, LATENT_MIN
 from vcodec.model.arm import Arm, laplace_bits
+from vcodec.model.complexity import macs_per_pixel  # noqa: F401  (the MAC count, re-exported beside the model)
 from vcodec.model.latents import grid_sizes
 from vcodec.model.synthesis import Synthesis, to_420
 from vcodec.model.upsampling import Upsampling
@@ -53,24 +54,6 @@ class FrameModel(nn.Module):
         bits = laplace_bits(values, mean, log2_scale).sum()
         luma, chroma = self.decode_planes(grids)
         return luma, chroma, bits
-
-
-def latent_positions_per_pixel(arch: ArchConfig, height: int, width: int) -> float:
-    return sum(h * w for h, w in grid_sizes(height, width, arch.latent_levels)) / (height * width)
-
-
-def macs_per_pixel(arch: ArchConfig, height: int = 1080, width: int = 1920) -> dict[str, float]:
-    """Multiply-accumulates per decoded pixel, counted from the real modules (default: a 1080p frame)."""
-    arm = Arm(arch.arm_context, arch.arm_hidden, arch.arm_context_layout)
-    upsampling = Upsampling(arch.upsampling_kernel)
-    synthesis = Synthesis(arch.latent_levels, arch.synthesis_hidden, arch.synthesis_residual)
-    counts = {
-        "arm": arm.macs_per_position() * latent_positions_per_pixel(arch, height, width),
-        "upsampling": upsampling.macs_per_pixel(arch.latent_levels),
-        "synthesis": float(synthesis.macs_per_pixel()),
-    }
-    counts["total"] = sum(counts.values())
-    return counts
 
 
 def planes_to_frame(luma: torch.Tensor, chroma: torch.Tensor, bitdepth: int) -> Frame:

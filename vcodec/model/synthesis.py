@@ -53,10 +53,6 @@ class Synthesis(nn.Module):
                 x = torch.relu(x)
         return x
 
-    def macs_per_pixel(self) -> int:
-        macs = sum(layer.in_features * layer.out_features for layer in self.pointwise)
-        return macs + sum(conv.weight.numel() for conv in self.residual)
-
 
 def to_420(planes: torch.Tensor, chroma_downscale: str) -> tuple[torch.Tensor, torch.Tensor]:
     """(1, 3, H, W) -> luma (1, 1, H, W) and chroma (1, 2, H/2, W/2) by 2x2 mean or nearest sample."""

@@ -43,8 +43,3 @@ class Upsampling(nn.Module):
             height, width = grid.shape[-2:]
             stack = torch.cat([self.upsample2x(stack, height, width), grid], dim=1)
         return stack
-
-    def macs_per_pixel(self, levels: int) -> float:
-        """Each transposed-conv output sample costs kernel^2 / 4 MACs; level l carries L-1-l channels."""
-        per_sample = self.kernel.numel() / 4
-        return sum(per_sample * (levels - 1 - level) / 4**level for level in range(levels - 1))
