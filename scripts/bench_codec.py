@@ -15,8 +15,10 @@ import json
 import os
 import platform
 import statistics
+import subprocess
 import sys
 import time
+from pathlib import Path
 
 # Idle OpenMP threads sleep instead of spinning: on shared or busy cores spinning costs up to 3x.
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
@@ -35,7 +37,8 @@ from vcodec.model.frame_model import FrameModel, macs_per_pixel
 from vcodec.samples import sample_frames
 
 LAMBDAS = (0.0001, 0.0004, 0.001, 0.004)
-SKIPPABLE = {"throughput", "chroma", "hd-decode"}
+SKIPPABLE = {"throughput", "chroma", "hd-decode", "startup"}
+GOLDEN_FILE = Path(__file__).resolve().parent.parent / "tests" / "golden" / "v3" / "light_8bit_2f.vcc"
 
 
 def log(message: str) -> None:
@@ -77,6 +80,21 @@ def training_throughput(arch: str, width: int, height: int, iterations: int, thr
     finally:
         torch.set_num_threads(previous)
     return statistics.median(rates)
+
+
+def cli_startup_seconds(repeats: int = 5) -> dict[str, dict[str, float]]:
+    """Whole-process wall time (process start included) of `vcodec --version` and `vcodec info` on a
+    golden file: best and median of `repeats`, after one warm-up run."""
+    commands = {"version": ["--version"], "info": ["info", str(GOLDEN_FILE)]}
+    figures = {}
+    for name, args in commands.items():
+        times = []
+        for _ in range(repeats + 1):
+            start = time.perf_counter()
+            subprocess.run([sys.executable, "-m", "vcodec", *args], check=True, capture_output=True)
+            times.append(time.perf_counter() - start)
+        figures[name] = {"best": min(times[1:]), "median": statistics.median(times[1:])}
+    return figures
 
 
 def decode_seconds(data: bytes, repeats: int = 3) -> float:
@@ -125,7 +143,7 @@ def main() -> None:
     parser.add_argument("--chroma-preset", default="fast", help="preset of the nearest-vs-mean comparison")
     parser.add_argument("--json", help="also write every figure to this JSON file")
     parser.add_argument("--skip", default="", help="comma-separated parts not to run: throughput, chroma, "
-                        "hd-decode (to run the long preset rows on their own)")
+                        "hd-decode, startup (to run the long preset rows on their own)")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     presets = [p for p in args.presets.split(",") if p]
@@ -137,7 +155,10 @@ def main() -> None:
     report: dict = {"machine": f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores",
                     "threads": args.threads, "torch": torch.__version__}
 
-    report["mac_per_pixel"] = {arch: macs_per_pixel(load_arch(arch)) for arch in ("main", "light")}
+    report["mac_per_pixel"] = {arch: macs_per_pixel(load_arch(arch)) for arch in ("main", "small", "light", "tiny")}
+    if "startup" not in skip:
+        log("command-line start-up ...")
+        report["cli_startup_seconds"] = cli_startup_seconds()
     if "throughput" not in skip:
         log("training throughput, 1 thread and all threads ...")
         report["training_pixel_iterations_per_second_1_thread"] = training_throughput(
@@ -211,6 +232,11 @@ def render(report: dict) -> str:
             for mode, rows in report["chroma_points"].items()) + ")"]
         bd = report["chroma_bd_rate_nearest_vs_mean"]
         lines.append(f"BD-rate (PSNR-YUV) of nearest vs mean: {'n/a' if bd is None else f'{bd:+.2f} %'}")
+    if "cli_startup_seconds" in report:
+        startup = report["cli_startup_seconds"]
+        lines += ["", "Start-up, whole process (best / median of 5): " + "; ".join(
+            f"`vcodec {'--version' if name == 'version' else 'info x.vcc'}` {t['best']:.3f} / {t['median']:.3f} s"
+            for name, t in startup.items())]
     d416 = report["decode_seconds_416x240"]
     lines += ["", f"Decode 416x240: {'n/a' if d416 is None else f'{d416:.3f} s'}"]
     if "decode_seconds_1920x1080" in report:
