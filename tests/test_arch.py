@@ -61,7 +61,6 @@ def _cost_from_bytes(frame: Frame, data: bytes, lmbda: float) -> float:
     return (6 * y + u + v) / 8 / peak**2 + lmbda * 8 * len(data) / (frame.width * frame.height)
 
 
-@pytest.mark.slow  # three candidates trained for 120 iterations; --arch auto is an option
 def test_arch_auto_writes_the_cheapest_candidate(small_frame: Frame) -> None:
     lmbda = 0.004
     cfg = load_config("auto", "fast", arch_candidates=["main", "tiny", "light"], iterations=120,
@@ -74,7 +73,6 @@ def test_arch_auto_writes_the_cheapest_candidate(small_frame: Frame) -> None:
     assert read_frame_info(encoded.data).arch_name == encoded.arch_name
 
 
-@pytest.mark.slow  # what --arch auto ranks its candidates by
 def test_coded_cost_is_the_cost_of_the_real_bitstream(small_frame: Frame) -> None:
     """The score auto ranks by is what writing the model would cost: recomputed here from real bytes."""
     from vcodec.encoder.encode import coded_cost

@@ -42,7 +42,6 @@ def trained():
     return frame, model, target
 
 
-@pytest.mark.slow  # a fit, then RDOQ passes at three lambdas (RDOQ is off by default)
 @pytest.mark.parametrize("lmbda", [0.0002, 0.001, 0.005])
 def test_rdoq_never_raises_the_cost_it_measures(trained, lmbda: float) -> None:
     frame, trained_model, target = trained
