@@ -25,10 +25,11 @@ import json
 import os
 import struct
 import zlib
+from abc import ABC, abstractmethod
 from dataclasses import dataclass, field, replace
 from fractions import Fraction
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import Any, BinaryIO, Self
 
 from vcodec.format import check_frame_size
 from vcodec.types import SUPPORTED_BITDEPTHS, BitstreamError
@@ -274,12 +275,9 @@ def scan_records(handle: BinaryIO, first_record: int, file_size: int) -> ScanRes
     return ScanResult(entries, offset, file_size - offset)
 
 
-class ContainerReader:
-    """Random access to the frames of a container, complete or cut short.
-
-    `complete` is True for a finished file (frame count in the header, valid index); an unfinished
-    one (an interrupted encode) gives access to its complete frames and reports `trailing_bytes`.
-    """
+class FileReader(ABC):
+    """A container file (a path, or a binary handle it takes over) opened by the subclass' `_open`; the
+    handle is closed on any error there, and a BitstreamError is prefixed with the file's name."""
 
     def __init__(self, path: str | Path | BinaryIO, name: str | None = None) -> None:
         if isinstance(path, (str, Path)):
@@ -296,6 +294,27 @@ class ContainerReader:
         except BaseException:
             self._handle.close()
             raise
+
+    @abstractmethod
+    def _open(self) -> None:
+        """Read and check what the reader needs from the file (its header, its index)."""
+
+    def close(self) -> None:
+        self._handle.close()
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+class ContainerReader(FileReader):
+    """Random access to the frames of a container, complete or cut short.
+
+    `complete` is True for a finished file (frame count in the header, valid index); an unfinished
+    one (an interrupted encode) gives access to its complete frames and reports `trailing_bytes`.
+    """
 
     def _open(self) -> None:
         handle = self._handle
@@ -362,15 +381,6 @@ class ContainerReader:
         if stored_number != number or length != entry.length:
             raise BitstreamError(f"frame {number}: record header disagrees with the index")
         return check_payload(number, length, crc, self._handle.read(length))
-
-    def close(self) -> None:
-        self._handle.close()
-
-    def __enter__(self) -> ContainerReader:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
 
 
 class ContainerWriter:

@@ -13,13 +13,12 @@ CRC. The layout it reads is that of `vcodec.bitstream.container` (docs/container
 from __future__ import annotations
 
 import os
-from pathlib import Path
-from typing import BinaryIO
 
 from vcodec.bitstream.container import (
     FOOTER_BYTES,
     FOOTER_MAGIC,
     FRAME_MARKER,
+    FileReader,
     INDEX_ENTRY_BYTES,
     INDEX_MARKER,
     RECORD_HEADER_BYTES,
@@ -48,7 +47,7 @@ class DamagedFrame(BitstreamError):
         self.reason = reason
 
 
-class SalvageReader:
+class SalvageReader(FileReader):
     """The frames of a container, however damaged, as far as they can be found and checked.
 
     `finished`: the header holds a frame count (the encode completed). `frame_count`: that count, or
@@ -57,22 +56,6 @@ class SalvageReader:
     interrupted encode is not a problem, it is `trailing_bytes`). The file header itself must be sound:
     without it nothing can be decoded, and BitstreamError is raised.
     """
-
-    def __init__(self, path: str | Path | BinaryIO, name: str | None = None) -> None:
-        if isinstance(path, (str, Path)):
-            self._handle: BinaryIO = open(path, "rb")
-            self.name = name or str(path)
-        else:
-            self._handle = path
-            self.name = name or str(getattr(path, "name", "container"))
-        try:
-            self._open()
-        except BitstreamError as error:
-            self._handle.close()
-            raise BitstreamError(f"{self.name}: {error}") from None
-        except BaseException:
-            self._handle.close()
-            raise
 
     def _open(self) -> None:
         self.file_size = self._handle.seek(0, os.SEEK_END)
@@ -279,12 +262,3 @@ class SalvageReader:
                 return position + min(hits)
             position += _SEARCH_CHUNK
         return None
-
-    def close(self) -> None:
-        self._handle.close()
-
-    def __enter__(self) -> SalvageReader:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
