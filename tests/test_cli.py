@@ -18,6 +18,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 
 from vcodec.bitstream.container import RECORD_HEADER_BYTES, BitstreamError, ContainerReader, ContainerWriter
 from vcodec.cli import ExitCode
@@ -508,10 +509,12 @@ ERRORS = [
     (["sample", "-o", "out.mp4", "--size", "64x48"], ExitCode.USAGE, "vcodec writes raw YUV (.yuv) or y4m (.y4m)"),
     (["encode", "Astro_64x48_30.yuv", "-o", "out.y4m", *FAST], ExitCode.USAGE, "is a .vcc container"),
     (["encode", "Astro_64x48_30.yuv", "--jobs", "many", *FAST], ExitCode.USAGE, "--jobs"),
+    pytest.param(["encode", "Astro_64x48_30.yuv", "--device", "cuda", *FAST], ExitCode.USAGE,
+                 "no CUDA device is available", marks=pytest.mark.skipif(torch.cuda.is_available(), reason="a GPU is here")),
 ]
 
 
-@pytest.mark.parametrize(("args", "code", "message"), ERRORS, ids=[e[2][:30] for e in ERRORS])
+@pytest.mark.parametrize(("args", "code", "message"), ERRORS, ids=[getattr(e, "values", e)[2][:30] for e in ERRORS])
 def test_errors_are_one_line_with_their_exit_code(broken: Path, args: list[str], code: int, message: str) -> None:
     if args[0] == "encode" and "-o" not in args:
         args = [*args[:2], "-o", "exists.vcc" if code == ExitCode.OUTPUT_EXISTS else "new.vcc", *args[2:]]

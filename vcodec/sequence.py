@@ -290,8 +290,7 @@ def encode_one_frame(
     began = time.perf_counter()
     encoded = encode_frame_report(frame, lmbda, config, progress=on_progress)
     encode_seconds = time.perf_counter() - began
-    bits = 8 * len(encoded.data)
-    stats = FrameStats(number, bits, bits / (frame.width * frame.height), frame_psnr(frame, encoded.reconstruction),
+    stats = FrameStats(number, encoded.bits, encoded.bpp(), encoded.psnr,
                        encode_seconds, encoded.decode_seconds, encoded.arch_name)
     return encoded.data, stats
 
@@ -539,10 +538,9 @@ def encode_sequence(
     check_frame_size(source.info.width, source.info.height, InputError, source.name)
     observer = observer or SilentObserver()
     if settings.device == "cuda":
-        import torch
+        from vcodec.encoder.encode import check_device
 
-        if not torch.cuda.is_available():
-            raise OptionError("--device cuda: no CUDA device is available here")
+        check_device(settings.device)
     if not resume:  # the container first: after an interrupted encode its CSV exists too; the hint is --resume
         _refuse_existing(output, overwrite)
         if csv_path is not None:

@@ -11,7 +11,7 @@ import numpy as np
 import torch
 
 from vcodec.bitstream.frame_header import FrameHeader, pack_header
-from vcodec.config import EncoderConfig, load_config
+from vcodec.config import ConfigError, EncoderConfig, load_config
 from vcodec.decoder import decode_frame
 from vcodec.encoder.quantize import QuantizedParameters, quantize_parameters
 from vcodec.encoder.rdoq import rdoq_parameters
@@ -65,7 +65,7 @@ def coded_cost(frame: Frame, model: FrameModel, lmbda: float, cfg: EncoderConfig
 def check_device(device: str) -> None:
     """The one check that a requested training device exists (a one-line error, before any work)."""
     if device == "cuda" and not torch.cuda.is_available():
-        raise VcodecError("--device cuda was asked for, but no CUDA device is available")
+        raise ConfigError("--device cuda: no CUDA device is available here")
 
 
 def fit(frame: Frame, lmbda: float, cfg: EncoderConfig,
