@@ -6,6 +6,7 @@ import struct
 from fractions import Fraction
 from pathlib import Path
 
+import containers
 import pytest
 
 from vcodec.bitstream.container import (
@@ -28,12 +29,7 @@ PAYLOADS = [bytes([i]) * (10 + 7 * i) for i in range(5)]
 
 
 def write_container(path: Path, payloads: list[bytes] = PAYLOADS, finish: bool = True) -> None:
-    writer = ContainerWriter.create(path, HEADER)
-    for payload in payloads:
-        writer.append(payload)
-    if finish:
-        writer.finish()
-    writer.close()
+    containers.write_container(path, HEADER, payloads, finish)
 
 
 def test_frozen_enums_and_constants() -> None:

@@ -7,6 +7,7 @@ from fractions import Fraction
 from pathlib import Path
 
 import pytest
+from containers import write_container
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -14,7 +15,6 @@ from vcodec.bitstream.container import (
     FOOTER_BYTES,
     RECORD_HEADER_BYTES,
     ContainerReader,
-    ContainerWriter,
     SequenceHeader,
 )
 from vcodec.bitstream.salvage import DamagedFrame, SalvageReader
@@ -27,12 +27,7 @@ PAYLOADS = [bytes([i]) * (40 + 9 * i) + b"VCFR\x00\x00\x00\x03VCIX" for i in ran
 
 def write(path: Path, finish: bool = True) -> list[int]:
     """The container of PAYLOADS; returns the offsets of its records."""
-    writer = ContainerWriter.create(path, HEADER)
-    for payload in PAYLOADS:
-        writer.append(payload)
-    if finish:
-        writer.finish()
-    writer.close()
+    write_container(path, HEADER, PAYLOADS, finish)
     with ContainerReader(path) as reader:
         return [entry.offset for entry in reader.entries]
 
