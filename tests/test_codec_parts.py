@@ -14,7 +14,7 @@ import torch
 
 from vcodec.bitstream import frame_header
 from vcodec.bitstream.frame_header import FrameHeader, pack_header, parse_header
-from vcodec.config import ARM_CONTEXT_LAYOUTS, ARM_CONTEXTS, CHROMA_DOWNSCALES, MAX_ARM_CONTEXT, ConfigError, load_arch, load_config
+from vcodec.config import ARM_CONTEXT_LAYOUTS, ARM_CONTEXTS, CHROMA_DOWNSCALES, ConfigError, load_arch, load_config
 from vcodec.encoder.allocator import retain_freed_memory
 from vcodec.encoder.encode import fit
 from vcodec.encoder.target import make_target
@@ -22,18 +22,7 @@ from vcodec.encoder.losses import distortion, mse_yuv
 from vcodec.encoder.quantize import quantize_parameters
 from vcodec.encoder.train import QuantizerSetting, rd_loss
 from vcodec.bitstream.container import ContainerReader
-from vcodec.entropy.constants import (
-    ACT_FRAC_BITS,
-    ACT_LIMIT,
-    LATENT_MAX,
-    LATENT_MIN,
-    LOG2_SCALE_FRAC_BITS,
-    LOG2_SCALE_MAX,
-    LOG2_SCALE_MIN,
-    MEAN_FRAC_BITS,
-    MEAN_LIMIT,
-    SCALE_TABLE_SIZE,
-)
+from vcodec.entropy.constants import ACT_FRAC_BITS, ACT_LIMIT, LOG2_SCALE_FRAC_BITS, MEAN_FRAC_BITS, MEAN_LIMIT, SCALE_TABLE_SIZE
 from vcodec.entropy.latent_coder import Canvas, information_bits
 from vcodec.entropy.param_coder import (
     PARAM_GROUPS,
@@ -46,6 +35,7 @@ from vcodec.entropy.param_coder import (
     quantize,
 )
 from vcodec.entropy.tables import SCALE_TABLE
+from vcodec.format import LATENT_MAX, LATENT_MIN, LOG2_SCALE_MAX, LOG2_SCALE_MIN, MAX_ARM_CONTEXT, MODULES, PARAM_KINDS
 from vcodec.model.arm import Arm, laplace_bits
 from vcodec.encoder.quantizers import soft_round
 from vcodec.model.frame_model import FrameModel, macs_per_pixel
@@ -64,8 +54,8 @@ def test_stored_enumerations_are_frozen() -> None:
     assert frame_header.READABLE_VERSIONS == (1, 2, 3)
     assert frame_header.ARCH_NAMES == ("custom", "main", "light", "small", "tiny")
     assert ARM_CONTEXT_LAYOUTS == ("raster", "priority")
-    assert frame_header.MODULES == ("arm", "upsampling", "synthesis")
-    assert frame_header.PARAM_KINDS == ("weight", "bias")
+    assert MODULES == ("arm", "upsampling", "synthesis")
+    assert PARAM_KINDS == ("weight", "bias")
     assert ARM_CONTEXTS == (12, 24)
     assert CHROMA_DOWNSCALES == ("nearest", "mean")
     assert SUPPORTED_BITDEPTHS == (8, 10)

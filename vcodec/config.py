@@ -13,13 +13,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from vcodec.format import MAX_ARM_CONTEXT
 from vcodec.types import VcodecError
 
 CFG_DIR = Path(__file__).resolve().parent.parent / "cfg"
 
 ARM_CONTEXTS: tuple[int, ...] = (12, 24)  # the "raster" layout's sizes (format versions 1-2)
 ARM_CONTEXT_LAYOUTS: tuple[str, ...] = ("raster", "priority")
-MAX_ARM_CONTEXT = 40  # the causal half of a 9x9 window (vcodec.model.latents.priority_order)
 CHROMA_DOWNSCALES: tuple[str, ...] = ("nearest", "mean")
 SCHEDULES: tuple[str, ...] = ("constant", "cosine")
 LOSSES: tuple[str, ...] = ("mse", "logmse", "l1", "logcosh", "logcosh+ssim", "l1+ssim")

@@ -1,8 +1,15 @@
-"""The one table of limits that every part of vcodec agrees on (input, encoder, frame header, container).
+"""What the frame format fixes, in the bottom layer: limits, value ranges and stored enumerations.
 
-They come from real use: CTC class A1 is 3840x2160 and 8K UHD (7680x4320) exists, so a frame may be up to
-8192 samples per side and 8192 x 4352 samples in all; the frame header stores half sizes in 13 bits.
-Checked before any work: an encode refuses a frame the bitstream could not describe before training.
+Every package that must agree with the bitstream takes these from here (the float model, the entropy
+coders, the frame header, the input readers), so none of them has to import another for a number.
+Changing a value or reordering a tuple changes what existing files mean: bump FORMAT_VERSION in
+vcodec.bitstream.frame_header. The fixed-point arithmetic of the coders (shifts, clamps, table
+resolutions) stays with them, in vcodec.entropy.constants.
+
+The frame-size limits come from real use: CTC class A1 is 3840x2160 and 8K UHD (7680x4320) exists, so a
+frame may be up to 8192 samples per side and 8192 x 4352 samples in all; the frame header stores half
+sizes in 13 bits. Checked before any work: an encode refuses a frame the bitstream could not describe
+before training.
 """
 
 from __future__ import annotations
@@ -10,6 +17,29 @@ from __future__ import annotations
 MAX_FRAME_SIDE = 8192                 # width and height, in luma samples (even)
 MAX_FRAME_PIXELS = 8192 * 4352        # the decoder's latent canvas then stays below about 0.5 GB
 MIN_FRAME_SIDE = 2                    # 4:2:0 needs even sizes
+
+# Latent symbols (integers) are coded on this inclusive support; training clamps latents into it.
+LATENT_MIN = -128
+LATENT_MAX = 127
+
+# The Laplace scale b of a latent lies in [2^LOG2_SCALE_MIN, 2^LOG2_SCALE_MAX]: the range of the coders'
+# scale table, and the clamp of the rate that training minimises.
+LOG2_SCALE_MIN = -6
+LOG2_SCALE_MAX = 6
+
+# The ARM reads at most this many causal neighbours: the causal half of a 9x9 window.
+MAX_ARM_CONTEXT = 40
+
+# Quantisation steps of the network parameters are 2^-k, k in this range (a 5-bit header field).
+PARAM_STEP_EXP_MIN = 0
+PARAM_STEP_EXP_MAX = 16
+# Parameter coder: a zero-mean Laplace per group, its scale b = 2^(index / 16), index in 0..255.
+PARAM_SCALE_INDEX_MAX = 255
+
+# Stored as an order: never reorder them (tests freeze them), only append. The parameters of each module
+# form these two groups; header and parameter stream list the groups module-major.
+MODULES: tuple[str, ...] = ("arm", "upsampling", "synthesis")
+PARAM_KINDS: tuple[str, ...] = ("weight", "bias")
 
 
 def check_frame_size(width: int, height: int, error: type[Exception], where: str = "") -> None:

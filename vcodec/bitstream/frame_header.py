@@ -11,10 +11,18 @@ from __future__ import annotations
 import binascii
 from dataclasses import dataclass
 
-from vcodec.config import ARM_CONTEXT_LAYOUTS, ARM_CONTEXTS, CHROMA_DOWNSCALES, MAX_ARM_CONTEXT, ArchConfig, ConfigError
-from vcodec.entropy.constants import PARAM_SCALE_INDEX_MAX, PARAM_STEP_EXP_MAX, PARAM_STEP_EXP_MIN
 from vcodec.bitstream.bits import BitReader, BitWriter
-from vcodec.format import MAX_FRAME_PIXELS, MAX_FRAME_SIDE
+from vcodec.config import ARM_CONTEXT_LAYOUTS, ARM_CONTEXTS, CHROMA_DOWNSCALES, ArchConfig, ConfigError
+from vcodec.format import (
+    MAX_ARM_CONTEXT,
+    MAX_FRAME_PIXELS,
+    MAX_FRAME_SIDE,
+    MODULES,
+    PARAM_KINDS,
+    PARAM_SCALE_INDEX_MAX,
+    PARAM_STEP_EXP_MAX,
+    PARAM_STEP_EXP_MIN,
+)
 from vcodec.types import SUPPORTED_BITDEPTHS, BitstreamError
 
 FORMAT_VERSION = 3
@@ -22,10 +30,9 @@ FORMAT_VERSION = 3
 # (docs/bitstream.md, "Decoder semantics by version"). tests/golden holds files of each one.
 READABLE_VERSIONS: tuple[int, ...] = (1, 2, 3)
 
-# Stored as indices into these tuples: never reorder them (tests freeze them), only append.
+# Stored as an index into this tuple: never reorder it (tests freeze it), only append. The parameter
+# groups follow vcodec.format.MODULES x PARAM_KINDS.
 ARCH_NAMES: tuple[str, ...] = ("custom", "main", "light", "small", "tiny")
-MODULES: tuple[str, ...] = ("arm", "upsampling", "synthesis")
-PARAM_KINDS: tuple[str, ...] = ("weight", "bias")  # each module's parameters form these two groups
 
 MAX_DIMENSION = MAX_FRAME_SIDE  # bounds the decoder's memory before anything is allocated
 MAX_PIXELS = MAX_FRAME_PIXELS

@@ -7,7 +7,6 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from vcodec.entropy.constants import PARAM_STEP_EXP_MAX
 from vcodec.entropy.param_coder import (
     PARAM_GROUPS,
     dequantize,
@@ -19,6 +18,7 @@ from vcodec.entropy.param_coder import (
 )
 from vcodec.encoder.losses import mse_yuv
 from vcodec.encoder.target import Target
+from vcodec.format import PARAM_STEP_EXP_MAX
 from vcodec.model.frame_model import FrameModel
 
 FINEST_STEP_EXP = 12   # finest step tried, 2^-12: below it the parameters are as good as float

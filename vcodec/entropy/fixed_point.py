@@ -15,11 +15,11 @@ from vcodec.entropy.constants import (
     ACT_FRAC_BITS,
     ACT_LIMIT,
     LOG2_SCALE_FRAC_BITS,
-    LOG2_SCALE_MIN,
     MEAN_FRAC_BITS,
     MEAN_LIMIT,
     SCALE_TABLE_SIZE,
 )
+from vcodec.format import LOG2_SCALE_MIN
 
 _ACT_ONE = float(1 << ACT_FRAC_BITS)
 # Snapping the output layer (ACT_FRAC_BITS fractional bits) to table indices by rounding: add half a

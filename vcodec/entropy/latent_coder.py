@@ -13,9 +13,9 @@ from dataclasses import dataclass
 import constriction
 import numpy as np
 
-from vcodec.entropy.constants import LATENT_MAX, LATENT_MIN
 from vcodec.entropy.fixed_point import IntegerArm
 from vcodec.entropy.tables import mean_values, scale_values
+from vcodec.format import LATENT_MAX, LATENT_MIN
 from vcodec.model.latents import offsets_radius
 from vcodec.types import BitstreamError
 

@@ -13,10 +13,10 @@ import numpy as np
 import torch
 from torch import nn
 
-from vcodec.bitstream.frame_header import MODULES, PARAM_KINDS
-from vcodec.entropy.constants import PARAM_INT_LIMIT, PARAM_SCALE_INDEX_MAX
+from vcodec.entropy.constants import PARAM_INT_LIMIT
 from vcodec.entropy.fixed_point import IntegerArm
 from vcodec.entropy.tables import exp2_table
+from vcodec.format import MODULES, PARAM_KINDS, PARAM_SCALE_INDEX_MAX
 from vcodec.model.arm import Arm
 from vcodec.types import BitstreamError
 

@@ -6,13 +6,8 @@ import math
 
 import numpy as np
 
-from vcodec.entropy.constants import (
-    LOG2_SCALE_FRAC_BITS,
-    LOG2_SCALE_MIN,
-    MEAN_FRAC_BITS,
-    SCALE_MANTISSAS_Q16,
-    SCALE_TABLE_SIZE,
-)
+from vcodec.entropy.constants import LOG2_SCALE_FRAC_BITS, MEAN_FRAC_BITS, SCALE_MANTISSAS_Q16, SCALE_TABLE_SIZE
+from vcodec.format import LOG2_SCALE_MIN
 
 
 def exp2_table(indices: np.ndarray, frac_bits: int, offset: int) -> np.ndarray:
@@ -34,7 +29,7 @@ def _check_scale_table(table: np.ndarray) -> None:
     expected_ratio = 2.0 ** (1.0 / (1 << LOG2_SCALE_FRAC_BITS))
     ratios = table[1:] / table[:-1]
     if table[0] != 2.0**LOG2_SCALE_MIN or not np.allclose(ratios, expected_ratio, rtol=1e-4):
-        raise RuntimeError("Laplace scale table is corrupt; check vcodec.entropy.constants")
+        raise RuntimeError("Laplace scale table is corrupt; check vcodec.entropy.constants and vcodec.format")
     if not math.isclose(table[-1], 2.0 ** (LOG2_SCALE_MIN + (SCALE_TABLE_SIZE - 1) / (1 << LOG2_SCALE_FRAC_BITS)), rel_tol=1e-4):
         raise RuntimeError("Laplace scale table has the wrong range")
 

@@ -12,7 +12,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from vcodec.entropy.constants import LOG2_SCALE_MAX, LOG2_SCALE_MIN
+from vcodec.format import LOG2_SCALE_MAX, LOG2_SCALE_MIN
 from vcodec.model.latents import context_offsets, offsets_radius
 
 

@@ -7,7 +7,7 @@ import torch
 from torch import nn
 
 from vcodec.config import ArchConfig
-from vcodec.entropy.constants import LATENT_MAX, LATENT_MIN
+from vcodec.format import LATENT_MAX, LATENT_MIN
 from vcodec.model.arm import Arm, laplace_bits
 from vcodec.model.complexity import macs_per_pixel  # noqa: F401  (the MAC count, re-exported beside the model)
 from vcodec.model.latents import grid_sizes

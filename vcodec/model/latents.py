@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 
-from vcodec.config import MAX_ARM_CONTEXT
+from vcodec.format import MAX_ARM_CONTEXT
 
 
 def grid_sizes(height: int, width: int, levels: int) -> list[tuple[int, int]]:
