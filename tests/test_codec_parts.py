@@ -39,9 +39,9 @@ from vcodec.format import LATENT_MAX, LATENT_MIN, LOG2_SCALE_MAX, LOG2_SCALE_MIN
 from vcodec.model.arm import Arm, laplace_bits
 from vcodec.encoder.quantizers import soft_round
 from vcodec.model.frame_model import FrameModel, macs_per_pixel
-from vcodec.model.latents import context_offsets, grid_sizes, priority_order
 from vcodec.model.synthesis import Synthesis
 from vcodec.model.upsampling import Upsampling
+from vcodec.shapes import context_offsets, grid_sizes, priority_order
 from vcodec.types import SUPPORTED_BITDEPTHS, BitstreamError, Frame
 
 CTC_SIZES = [(416, 240), (832, 480), (1280, 720), (1024, 768), (1920, 1080), (2560, 1600), (3840, 2160),

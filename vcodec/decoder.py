@@ -20,9 +20,9 @@ from vcodec.entropy.param_coder import (
 )
 from vcodec.model.arm import Arm
 from vcodec.model.frame_model import planes_to_frame
-from vcodec.model.latents import grid_sizes
 from vcodec.model.synthesis import Synthesis, to_420
 from vcodec.model.upsampling import Upsampling
+from vcodec.shapes import grid_sizes
 from vcodec.types import Frame
 
 

@@ -16,7 +16,7 @@ import numpy as np
 from vcodec.entropy.fixed_point import IntegerArm
 from vcodec.entropy.tables import mean_values, scale_values
 from vcodec.format import LATENT_MAX, LATENT_MIN
-from vcodec.model.latents import offsets_radius
+from vcodec.shapes import offsets_radius
 from vcodec.types import BitstreamError
 
 _ENCODE_CHUNK = 1 << 16

@@ -13,7 +13,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from vcodec.format import LOG2_SCALE_MAX, LOG2_SCALE_MIN
-from vcodec.model.latents import context_offsets, offsets_radius
+from vcodec.shapes import context_offsets, offsets_radius
 
 
 class Arm(nn.Module):

@@ -7,7 +7,7 @@ these counts against the shapes of the real modules.
 from __future__ import annotations
 
 from vcodec.config import ArchConfig
-from vcodec.model.latents import grid_sizes
+from vcodec.shapes import grid_sizes
 
 OUTPUT_PLANES = 3       # the synthesis writes Y, U and V at full resolution
 RESIDUAL_KERNEL = 3     # the synthesis' residual convolutions are 3x3, planes to planes

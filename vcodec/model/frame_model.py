@@ -10,9 +10,9 @@ from vcodec.config import ArchConfig
 from vcodec.format import LATENT_MAX, LATENT_MIN
 from vcodec.model.arm import Arm, laplace_bits
 from vcodec.model.complexity import macs_per_pixel  # noqa: F401  (the MAC count, re-exported beside the model)
-from vcodec.model.latents import grid_sizes
 from vcodec.model.synthesis import Synthesis, to_420
 from vcodec.model.upsampling import Upsampling
+from vcodec.shapes import grid_sizes
 from vcodec.types import Frame
 
 

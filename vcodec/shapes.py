@@ -1,4 +1,9 @@
-"""Latent grid geometry and the ARM's causal neighbourhoods, shared by training, encoder and decoder."""
+"""The shapes an architecture implies, as the format defines them: the latent grids and the ARM's causal
+neighbourhood.
+
+Torch-free and below `model` and `entropy`: the float model that trains, the latent coder, the MAC count
+and the decoder all take these shapes from here, so they cannot disagree.
+"""
 
 from __future__ import annotations
 
@@ -32,7 +37,6 @@ def priority_order() -> list[tuple[int, int]]:
     return sorted(window, key=lambda o: (o[0] * o[0] + o[1] * o[1], -o[0], o[1]))
 
 
-
 def context_offsets(context: int, layout: str) -> list[tuple[int, int]]:
     """(dy, dx) of the causal neighbours, in the order the ARM's first layer weights follow (bitstream
     semantics): "raster" (format versions 1-2) or "priority" (the first `context` of priority_order())."""
@@ -48,3 +52,4 @@ def context_offsets(context: int, layout: str) -> list[tuple[int, int]]:
 def offsets_radius(offsets: list[tuple[int, int]]) -> int:
     """Padding the offsets need around a grid (and the wavefront's slope)."""
     return max(max(abs(dy), abs(dx)) for dy, dx in offsets)
+
