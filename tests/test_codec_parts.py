@@ -41,7 +41,7 @@ from vcodec.encoder.quantizers import soft_round
 from vcodec.model.frame_model import FrameModel, macs_per_pixel
 from vcodec.model.synthesis import Synthesis
 from vcodec.model.upsampling import Upsampling
-from vcodec.shapes import context_offsets, grid_sizes, priority_order
+from vcodec.shapes import arm_layer_shapes, arm_residual_layers, context_offsets, grid_sizes, priority_order
 from vcodec.types import SUPPORTED_BITDEPTHS, BitstreamError, Frame
 
 CTC_SIZES = [(416, 240), (832, 480), (1280, 720), (1024, 768), (1920, 1080), (2560, 1600), (3840, 2160),
@@ -150,7 +150,7 @@ def test_integer_arm_golden_output(case: str) -> None:
     contexts[:6] = generator.choice([LATENT_MIN, LATENT_MAX], (6, len(arm.offsets)))  # extreme latents
     widths = (len(arm.offsets), *(layer.out_features for layer in arm.layers), 2)
     expected = _reference_table_indices(weights, biases, weight_step, bias_step, widths, contexts)
-    mean_index, scale_index = integer_arm(arm, weights, biases, weight_step, bias_step).table_indices(contexts)
+    mean_index, scale_index = integer_arm(arm.layer_shapes, weights, biases, weight_step, bias_step).table_indices(contexts)
     assert list(zip(mean_index.tolist(), scale_index.tolist())) == expected
     assert [expected[i] for i in (0, 1, 100, 101)] == FROZEN_ARM_OUTPUT[case]
     if case == "fine":  # its log2 scales reach the clamp at the top of the table (the golden ARMs' the bottom)
@@ -165,8 +165,25 @@ def _activation_rounding_bound(arm: Arm) -> np.ndarray:
     error = 0.0
     for index, layer in enumerate(arm.layers):
         gain = float(layer.weight.detach().double().abs().sum(dim=1).max())
-        error = gain * error + 2.0**-ACT_FRAC_BITS + (error if arm.residual(index) else 0.0)
+        error = gain * error + 2.0**-ACT_FRAC_BITS + (error if arm.residual_layers[index] else 0.0)
     return arm.output.weight.detach().double().abs().sum(dim=1).numpy() * error + 2.0**-ACT_FRAC_BITS
+
+
+@pytest.mark.parametrize(("context", "hidden", "residual"), [
+    (24, (24, 24), (False, True, False)),  # the first layer never adds the context, even of its own width
+    (8, (16, 16, 8), (False, True, False, False)),
+    (16, (16,), (False, False)),  # nor does the output layer
+])
+def test_float_and_integer_arm_share_layer_shapes_and_residual_rule(context: int, hidden: tuple[int, ...],
+                                                                    residual: tuple[bool, ...]) -> None:
+    shapes = arm_layer_shapes(context, hidden)
+    assert arm_residual_layers(shapes) == residual
+    arm = Arm(context, hidden)
+    assert [(layer.in_features, layer.out_features) for layer in [*arm.layers, arm.output]] == list(shapes)
+    assert arm.layer_shapes == shapes and arm.residual_layers == residual
+    weights = quantize(flat_parameters(arm, "weight"), 8)
+    biases = quantize(flat_parameters(arm, "bias"), 8)
+    assert integer_arm(arm.layer_shapes, weights, biases, 8, 8).layer_shapes == shapes
 
 
 def test_integer_arm_follows_float_arm() -> None:
@@ -190,7 +207,7 @@ def test_integer_arm_follows_float_arm() -> None:
     canvas = Canvas.build([(20, 24)], [True], arm.offsets)
     buffer = canvas.place([grid[0, 0].numpy().astype(np.int32)])
     positions = np.sort(canvas.order)
-    mean_index, scale_index = integer_arm(arm, weights, biases, weight_step, bias_step).table_indices(
+    mean_index, scale_index = integer_arm(arm.layer_shapes, weights, biases, weight_step, bias_step).table_indices(
         canvas.contexts(buffer, positions))
     float_mean = mean.numpy().astype(np.float64).clip(-MEAN_LIMIT, MEAN_LIMIT)
     float_scale = np.clip(log2_scale.numpy().astype(np.float64), LOG2_SCALE_MIN, LOG2_SCALE_MAX)

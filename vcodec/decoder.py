@@ -53,7 +53,7 @@ def decode_frame(data: bytes) -> Frame:
     for name, kind in PARAM_GROUPS:
         if name != "arm":
             load_flat_parameters(modules[name], kind, dequantize(values[name, kind], step[name, kind]))
-    arm_integer = integer_arm(arm, values["arm", "weight"], values["arm", "bias"],
+    arm_integer = integer_arm(arm.layer_shapes, values["arm", "weight"], values["arm", "bias"],
                               step["arm", "weight"], step["arm", "bias"])
     canvas = Canvas.build(grid_sizes(header.height, header.width, arch.latent_levels),
                           list(header.coded_grids), arm.offsets)

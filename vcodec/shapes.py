@@ -1,13 +1,14 @@
-"""The shapes an architecture implies, as the format defines them: the latent grids and the ARM's causal
-neighbourhood.
+"""The shapes an architecture implies, as the format defines them: the latent grids, the ARM's causal
+neighbourhood and the ARM's layers (their widths, and which of them add their input).
 
-Torch-free and below `model` and `entropy`: the float model that trains, the latent coder, the MAC count
-and the decoder all take these shapes from here, so they cannot disagree.
+Torch-free and below `model` and `entropy`: the float model that trains, the integer ARM and latent coder
+that code, the MAC count and the decoder all take these shapes from here, so they cannot disagree.
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 
 from vcodec.format import MAX_ARM_CONTEXT
 
@@ -53,3 +54,23 @@ def offsets_radius(offsets: list[tuple[int, int]]) -> int:
     """Padding the offsets need around a grid (and the wavefront's slope)."""
     return max(max(abs(dy), abs(dx)) for dy, dx in offsets)
 
+
+ARM_OUTPUTS = 2  # the ARM's output layer gives the Laplace mean and log2 scale
+
+
+def arm_layer_shapes(context: int, hidden: Sequence[int]) -> tuple[tuple[int, int], ...]:
+    """(inputs, outputs) of each ARM layer: the hidden layers, then the output layer. The parameter
+    stream stores the layers in this order, so the decoder splits the ARM's integers by these shapes."""
+    widths = [context, *hidden, ARM_OUTPUTS]
+    return tuple(zip(widths[:-1], widths[1:]))
+
+
+def arm_residual_layers(shapes: Sequence[tuple[int, int]]) -> tuple[bool, ...]:
+    """For each ARM layer (in arm_layer_shapes' order): whether it adds its input to its output.
+
+    A hidden layer does when it keeps the width, except the first, which reads the raw context even when
+    the context has the hidden width; the output layer never does. Bitstream semantics: the float ARM that
+    trains and the integer ARM that codes both follow this one rule, so they run the same network.
+    """
+    last = len(shapes) - 1
+    return tuple(0 < index < last and inputs == outputs for index, (inputs, outputs) in enumerate(shapes))

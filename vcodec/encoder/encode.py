@@ -94,7 +94,7 @@ def write_bitstream(frame: Frame, model: FrameModel, params: QuantizedParameters
     grids = rounded_latents(model)
     coded = [bool(np.any(grid)) for grid in grids]
     canvas = Canvas.build([g.shape for g in grids], coded, model.arm.offsets)
-    arm = integer_arm(model.arm, params.integers[0], params.integers[1], params.step_exps[0], params.step_exps[1])
+    arm = integer_arm(model.arm.layer_shapes, params.integers[0], params.integers[1], params.step_exps[0], params.step_exps[1])
     latent_stream, (means, scales) = encode_latents(grids, arm, canvas)
     param_stream = encode_parameters(list(zip(params.integers, params.scale_indices)))
     header = pack_header(FrameHeader(

@@ -20,6 +20,7 @@ from vcodec.entropy.constants import (
     SCALE_TABLE_SIZE,
 )
 from vcodec.format import LOG2_SCALE_MIN
+from vcodec.shapes import arm_residual_layers
 
 _ACT_ONE = float(1 << ACT_FRAC_BITS)
 # Snapping the output layer (ACT_FRAC_BITS fractional bits) to table indices by rounding: add half a
@@ -36,16 +37,17 @@ _INDEX_HIGH = np.array([float(MEAN_LIMIT << MEAN_FRAC_BITS), float(SCALE_TABLE_S
 @dataclass(frozen=True)
 class IntegerArm:
     """Quantised ARM: weights w_int * 2^-weight_step_exp, biases b_int * 2^-bias_step_exp; hidden layers
-    then the output layer."""
+    then the output layer, residual where vcodec.shapes.arm_residual_layers says (as in the float ARM)."""
 
     weights: tuple[np.ndarray, ...]  # (out, in) float64 holding integers; the last is the output layer
     biases: tuple[np.ndarray, ...]
     weight_step_exp: int
     bias_step_exp: int
 
-    def residual(self, index: int) -> bool:
-        w = self.weights[index]
-        return 0 < index < len(self.weights) - 1 and w.shape[0] == w.shape[1]
+    @property
+    def layer_shapes(self) -> tuple[tuple[int, int], ...]:
+        """(inputs, outputs) of each layer, as vcodec.shapes.arm_layer_shapes gives them."""
+        return tuple((int(w.shape[1]), int(w.shape[0])) for w in self.weights)
 
     def table_indices(self, contexts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """contexts: (n, C) latent integers (float64) -> (mean index, scale index), int64 each.
@@ -59,6 +61,7 @@ class IntegerArm:
         bias_scale = 2.0 ** (ACT_FRAC_BITS - self.bias_step_exp)
         x = contexts * _ACT_ONE
         last = len(self.weights) - 1
+        residual = arm_residual_layers(self.layer_shapes)
         for index in range(last):
             acc = x @ self.weights[index].T
             acc *= inverse_step
@@ -66,7 +69,7 @@ class IntegerArm:
             np.floor(acc, out=acc)
             np.maximum(acc, 0.0, out=acc)
             np.minimum(acc, ACT_LIMIT, out=acc)
-            if self.residual(index):
+            if residual[index]:
                 acc += x
                 np.minimum(acc, ACT_LIMIT, out=acc)
             x = acc

@@ -7,6 +7,7 @@ own zero-mean Laplace scale; the integers are range-coded group after group in P
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 
 import constriction
 import numpy as np
@@ -17,7 +18,6 @@ from vcodec.entropy.constants import PARAM_INT_LIMIT
 from vcodec.entropy.fixed_point import IntegerArm
 from vcodec.entropy.tables import exp2_table
 from vcodec.format import MODULES, PARAM_KINDS, PARAM_SCALE_INDEX_MAX
-from vcodec.model.arm import Arm
 from vcodec.types import BitstreamError
 
 PARAM_GROUPS: tuple[tuple[str, str], ...] = tuple((m, k) for m in MODULES for k in PARAM_KINDS)
@@ -101,13 +101,13 @@ def decode_parameters(stream: bytes, counts: list[int], scale_indices: list[int]
     return modules
 
 
-def integer_arm(arm: Arm, weights: np.ndarray, biases: np.ndarray, weight_step_exp: int,
-                bias_step_exp: int) -> IntegerArm:
-    """Split the ARM's weight and bias integers into layers, following the float module's shapes."""
+def integer_arm(layer_shapes: Sequence[tuple[int, int]], weights: np.ndarray, biases: np.ndarray,
+                weight_step_exp: int, bias_step_exp: int) -> IntegerArm:
+    """Split the ARM's weight and bias integers into layers of the given (inputs, outputs) shapes
+    (vcodec.shapes.arm_layer_shapes, the order the parameter stream stores them in)."""
     layer_weights, layer_biases = [], []
     weight_position = bias_position = 0
-    for layer in [*arm.layers, arm.output]:
-        out_features, in_features = layer.weight.shape
+    for in_features, out_features in layer_shapes:
         count = out_features * in_features
         layer_weights.append(weights[weight_position : weight_position + count].reshape(out_features, in_features)
                              .astype(np.float64))

@@ -13,26 +13,24 @@ import torch.nn.functional as F
 from torch import nn
 
 from vcodec.format import LOG2_SCALE_MAX, LOG2_SCALE_MIN
-from vcodec.shapes import context_offsets, offsets_radius
+from vcodec.shapes import arm_layer_shapes, arm_residual_layers, context_offsets, offsets_radius
 
 
 class Arm(nn.Module):
     """Layers: context -> hidden[0] (ReLU), hidden[i] -> hidden[i+1] (ReLU, residual when widths match),
-    -> (mean, log2 scale)."""
+    -> (mean, log2 scale). Shapes and residual connections follow vcodec.shapes, as the integer ARM's do."""
 
     def __init__(self, context: int, hidden: tuple[int, ...], layout: str = "priority") -> None:
         super().__init__()
         self.offsets = context_offsets(context, layout)
         self.radius = offsets_radius(self.offsets)
-        widths = [context, *hidden]
-        self.layers = nn.ModuleList(nn.Linear(a, b) for a, b in zip(widths[:-1], widths[1:]))
-        self.output = nn.Linear(widths[-1], 2)
+        self.layer_shapes = arm_layer_shapes(context, hidden)
+        self.residual_layers = arm_residual_layers(self.layer_shapes)
+        *hidden_shapes, (last_width, outputs) = self.layer_shapes
+        self.layers = nn.ModuleList(nn.Linear(a, b) for a, b in hidden_shapes)
+        self.output = nn.Linear(last_width, outputs)
         nn.init.zeros_(self.output.weight)
         nn.init.zeros_(self.output.bias)
-
-    def residual(self, index: int) -> bool:
-        layer = self.layers[index]
-        return index > 0 and layer.in_features == layer.out_features
 
     def forward(self, grids: list[torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
         """Mean and log2-scale for every position of every grid, flattened grid after grid (raster order).
@@ -43,7 +41,7 @@ class Arm(nn.Module):
         for index, layer in enumerate(self.layers):
             # In place: addmm's backward does not need its output, and a fresh buffer per layer costs.
             y = torch.addmm(layer.bias[:, None], layer.weight, x).relu_()
-            x = x + y if self.residual(index) else y
+            x = x + y if self.residual_layers[index] else y
         out = torch.addmm(self.output.bias[:, None], self.output.weight, x)
         return out[0], out[1]
 

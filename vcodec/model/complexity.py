@@ -7,7 +7,7 @@ these counts against the shapes of the real modules.
 from __future__ import annotations
 
 from vcodec.config import ArchConfig
-from vcodec.shapes import grid_sizes
+from vcodec.shapes import arm_layer_shapes, grid_sizes
 
 OUTPUT_PLANES = 3       # the synthesis writes Y, U and V at full resolution
 RESIDUAL_KERNEL = 3     # the synthesis' residual convolutions are 3x3, planes to planes
@@ -19,8 +19,7 @@ def latent_positions_per_pixel(arch: ArchConfig, height: int, width: int) -> flo
 
 def arm_macs_per_position(arch: ArchConfig) -> int:
     """Context -> hidden layers -> (mean, log2 scale)."""
-    widths = [arch.arm_context, *arch.arm_hidden, 2]
-    return sum(a * b for a, b in zip(widths[:-1], widths[1:]))
+    return sum(a * b for a, b in arm_layer_shapes(arch.arm_context, arch.arm_hidden))
 
 
 def upsampling_macs_per_pixel(arch: ArchConfig) -> float:
