@@ -24,7 +24,8 @@ from vcodec.bitstream.container import RECORD_HEADER_BYTES, BitstreamError, Cont
 from vcodec.cli import ExitCode
 from vcodec.decoder import decode_frame
 from vcodec.io import frame_to_bytes, open_video, partial_path
-from vcodec.sequence import EncodeSettings, SOURCE_DIGEST_KEY, encode_sequence
+from vcodec.sequence.encode import encode_sequence
+from vcodec.sequence.settings import SOURCE_DIGEST_KEY, EncodeSettings
 
 from process_events import wait_for_exit, wait_until, worker_processes
 

@@ -22,7 +22,10 @@ from vcodec.eval.__main__ import main as eval_main
 from vcodec.eval.errors import AnchorError, EvalError
 from vcodec.eval.vcodec_codec import DEFAULT_LAMBDAS
 from vcodec.io import InputError, OptionError, OutputExistsError, video_format_of
-from vcodec.sequence import EncodeSettings, ResumeError, parse_frame_range, resolve_lambda, threads_per_job
+from vcodec.sequence.decode import parse_frame_range
+from vcodec.sequence.jobs import threads_per_job
+from vcodec.sequence.resume import ResumeError
+from vcodec.sequence.settings import EncodeSettings, resolve_lambda
 from vcodec.types import VcodecError
 
 
@@ -176,7 +179,7 @@ def test_threads_per_job() -> None:
 
 _WORKER_START = """
 import ctypes, sys
-from vcodec.sequence import _die_with_parent
+from vcodec.sequence.jobs import _die_with_parent
 _die_with_parent(int(sys.argv[1]))
 signal = ctypes.c_int()
 ctypes.CDLL(None).prctl(2, ctypes.byref(signal), 0, 0, 0)  # PR_GET_PDEATHSIG

@@ -1,8 +1,8 @@
 """The `vcodec` command line: encode, decode, info, psnr and sample, in the manner of ffmpeg and x265.
 
-A thin layer over `vcodec.sequence` and `vcodec.io`: it parses options, draws progress on stderr and
-prints results. Every error a user can cause ends in one line on stderr (`vcodec: error: ...`) and
-an exit code from `ExitCode`; docs/cli.md lists them.
+A thin layer over the `vcodec.sequence` modules and `vcodec.io`: it parses options, draws progress on
+stderr and prints results. Every error a user can cause ends in one line on stderr (`vcodec: error:
+...`) and an exit code from `ExitCode`; docs/cli.md lists them.
 """
 
 from __future__ import annotations
@@ -35,24 +35,15 @@ from vcodec.io import (
     partial_path,
     video_format_of,
 )
-from vcodec.sequence import (
-    EncodeSettings,
-    EncodeSummary,
-    FrameStats,
-    Progress,
-    ResumeError,
-    compare_sequences,
-    decode_sequence,
-    describe_container,
-    encode_sequence,
-    mean_psnr,
-    open_container,
-    open_decoded,
-    open_for_decoding,
-    parse_frame_range,
-    resolve_lambda,
-    write_sample,
-)
+from vcodec.sequence.containers import open_container, open_for_decoding
+from vcodec.sequence.decode import decode_sequence, parse_frame_range
+from vcodec.sequence.encode import encode_sequence
+from vcodec.sequence.info import describe_container
+from vcodec.sequence.psnr import compare_sequences, mean_psnr, open_decoded
+from vcodec.sequence.reports import EncodeSummary, FrameStats, Progress
+from vcodec.sequence.resume import ResumeError
+from vcodec.sequence.sample import write_sample
+from vcodec.sequence.settings import EncodeSettings, resolve_lambda
 from vcodec.types import VcodecError
 
 

@@ -1,0 +1,87 @@
+"""What the user chose for an encode, checked before any work is done, and what of it the container records.
+
+The record is what `--resume` compares (vcodec.sequence.resume): it includes a digest of the first
+frame coded, so that another clip of the same format is not spliced onto the frames already coded.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from typing import Any
+
+from vcodec import __version__
+from vcodec.config import EncoderConfig, load_config, load_rate_points
+from vcodec.io import OptionError, frame_to_bytes
+from vcodec.types import Frame
+
+# The container setting that identifies the input: the sha256 of its first coded frame.
+SOURCE_DIGEST_KEY = "first_frame_sha256"
+
+
+def source_digest(frame: Frame) -> str:
+    """sha256 of a frame's samples as raw planar YUV (8-bit: a byte a sample; 10-bit: 2 bytes, little-endian).
+
+    Stored for the first frame an encode codes, so that `--resume` can refuse another clip of the same
+    format, which would otherwise be spliced onto the frames already coded.
+    """
+    return hashlib.sha256(frame_to_bytes(frame)).hexdigest()
+
+
+def resolve_lambda(lmbda: float | None, rate: str | None) -> tuple[float, str | None]:
+    """The lambda to code with, from `--lmbda` or a named `--rate` (not both)."""
+    if lmbda is not None and rate is not None:
+        raise OptionError("give either --lmbda or --rate, not both")
+    if rate is not None:
+        points = load_rate_points()
+        if rate not in points:
+            raise OptionError(f"unknown rate point {rate!r} (defined: {', '.join(points)})")
+        return points[rate], rate
+    if lmbda is None:
+        raise OptionError("give a rate: --lmbda LAMBDA or --rate NAME (e.g. --rate r2)")
+    return check_lambda(lmbda), None
+
+
+def check_lambda(lmbda: float) -> float:
+    """The encoder trains only for 0 < lambda < 1; refuse anything else before any work is done."""
+    if not 0.0 < lmbda < 1.0:
+        raise OptionError(f"--lmbda {lmbda} is out of range: it must be above 0 and below 1 (e.g. 0.001)")
+    return lmbda
+
+
+@dataclass(frozen=True)
+class EncodeSettings:
+    """What the user chose for an encode; `iterations` overrides the preset's when given."""
+
+    lmbda: float
+    arch: str = "auto"
+    preset: str = "medium"
+    rate: str | None = None
+    iterations: int | None = None
+    seed: int = 0
+    device: str = "cpu"
+    loss: str = "logmse"
+
+    def __post_init__(self) -> None:
+        check_lambda(self.lmbda)
+
+    def encoder_config(self) -> EncoderConfig:
+        return load_config(
+            self.arch, self.preset, iterations=self.iterations, device=self.device, seed=self.seed, loss=self.loss
+        )
+
+    def record(self, config: EncoderConfig, start: int, first_frame: Frame) -> dict[str, Any]:
+        """The settings stored in the container header (informative, and checked by `--resume`)."""
+        return {
+            "encoder": f"vcodec {__version__}",
+            "arch": self.arch,
+            "preset": self.preset,
+            "lmbda": self.lmbda,
+            "rate": self.rate,
+            "iterations": config.preset.iterations,
+            "seed": self.seed,
+            "loss": self.loss,
+            "device": self.device,
+            "start": start,
+            SOURCE_DIGEST_KEY: source_digest(first_frame),
+        }
