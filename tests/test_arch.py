@@ -19,7 +19,7 @@ from vcodec.encoder.quantize import quantize_parameters
 from vcodec.encoder.target import make_target
 from vcodec.io.formats import frame_to_bytes
 from vcodec.metrics import frame_mse
-from vcodec.model.frame_model import macs_per_pixel
+from vcodec.model.complexity import macs_per_pixel
 from vcodec.samples import sample_frames
 from vcodec.types import Frame
 

@@ -38,7 +38,9 @@ from vcodec.entropy.tables import SCALE_TABLE
 from vcodec.format import LATENT_MAX, LATENT_MIN, LOG2_SCALE_MAX, LOG2_SCALE_MIN, MAX_ARM_CONTEXT, MODULES, PARAM_KINDS
 from vcodec.model.arm import Arm, laplace_bits
 from vcodec.encoder.quantizers import soft_round
-from vcodec.model.frame_model import FrameModel, macs_per_pixel
+from vcodec.model.complexity import macs_per_pixel
+from vcodec.model.frame_model import FrameModel
+from vcodec.model.modules import DecoderModules, build_modules
 from vcodec.model.synthesis import Synthesis
 from vcodec.model.upsampling import Upsampling
 from vcodec.shapes import arm_layer_shapes, arm_residual_layers, context_offsets, grid_sizes, priority_order
@@ -54,7 +56,7 @@ def test_stored_enumerations_are_frozen() -> None:
     assert frame_header.READABLE_VERSIONS == (1, 2, 3)
     assert frame_header.ARCH_NAMES == ("custom", "main", "light", "small", "tiny")
     assert ARM_CONTEXT_LAYOUTS == ("raster", "priority")
-    assert MODULES == ("arm", "upsampling", "synthesis")
+    assert MODULES == ("arm", "upsampling", "synthesis") == DecoderModules._fields
     assert PARAM_KINDS == ("weight", "bias")
     assert ARM_CONTEXTS == (12, 24)
     assert CHROMA_DOWNSCALES == ("nearest", "mean")
@@ -75,14 +77,11 @@ def _golden_arm(name: str) -> tuple[Arm, np.ndarray, np.ndarray, int, int]:
     with ContainerReader(GOLDEN_DIR / "v3" / f"{name}.vcc") as reader:
         data = reader.read_frame(0)
     header, offset = parse_header(data)
-    arch = header.arch
-    modules = {"arm": Arm(arch.arm_context, arch.arm_hidden, arch.arm_context_layout),
-               "upsampling": Upsampling(arch.upsampling_kernel),
-               "synthesis": Synthesis(arch.latent_levels, arch.synthesis_hidden, arch.synthesis_residual)}
-    counts = [parameter_count(modules[module], kind) for module, kind in PARAM_GROUPS]
+    modules = build_modules(header.arch, header.preactivated_residual)
+    counts = [parameter_count(getattr(modules, module), kind) for module, kind in PARAM_GROUPS]
     integers = decode_parameters(data[offset : offset + header.param_stream_bytes], counts, list(header.scale_indices))
     weight_step, bias_step = header.step_exps[:2]  # PARAM_GROUPS starts with the ARM's weights and biases
-    return modules["arm"], integers[0], integers[1], weight_step, bias_step
+    return modules.arm, integers[0], integers[1], weight_step, bias_step
 
 
 def _reference_table_indices(weights: np.ndarray, biases: np.ndarray, weight_step: int, bias_step: int,
@@ -304,11 +303,11 @@ def test_mac_count_follows_the_real_modules(arch_name: str) -> None:
     """The torch-free count (what `vcodec info` shows) against the shapes of the modules the decoder runs:
     one MAC per weight of each dense/pointwise layer per position, kernel^2 / 4 per upsampled sample."""
     arch = load_arch(arch_name)
-    model = FrameModel(arch, 1080, 1920)
-    arm_per_position = sum(layer.weight.numel() for layer in [*model.arm.layers, model.arm.output])
-    positions = sum(latent.numel() for latent in model.latents) / (1080 * 1920)
-    synthesis = sum(p.numel() for name, p in model.synthesis.named_parameters() if not name.endswith("bias"))
-    kernel_per_sample = model.upsampling.kernel.numel() / 4
+    modules = build_modules(arch)
+    arm_per_position = sum(layer.weight.numel() for layer in [*modules.arm.layers, modules.arm.output])
+    positions = sum(latent.numel() for latent in FrameModel(arch, 1080, 1920).latents) / (1080 * 1920)
+    synthesis = sum(p.numel() for name, p in modules.synthesis.named_parameters() if not name.endswith("bias"))
+    kernel_per_sample = modules.upsampling.kernel.numel() / 4
     upsampling = sum(kernel_per_sample * (arch.latent_levels - 1 - level) / 4**level
                      for level in range(arch.latent_levels - 1))
     counts = macs_per_pixel(arch)

@@ -18,8 +18,8 @@ from vcodec.entropy.param_coder import (
     load_flat_parameters,
     parameter_count,
 )
-from vcodec.model.arm import Arm
 from vcodec.model.frame_model import planes_to_frame
+from vcodec.model.modules import build_modules
 from vcodec.model.synthesis import Synthesis, to_420
 from vcodec.model.upsampling import Upsampling
 from vcodec.shapes import grid_sizes
@@ -40,25 +40,21 @@ def decode_frame(data: bytes) -> Frame:
     """Rebuild a frame from its bitstream; raises BitstreamError on any malformed input."""
     header, offset = parse_header(data)
     arch = header.arch
-    arm = Arm(arch.arm_context, arch.arm_hidden, arch.arm_context_layout)
-    upsampling = Upsampling(arch.upsampling_kernel)
-    synthesis = Synthesis(arch.latent_levels, arch.synthesis_hidden, arch.synthesis_residual,
-                          preactivated=header.preactivated_residual)
-    modules = {"arm": arm, "upsampling": upsampling, "synthesis": synthesis}
+    modules = build_modules(arch, header.preactivated_residual)
     param_end = offset + header.param_stream_bytes
-    counts = [parameter_count(modules[name], kind) for name, kind in PARAM_GROUPS]
+    counts = [parameter_count(getattr(modules, name), kind) for name, kind in PARAM_GROUPS]
     integers = decode_parameters(data[offset:param_end], counts, list(header.scale_indices))
     step = dict(zip(PARAM_GROUPS, header.step_exps))
     values = dict(zip(PARAM_GROUPS, integers))
     for name, kind in PARAM_GROUPS:
         if name != "arm":
-            load_flat_parameters(modules[name], kind, dequantize(values[name, kind], step[name, kind]))
-    arm_integer = integer_arm(arm.layer_shapes, values["arm", "weight"], values["arm", "bias"],
+            load_flat_parameters(getattr(modules, name), kind, dequantize(values[name, kind], step[name, kind]))
+    arm_integer = integer_arm(modules.arm.layer_shapes, values["arm", "weight"], values["arm", "bias"],
                               step["arm", "weight"], step["arm", "bias"])
     canvas = Canvas.build(grid_sizes(header.height, header.width, arch.latent_levels),
-                          list(header.coded_grids), arm.offsets)
+                          list(header.coded_grids), modules.arm.offsets)
     grids = decode_latents(data[param_end:], arm_integer, canvas)
-    return synthesize(grids, upsampling, synthesis, arch.chroma_downscale, header.bitdepth)
+    return synthesize(grids, modules.upsampling, modules.synthesis, arch.chroma_downscale, header.bitdepth)
 
 
 __all__ = ["FrameHeader", "decode_frame", "synthesize"]

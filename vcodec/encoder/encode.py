@@ -20,7 +20,8 @@ from vcodec.encoder.train import TrainProgress, train_frame_model
 from vcodec.entropy.latent_coder import Canvas, encode_latents, information_bits
 from vcodec.entropy.param_coder import encode_parameters, integer_arm
 from vcodec.metrics import YUV_WEIGHTS, FramePsnr, frame_mse, frame_psnr
-from vcodec.model.frame_model import FrameModel, macs_per_pixel, planes_to_frame
+from vcodec.model.complexity import macs_per_pixel
+from vcodec.model.frame_model import FrameModel, planes_to_frame
 from vcodec.types import Frame, VcodecError
 
 

@@ -1,4 +1,5 @@
-"""The whole per-frame model: latent grids + ARM + upsampling + synthesis, and its MAC count."""
+"""The whole per-frame model that the encoder trains: latent grids + the decoder's modules (ARM,
+upsampling, synthesis, built by vcodec.model.modules as the decoder builds them)."""
 
 from __future__ import annotations
 
@@ -8,10 +9,10 @@ from torch import nn
 
 from vcodec.config import ArchConfig
 from vcodec.format import LATENT_MAX, LATENT_MIN
-from vcodec.model.arm import Arm, laplace_bits
-from vcodec.model.complexity import macs_per_pixel  # noqa: F401  (the MAC count, re-exported beside the model)
-from vcodec.model.synthesis import Synthesis, to_420
-from vcodec.model.upsampling import Upsampling
+from vcodec.model.arm import laplace_bits
+from vcodec.model.complexity import macs_per_pixel  # noqa: F401  (still imported from here by scripts/bench_codec.py)
+from vcodec.model.modules import build_modules
+from vcodec.model.synthesis import to_420
 from vcodec.shapes import grid_sizes
 from vcodec.types import Frame
 
@@ -26,9 +27,7 @@ class FrameModel(nn.Module):
         self.latents = nn.ParameterList(
             nn.Parameter(torch.zeros(1, 1, h, w)) for h, w in grid_sizes(height, width, arch.latent_levels)
         )
-        self.arm = Arm(arch.arm_context, arch.arm_hidden, arch.arm_context_layout)
-        self.upsampling = Upsampling(arch.upsampling_kernel)
-        self.synthesis = Synthesis(arch.latent_levels, arch.synthesis_hidden, arch.synthesis_residual)
+        self.arm, self.upsampling, self.synthesis = build_modules(arch)
 
     def scaled_latents(self) -> list[torch.Tensor]:
         """The latents as coded, before rounding: gain * stored value, clamped to the coded range.
