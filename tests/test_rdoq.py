@@ -42,25 +42,41 @@ def trained():
     return frame, model, target
 
 
-@pytest.mark.parametrize("lmbda", [0.0002, 0.001, 0.005])
-def test_rdoq_never_raises_the_cost_it_measures(trained, lmbda: float) -> None:
+@pytest.mark.parametrize(("lmbda", "screen"), [(0.0002, True), (0.001, False), (0.005, True)])
+def test_rdoq_never_raises_the_cost_it_measures(trained, lmbda: float, screen: bool) -> None:
     frame, trained_model, target = trained
     model = copy.deepcopy(trained_model)
     params = quantize_parameters(model, target, lmbda, 1)
     with torch.no_grad():
         before = _measured_cost(model, target, lmbda, params.integers, params.scale_indices)
-        result = rdoq_parameters(model, target, lmbda, params, passes=2)
+        result = rdoq_parameters(model, target, lmbda, params, passes=2, screen=screen)
         after = _measured_cost(model, target, lmbda, result.params.integers, params.scale_indices)
     assert result.cost_before == pytest.approx(before, rel=1e-6)
     assert result.cost_after == pytest.approx(after, rel=1e-6)  # its incremental bookkeeping is exact
     assert after <= before
-    assert result.moved > 0 and result.trials >= sum(len(v) for v in params.integers)
+    assert result.moved > 0
+    if not screen:
+        assert result.trials >= sum(len(v) for v in params.integers)  # every parameter tried at least once
     # The model holds exactly the dequantised result, so what is written is what was scored.
     for (module, kind), values, step_exp in zip(PARAM_GROUPS, result.params.integers, result.params.step_exps):
         np.testing.assert_array_equal(flat_parameters(getattr(model, module), kind).astype(np.float32),
                                       dequantize(values, step_exp).astype(np.float32))
     data, _ = write_bitstream(frame, model, result.params)
     assert decode_frame(data).width == frame.width
+
+
+def test_screening_skips_trials_and_still_gains(trained) -> None:
+    _, trained_model, target = trained
+    lmbda = 0.001
+    results = {}
+    for screen in (False, True):
+        model = copy.deepcopy(trained_model)
+        params = quantize_parameters(model, target, lmbda, 1)
+        results[screen] = rdoq_parameters(model, target, lmbda, params, passes=1, screen=screen)
+    full, screened = results[False], results[True]
+    assert screened.cost_before == full.cost_before
+    assert screened.trials < full.trials
+    assert screened.cost_after < screened.cost_before and full.cost_after < full.cost_before
 
 
 def test_encoder_with_rdoq_writes_what_it_decodes() -> None:

@@ -1,7 +1,10 @@
 """Rate-distortion optimised quantisation (RDOQ) of the network parameters.
 
 After each group's step is chosen (`quantize.quantize_parameters`), every integer parameter is tried one
-step towards zero, then one step away from it; a move is kept only where the RD cost falls. The cost is
+step towards zero, then one step away from it; a move is kept only where the RD cost falls. With
+`screen`, a move is tried only where the cost's first-order change predicts a fall (the gradient of
+D + lambda R_latents, taken once per group and pass, plus the exact change of the parameter's own bits):
+the trial, not the prediction, decides, so the cost still never rises; most trials are skipped. The cost is
 J = D + lambda * (R_latents + R_parameters) / pixels with hard-rounded latents: D is the 6:1:1 MSE of the
 model's output, R_latents the latents' information under the float ARM, and R_parameters the
 parameters' information under their groups' Laplace models. Each trial recomputes only what the moved
@@ -43,6 +46,15 @@ def _information_bits(integers: np.ndarray, scale_index: int) -> np.ndarray:
     return laplace_bits(values, torch.zeros_like(values), log2_scale).numpy()
 
 
+@dataclass
+class _Terms:
+    """What a trial computed: the cost's terms and the intermediate results they came from."""
+    distortion: float
+    latent_bits: float
+    upsampled: torch.Tensor
+    arm_inputs: list[torch.Tensor]  # the input of each ARM layer, the output layer's last
+
+
 class _Cost:
     """The RD cost of the model's current parameters, kept as its terms so that a trial recomputes one."""
 
@@ -51,14 +63,38 @@ class _Cost:
         self.grids = model.rounded_grids()
         self.values = torch.cat([grid.flatten() for grid in self.grids])
         self.upsampled = model.upsampling(self.grids)
-        self.latent_bits = self.arm_bits()
+        contexts = torch.cat([model.arm.context(grid) for grid in self.grids], dim=1)
+        self.latent_bits, self.arm_inputs = self.arm_bits_from(0, [contexts])
         self.distortion = self.synthesis_distortion(self.upsampled)
         self.parameter_bits = parameter_bits_now
         self.evaluations = 0
 
-    def arm_bits(self) -> float:
-        mean, log2_scale = self.model.arm(self.grids)
-        return float(laplace_bits(self.values, mean, log2_scale).sum())
+    def gradients(self, module: str) -> list[torch.Tensor]:
+        """d(D + lambda R_latents / pixels) / d(each tensor of the module) at the current parameters."""
+        tensors = list(getattr(self.model, module).parameters())
+        with torch.enable_grad():
+            if module == "arm":
+                mean, log2_scale = self.model.arm(self.grids)
+                cost = self.lmbda * laplace_bits(self.values, mean, log2_scale).sum() / self.target.pixels
+            else:
+                luma, chroma = self.model.decode_planes(self.grids)
+                cost = mse_yuv(luma, chroma, self.target.luma, self.target.chroma)
+            return list(torch.autograd.grad(cost, tensors, allow_unused=True))
+
+    def arm_bits_from(self, stage: int, inputs: list[torch.Tensor]) -> tuple[float, list[torch.Tensor]]:
+        """The latents' bits, running the ARM from layer `stage` on (kept) inputs of the layers before it;
+        also every layer's input, to keep should the move be accepted. A move in a late layer recomputes
+        only what follows it (the output layer: one small product and the Laplace bits)."""
+        arm = self.model.arm
+        inputs = inputs[: stage + 1]
+        x = inputs[stage]
+        for index in range(stage, len(arm.layers)):
+            layer = arm.layers[index]
+            y = torch.addmm(layer.bias[:, None], layer.weight, x).relu_()
+            x = x + y if arm.residual_layers[index] else y
+            inputs.append(x)
+        out = torch.addmm(arm.output.bias[:, None], arm.output.weight, x)
+        return float(laplace_bits(self.values, out[0], out[1]).sum()), inputs
 
     def synthesis_distortion(self, upsampled: torch.Tensor) -> float:
         luma, chroma = to_420(self.model.synthesis(upsampled), self.model.arch.chroma_downscale)
@@ -71,41 +107,56 @@ class _Cost:
     def value(self) -> float:
         return self.total(self.distortion, self.latent_bits, self.parameter_bits)
 
-    def trial(self, module: str, parameter_bits: float) -> tuple[float, tuple[float, float, torch.Tensor | None]]:
-        """The cost with the module as it is now; also the terms to keep should the move be accepted."""
+    def trial(self, module: str, stage: int, parameter_bits: float) -> tuple[float, _Terms]:
+        """The cost with the module as it is now (moved in its layer `stage`); also the terms to keep
+        should the move be accepted."""
         self.evaluations += 1
-        upsampled = None
-        distortion, latent_bits = self.distortion, self.latent_bits
+        terms = _Terms(self.distortion, self.latent_bits, self.upsampled, self.arm_inputs)
         if module == "arm":
-            latent_bits = self.arm_bits()
+            terms.latent_bits, terms.arm_inputs = self.arm_bits_from(stage, list(self.arm_inputs))
         elif module == "upsampling":
-            upsampled = self.model.upsampling(self.grids)
-            distortion = self.synthesis_distortion(upsampled)
+            terms.upsampled = self.model.upsampling(self.grids)
+            terms.distortion = self.synthesis_distortion(terms.upsampled)
         else:
-            distortion = self.synthesis_distortion(self.upsampled)
-        return self.total(distortion, latent_bits, parameter_bits), (distortion, latent_bits, upsampled)
+            terms.distortion = self.synthesis_distortion(self.upsampled)
+        return self.total(terms.distortion, terms.latent_bits, parameter_bits), terms
 
-    def accept(self, terms: tuple[float, float, torch.Tensor | None], parameter_bits: float) -> None:
-        self.distortion, self.latent_bits = terms[0], terms[1]
-        if terms[2] is not None:
-            self.upsampled = terms[2]
+    def accept(self, terms: _Terms, parameter_bits: float) -> None:
+        self.distortion, self.latent_bits = terms.distortion, terms.latent_bits
+        self.upsampled, self.arm_inputs = terms.upsampled, terms.arm_inputs
         self.parameter_bits = parameter_bits
 
 
-def _slots(model: FrameModel, module: str, kind: str) -> list[tuple[torch.Tensor, int]]:
-    """(flat view of a tensor, index in it) for every parameter of the group, in stored order."""
+def _slots(model: FrameModel, module: str, kind: str) -> list[tuple[torch.Tensor, int, int]]:
+    """(flat view of a tensor, index in it, its layer's stage) for every parameter of the group, in
+    stored order. The stage matters for the ARM only: hidden layer i is stage i, the output layer last."""
+    stages = {id(layer.weight): index for index, layer in enumerate(model.arm.layers)}
+    stages |= {id(layer.bias): index for index, layer in enumerate(model.arm.layers)}
     slots = []
     for tensor in group_tensors(getattr(model, module), kind):
         flat = tensor.data.view(-1)
-        slots += [(flat, index) for index in range(flat.numel())]
+        stage = stages.get(id(tensor), len(model.arm.layers))
+        slots += [(flat, index, stage) for index in range(flat.numel())]
     return slots
+
+
+def _group_gradient(cost: _Cost, module: str, kind: str) -> np.ndarray:
+    """The gradient of D + lambda R_latents for the group's parameters, in stored (slot) order."""
+    tensors = list(getattr(cost.model, module).parameters())
+    gradients = {id(t): g for t, g in zip(tensors, cost.gradients(module))}
+    parts = [gradients[id(t)] if gradients[id(t)] is not None else torch.zeros_like(t)
+             for t in group_tensors(getattr(cost.model, module), kind)]
+    if not parts:
+        return np.zeros(0)
+    return torch.cat([part.reshape(-1) for part in parts]).double().numpy()
 
 
 @torch.no_grad()
 def rdoq_parameters(model: FrameModel, target: Target, lmbda: float, params: QuantizedParameters,
-                    passes: int = 1) -> RdoqResult:
+                    passes: int = 1, screen: bool = True) -> RdoqResult:
     """Greedy +-1 moves of the integer parameters, kept where J falls; the model is left holding the
-    result's dequantised values. J never rises: every kept move lowered it."""
+    result's dequantised values. J never rises: every kept move lowered it. `screen` skips the trials
+    of moves whose first-order change of J is not a fall."""
     integers = [values.copy() for values in params.integers]
     bits = [_information_bits(values, scale) for values, scale in zip(integers, params.scale_indices)]
     cost = _Cost(model, target, lmbda, float(sum(b.sum() for b in bits)))
@@ -116,7 +167,9 @@ def rdoq_parameters(model: FrameModel, target: Target, lmbda: float, params: Qua
         for group, ((module, kind), step_exp) in enumerate(zip(PARAM_GROUPS, params.step_exps)):
             values, group_bits, step = integers[group], bits[group], 2.0**-step_exp
             scale_index = params.scale_indices[group]
-            for position, (flat, index) in enumerate(_slots(model, module, kind)):
+            slope = _group_gradient(cost, module, kind) * step if screen else None
+            rate_weight = lmbda / target.pixels
+            for position, (flat, index, stage) in enumerate(_slots(model, module, kind)):
                 old = int(values[position])
                 towards_zero = -1 if old > 0 else 1
                 for delta in (towards_zero, -towards_zero) if old != 0 else (1, -1):
@@ -124,9 +177,11 @@ def rdoq_parameters(model: FrameModel, target: Target, lmbda: float, params: Qua
                     if abs(new) > PARAM_INT_LIMIT:
                         continue
                     new_bits = float(_information_bits(np.array([new]), scale_index)[0])
+                    if slope is not None and slope[position] * delta + rate_weight * (new_bits - group_bits[position]) >= 0:
+                        continue  # predicted not to lower J: not tried
                     total_parameter_bits = cost.parameter_bits - group_bits[position] + new_bits
                     flat[index] = new * step
-                    trial_cost, terms = cost.trial(module, total_parameter_bits)
+                    trial_cost, terms = cost.trial(module, stage, total_parameter_bits)
                     if trial_cost < cost.value:
                         cost.accept(terms, total_parameter_bits)
                         values[position], group_bits[position] = new, new_bits
