@@ -22,7 +22,14 @@ from vcodec.encoder.losses import distortion, mse_yuv
 from vcodec.encoder.quantize import quantize_parameters
 from vcodec.encoder.train import QuantizerSetting, rd_loss
 from vcodec.bitstream.container import ContainerReader
-from vcodec.entropy.constants import ACT_FRAC_BITS, ACT_LIMIT, LOG2_SCALE_FRAC_BITS, MEAN_FRAC_BITS, MEAN_LIMIT, SCALE_TABLE_SIZE
+from vcodec.entropy.constants import (
+    ACT_FRAC_BITS,
+    ACT_LIMIT,
+    LOG2_SCALE_FRAC_BITS,
+    MEAN_FRAC_BITS,
+    MEAN_LIMIT,
+    SCALE_TABLE_SIZE,
+)
 from vcodec.entropy.latent_coder import Canvas, information_bits
 from vcodec.entropy.param_coder import (
     PARAM_GROUPS,
@@ -149,7 +156,8 @@ def test_integer_arm_golden_output(case: str) -> None:
     contexts[:6] = generator.choice([LATENT_MIN, LATENT_MAX], (6, len(arm.offsets)))  # extreme latents
     widths = (len(arm.offsets), *(layer.out_features for layer in arm.layers), 2)
     expected = _reference_table_indices(weights, biases, weight_step, bias_step, widths, contexts)
-    mean_index, scale_index = integer_arm(arm.layer_shapes, weights, biases, weight_step, bias_step).table_indices(contexts)
+    integer = integer_arm(arm.layer_shapes, weights, biases, weight_step, bias_step)
+    mean_index, scale_index = integer.table_indices(contexts)
     assert list(zip(mean_index.tolist(), scale_index.tolist())) == expected
     assert [expected[i] for i in (0, 1, 100, 101)] == FROZEN_ARM_OUTPUT[case]
     if case == "fine":  # its log2 scales reach the clamp at the top of the table (the golden ARMs' the bottom)

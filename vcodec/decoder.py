@@ -1,6 +1,7 @@
 """The decoder: frame bitstream -> YUV420 frame. Needs nothing but the bytes, and no training code.
 
-Imports only the bitstream, entropy and model packages (a test enforces this).
+Imports only the bitstream, entropy and model packages and the layers below them (tests/test_layering.py);
+tests/test_codec.py imports it with the training code blocked.
 """
 
 from __future__ import annotations

@@ -6,7 +6,12 @@ import math
 
 import numpy as np
 
-from vcodec.entropy.constants import LOG2_SCALE_FRAC_BITS, MEAN_FRAC_BITS, SCALE_MANTISSAS_Q16, SCALE_TABLE_SIZE
+from vcodec.entropy.constants import (
+    LOG2_SCALE_FRAC_BITS,
+    MEAN_FRAC_BITS,
+    SCALE_MANTISSAS_Q16,
+    SCALE_TABLE_SIZE,
+)
 from vcodec.format import LOG2_SCALE_MIN
 
 
