@@ -33,7 +33,8 @@ from vcodec.encoder.allocator import retain_freed_memory
 from vcodec.encoder.target import make_target
 from vcodec.encoder.train import QuantizerSetting, rd_loss
 from vcodec.metrics import frame_psnr
-from vcodec.model.frame_model import FrameModel, macs_per_pixel
+from vcodec.model.complexity import macs_per_pixel
+from vcodec.model.frame_model import FrameModel
 from vcodec.samples import sample_frames
 
 LAMBDAS = (0.0001, 0.0004, 0.001, 0.004)

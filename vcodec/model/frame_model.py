@@ -10,7 +10,6 @@ from torch import nn
 from vcodec.config import ArchConfig
 from vcodec.format import LATENT_MAX, LATENT_MIN
 from vcodec.model.arm import laplace_bits
-from vcodec.model.complexity import macs_per_pixel  # noqa: F401  (still imported from here by scripts/bench_codec.py)
 from vcodec.model.modules import build_modules
 from vcodec.model.synthesis import to_420
 from vcodec.shapes import grid_sizes
