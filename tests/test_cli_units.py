@@ -98,10 +98,14 @@ def test_rate_point_files_are_checked(tmp_path: Path) -> None:
     path = tmp_path / "points.toml"
     path.write_text("[lambda]\nlow = 0.01\nhigh = 0.0002\n")
     assert load_rate_points(path) == {"low": 0.01, "high": 0.0002}
-    for text in ("", "[lambda]\n", "[lambda]\nr1 = 0\n", "[lambda]\nr1 = 0.001\nr2 = -0.001\n"):
+    for text in ("", "[lambda]\n", "[lambda]\nr1 = 0\n", "[lambda]\nr1 = 0.001\nr2 = -0.001\n",
+                 '[lambda]\nr1 = "fast"\n', "[lambda]\nr1 = true\n", "lambda = 3\n", "[lambda]\nr1 = [1]\n"):
         path.write_text(text)
         with pytest.raises(ConfigError, match="must map rate-point names to positive numbers"):
             load_rate_points(path)
+    path.write_text("[lambda\nr1 = 0.001\n")
+    with pytest.raises(ConfigError, match="not valid TOML"):
+        load_rate_points(path)
 
 
 def test_lambda_or_rate_is_required_and_checked() -> None:

@@ -167,8 +167,16 @@ def _load_toml(kind: str, name: str) -> dict[str, Any]:
         available = sorted(p.stem for p in (CFG_DIR / kind).glob("*.toml"))
         what = {"arch": "arch", "presets": "preset"}.get(kind, kind)  # the folder's name, in the singular
         raise ConfigError(f"unknown {what} {name!r} (available: {', '.join(available)})")
+    return _read_toml(path)
+
+
+def _read_toml(path: Path) -> dict[str, Any]:
+    """A config file's table; a syntax error is the user's config error, not a crash."""
     with path.open("rb") as handle:
-        return tomllib.load(handle)
+        try:
+            return tomllib.load(handle)
+        except tomllib.TOMLDecodeError as error:
+            raise ConfigError(f"{path}: not valid TOML ({error})") from None
 
 
 def load_arch(name: str) -> ArchConfig:
@@ -226,9 +234,9 @@ RATE_POINTS_FILE = CFG_DIR / "rate_points.toml"
 
 def load_rate_points(path: Path = RATE_POINTS_FILE) -> dict[str, float]:
     """Named rate points (`r1`..) and their lambdas, from cfg/rate_points.toml."""
-    with path.open("rb") as handle:
-        table = tomllib.load(handle).get("lambda", {})
-    points = {str(name): float(value) for name, value in table.items()}
-    if not points or any(value <= 0 for value in points.values()):
+    table = _read_toml(path).get("lambda", {})
+    numbers = (int, float)
+    if (not isinstance(table, dict) or not table
+            or any(isinstance(v, bool) or not isinstance(v, numbers) or v <= 0 for v in table.values())):
         raise ConfigError(f"{path}: [lambda] must map rate-point names to positive numbers")
-    return points
+    return {str(name): float(value) for name, value in table.items()}
