@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import struct
+import time
 from fractions import Fraction
 from pathlib import Path
 
@@ -180,3 +181,20 @@ def test_any_damage_reads_or_fails_cleanly(tmp_path: Path, finish: bool, edits: 
             except DamagedFrame:
                 continue
             assert payload == PAYLOADS[number]  # its CRC covers its number, length and bytes
+
+
+def test_a_hostile_stretch_of_markers_is_searched_in_bounded_time(tmp_path: Path) -> None:
+    """Records of 1 MB, index markers and footer magic, every 24 bytes over 3 MB: checking each
+    candidate's CRC, or searching on from each index marker, would take hours. The search checks a few times the file's bytes, then gives up, and says so."""
+    path = tmp_path / "seq.vcc"
+    offsets = write(path, finish=False)
+    content = bytearray(path.read_bytes()[: offsets[1]])
+    # Frame 3's record, though frame 1 is next: only a CRC check could accept it.
+    unit = struct.pack(">4sIII", b"VCFR", 3, 1_000_000, 0) + b"VCIX" + b"VCCINDEX"[:4]
+    content += unit * (3_000_000 // len(unit)) + b"VCCINDEX" * 1000
+    path.write_bytes(bytes(content))
+    started = time.perf_counter()
+    with SalvageReader(path) as reader:
+        assert reader.read_frame(0) == PAYLOADS[0]
+        assert any("gave up" in problem for problem in reader.problems), reader.problems
+    assert time.perf_counter() - started < 20  # (unbounded, this is hours)

@@ -13,6 +13,8 @@ CRC. The layout it reads is that of `vcodec.bitstream.container` (docs/container
 from __future__ import annotations
 
 import os
+import re
+from collections.abc import Iterator
 
 from vcodec.bitstream.container import (
     FOOTER_BYTES,
@@ -36,6 +38,11 @@ from vcodec.types import BitstreamError
 _PREAMBLE_BYTES = 14  # magic, format version, header length: what file_header_size needs
 _SEARCH_CHUNK = 1 << 20
 _NO_END = 1 << 62  # a file size that no record runs past: lets parse_record_header check the rest
+# The resync checks the CRC of every candidate record it meets; a hostile file of markers whose lengths
+# all reach its end would make that quadratic. The bytes it may check: a few times the file, then it
+# gives up on the rest (noted as a problem).
+_RESYNC_CHECK_FACTOR = 4
+_RESYNC_CHECK_FLOOR = 64 << 20
 
 
 class DamagedFrame(BitstreamError):
@@ -65,6 +72,8 @@ class SalvageReader(FileReader):
         self.finished = self.header.frame_count > 0
         self.problems: list[str] = []
         self.trailing_bytes = 0
+        self._check_budget = _RESYNC_CHECK_FACTOR * self.file_size + _RESYNC_CHECK_FLOOR
+        self._footers: dict[int, list[int]] | None = None
         entries = self._indexed_entries()
         if entries is None:
             entries = self._walk()
@@ -198,6 +207,10 @@ class SalvageReader(FileReader):
             return entry if number == expected else None
         if number < expected:
             return None
+        if length > self._check_budget:
+            self._check_budget = -1  # spent: no further record is checked
+            return None
+        self._check_budget -= length
         try:
             check_payload(number, length, crc, self._read(offset + RECORD_HEADER_BYTES, length))
         except BitstreamError:
@@ -206,10 +219,9 @@ class SalvageReader(FileReader):
 
     def _next_sound_record(self, start: int, expected: int) -> int | None:
         """Where the next record whose CRC checks out (or a sound index) starts, searching from `start`."""
-        position = start
-        while True:
-            candidate = self._find((FRAME_MARKER, INDEX_MARKER), position)
-            if candidate is None:
+        for candidate in self._occurrences((FRAME_MARKER, INDEX_MARKER), start):
+            if self._check_budget < 0:
+                self.problems.append(f"the search for intact records gave up at byte {candidate}")
                 return None
             head = self._read(candidate, RECORD_HEADER_BYTES)
             if head[:4] == INDEX_MARKER:
@@ -217,23 +229,31 @@ class SalvageReader(FileReader):
                     return candidate
             elif self._record_at(candidate, head, expected, resync=True) is not None:
                 return candidate
-            position = candidate + 1
+        return None
 
     def _index_end(self, offset: int) -> int | None:
         """Where a sound index starting at `offset` ends with its footer (bytes may follow it), or None."""
-        position = offset
-        while True:
-            magic_at = self._find((FOOTER_MAGIC,), position)
-            if magic_at is None:
-                return None
-            footer = magic_at - (FOOTER_BYTES - len(FOOTER_MAGIC))
-            if footer > offset and parse_footer(self._read(footer, FOOTER_BYTES)) == offset:
-                try:
-                    parse_index(self._read(offset, footer - offset), self.first_record, offset)
-                    return footer + FOOTER_BYTES
-                except BitstreamError:
-                    return None
-            position = magic_at + 1
+        footer = next((at for at in self._footer_positions().get(offset, []) if at > offset), None)
+        if footer is None:
+            return None
+        try:
+            parse_index(self._read(offset, footer - offset), self.first_record, offset)
+        except BitstreamError:
+            return None
+        return footer + FOOTER_BYTES
+
+    def _footer_positions(self) -> dict[int, list[int]]:
+        """Every footer in the file, by the index offset it names (found in one pass, on first need, so
+        that many index markers cost one search, not one each)."""
+        if self._footers is None:
+            self._footers = {}
+            for magic_at in self._occurrences((FOOTER_MAGIC,), 0):
+                footer = magic_at - (FOOTER_BYTES - len(FOOTER_MAGIC))
+                if footer >= 0:
+                    named = parse_footer(self._read(footer, FOOTER_BYTES))
+                    if named is not None:
+                        self._footers.setdefault(named, []).append(footer)
+        return self._footers
 
     def _note_tail(self, offset: int, head: bytes, expected: int) -> None:
         """No sound record from `offset` on: a record an interrupted encode cut short, or damage."""
@@ -251,14 +271,16 @@ class SalvageReader(FileReader):
         else:
             self.problems.append(f"its last {self.file_size - offset} bytes are not frame records")
 
-    def _find(self, markers: tuple[bytes, ...], start: int) -> int | None:
-        """The first position at or after `start` where one of `markers` begins, read in chunks."""
+    def _occurrences(self, markers: tuple[bytes, ...], start: int) -> Iterator[int]:
+        """Every position at or after `start` where one of `markers` begins, in order; the file is read
+        once, chunk by chunk, however many there are."""
+        pattern = re.compile(b"(?=" + b"|".join(re.escape(marker) for marker in markers) + b")")
         overlap = max(len(marker) for marker in markers) - 1
         position = start
         while position < self.file_size:
             chunk = self._read(position, _SEARCH_CHUNK + overlap)
-            hits = [index for marker in markers if (index := chunk.find(marker)) >= 0]
-            if hits:
-                return position + min(hits)
+            for match in pattern.finditer(chunk, 0, _SEARCH_CHUNK + overlap):
+                if match.start() >= _SEARCH_CHUNK:
+                    break  # (found again, whole, in the next chunk)
+                yield position + match.start()
             position += _SEARCH_CHUNK
-        return None
