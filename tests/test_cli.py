@@ -264,6 +264,28 @@ def test_csv_rows_of_kept_frames_survive_a_kill(work: Path, monkeypatch: pytest.
     assert [row.split(",")[0] for row in (work / "csvkill.csv").read_text().splitlines()] == ["frame", "0", "1"]
 
 
+def test_interrupt_while_the_first_frame_is_synced_keeps_it(work: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Ctrl-C or SIGTERM during the fsync of the first frame's record, which is then on disk but not yet
+    counted, keeps the partial file: the encode deleted it as one that had written nothing (the Ctrl-C
+    and SIGTERM tests below, on a loaded machine, found neither the partial nor the --resume hint)."""
+    real_append = ContainerWriter.append
+
+    def append_interrupted_before_counting(self: ContainerWriter, payload: bytes) -> None:
+        real_append(self, payload)
+        self.entries.pop()  # as if the interrupt came in its fsync, before the frame was counted
+        raise KeyboardInterrupt
+
+    settings = EncodeSettings(0.001, arch="main", preset="fast", iterations=20)
+    monkeypatch.setattr(ContainerWriter, "append", append_interrupted_before_counting)
+    with open_video(str(work / "Astro_64x48_30.yuv"), frames=2) as source, pytest.raises(KeyboardInterrupt):
+        encode_sequence(source, work / "synced.vcc", settings, threads=1)
+    monkeypatch.undo()
+    assert complete_frames(work / "synced.vcc.partial") == 1
+    with open_video(str(work / "Astro_64x48_30.yuv"), frames=2) as source:
+        summary = encode_sequence(source, work / "synced.vcc", settings, threads=1, resume=True)
+    assert (summary.resumed_frames, summary.frames) == (1, 2)
+
+
 def test_sigterm_keeps_finished_frames_and_stops_the_workers(work: Path, uninterrupted: Path) -> None:
     """SIGTERM (what kill, systemd and batch schedulers send) stops an encode as Ctrl-C does: exit 130,
     one line, the finished frames kept for --resume, and no worker left behind."""

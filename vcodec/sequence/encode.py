@@ -74,6 +74,7 @@ def encode_sequence(
     # Frames a resume keeps are read past (the first one was needed for its digest anyway).
     remaining = itertools.islice(itertools.chain([first], frames), resumed, None)
     log = None
+    append_begun = False
     summary = EncodeSummary(output, source.info, 0, 0, resumed)
     try:
         if csv_path is not None:
@@ -85,6 +86,7 @@ def encode_sequence(
             # which a resume drops and writes again, never a kept frame without its row.
             if log is not None:
                 log.write(csv_row(stats, settings.lmbda, settings.preset))
+            append_begun = True
             writer.append(data)
             summary.coded.append(stats)
             observer.frame_done(stats)
@@ -93,7 +95,9 @@ def encode_sequence(
         writer.finish()
     except BaseException:
         writer.close()
-        if writer.frame_count == 0:
+        # An encode that wrote no frame leaves nothing behind. Once an append has begun, its record may
+        # be complete on disk though not yet counted (Ctrl-C or SIGTERM during its fsync): kept for --resume.
+        if writer.frame_count == 0 and not append_begun:
             writer.path.unlink(missing_ok=True)
         raise
     finally:
