@@ -253,7 +253,7 @@ def _unfinished(data: bytes) -> bytes:
     from vcodec.bitstream.container import ContainerReader, pack_file_header
 
     with ContainerReader(io.BytesIO(data)) as reader:
-        head = pack_file_header(replace(reader.header, frame_count=0))
+        head = pack_file_header(replace(reader.header, frame_count=0), reader.version)
         last = reader.entries[-1]
         return head + data[reader.first_record : last.end] + data[last.offset : last.offset + 20]
 

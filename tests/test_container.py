@@ -1,8 +1,12 @@
-"""The .vcc container: layout, random access, and what happens to damaged or cut-short files."""
+"""The .vcc container: layout, random access, and what happens to damaged or cut-short files.
+
+The version 2 layout is written out below as data (V2_HEADER, V2_RECORD), not read from the code under
+test, so that a change to the writer cannot change what the tests expect of the bytes."""
 
 from __future__ import annotations
 
 import struct
+import zlib
 from fractions import Fraction
 from pathlib import Path
 
@@ -22,6 +26,7 @@ from vcodec.bitstream.container import (
     pack_frame_record,
     parse_file_header,
 )
+from vcodec.bitstream.salvage import SalvageReader
 from vcodec.types import BitstreamError
 
 HEADER = SequenceHeader(416, 240, 10, Fraction(30000, 1001), settings={"preset": "fast", "lmbda": 0.001})
@@ -32,21 +37,105 @@ def write_container(path: Path, payloads: list[bytes] = PAYLOADS, finish: bool =
     containers.write_container(path, HEADER, payloads, finish)
 
 
+# Frozen version 2 layouts: (field, width) in stored order; a width is a byte count, "v" an unsigned
+# LEB128 varint (7 bits a byte, low group first), "S" the settings length's bytes. Flags: bits 0-3 the
+# chroma index, bit 7 settings follow. The CRC-32 covers the bytes from the version to before it.
+V2_HEADER: tuple[tuple[str, int | str], ...] = (
+    ("magic", 8), ("version", 2), ("width", 2), ("height", 2), ("bitdepth", 1), ("flags", 1),
+    ("frame_count", "v"), ("fps_num", "v"), ("fps_den", "v"), ("settings_length", "v if flags bit 7"),
+    ("settings", "S"), ("crc32", 4),
+)
+V2_RECORD: tuple[tuple[str, int | str], ...] = (
+    ("marker", 4), ("frame_number", "v"), ("payload_length", "v"), ("crc32", 4), ("payload", "payload_length"),
+)
+ONE_FRAME_OVERHEAD_LIMIT = 40  # bytes of container around the frame bitstream of a one-frame file
+
+
+def read_frozen(data: bytes, layout: tuple[tuple[str, int | str], ...], position: int = 0) -> tuple[dict, int]:
+    """The fields of `layout` from `data`, read by an independent reader; and the position after them."""
+    fields: dict[str, int | bytes] = {}
+    for name, width in layout:
+        if name == "settings_length" and not fields["flags"] & 0x80:
+            fields[name] = 0
+        elif width == "v" or str(width).startswith("v "):
+            value = shift = 0
+            while True:
+                byte = data[position]
+                position += 1
+                value |= (byte & 0x7F) << shift
+                shift += 7
+                if not byte & 0x80:
+                    break
+            fields[name] = value
+        else:
+            size = width if isinstance(width, int) else fields[{"S": "settings_length"}.get(width, width)]
+            raw = data[position : position + size]
+            fields[name] = raw if name in ("magic", "marker", "settings", "payload") else int.from_bytes(raw, "big")
+            position += size
+    return fields, position
+
+
 def test_frozen_enums_and_constants() -> None:
     # Stored in files: changing any of these makes existing containers unreadable.
     assert CHROMA_FORMATS == ("420",)
     assert MAGIC == b"\x89VCC\r\n\x1a\n"
-    assert FORMAT_VERSION == 1
-    assert RECORD_HEADER_BYTES == 16 and FOOTER_BYTES == 16
+    assert FORMAT_VERSION == 2
+    assert RECORD_HEADER_BYTES == 16 and FOOTER_BYTES == 16  # version 1 records; the footer of both
+
+
+@pytest.mark.parametrize("settings", [{}, {"preset": "fast", "lmbda": 0.001}], ids=["lean", "settings"])
+def test_header_follows_the_frozen_layout(settings: dict) -> None:
+    header = SequenceHeader(416, 240, 10, Fraction(30000, 1001), frame_count=300, settings=settings)
+    data = pack_file_header(header)
+    fields, end = read_frozen(data, V2_HEADER)
+    assert end == len(data)
+    assert fields["magic"] == MAGIC and fields["version"] == 2
+    assert (fields["width"], fields["height"], fields["bitdepth"]) == (416, 240, 10)
+    assert fields["flags"] == (0x80 if settings else 0)  # chroma index 0 (4:2:0)
+    assert (fields["frame_count"], fields["fps_num"], fields["fps_den"]) == (300, 30000, 1001)
+    assert fields["settings"] == (b'{"lmbda":0.001,"preset":"fast"}' if settings else b"")
+    assert fields["crc32"] == zlib.crc32(data[8:-4])
+    assert parse_file_header(data) == header
+
+
+def test_record_follows_the_frozen_layout() -> None:
+    payload = bytes(range(256)) * 3
+    data = pack_frame_record(130, payload)
+    fields, end = read_frozen(data, V2_RECORD)
+    assert end == len(data) and fields["marker"] == b"VCFR" and fields["payload"] == payload
+    assert (fields["frame_number"], fields["payload_length"]) == (130, 768)
+    assert data[4:8] == bytes([0x82, 0x01, 0x80, 0x06])  # 130 and 768 as varints
+    assert fields["crc32"] == zlib.crc32(data[4:8] + payload)
+
+
+def test_one_frame_file_overhead(tmp_path: Path) -> None:
+    """A one-frame file: header, one record, no index; its settings only when kept."""
+    payload = bytes(range(256)) * 80  # 20 KB: a 3-byte length
+    header = SequenceHeader(1920, 1080, 10, Fraction(30000, 1001), settings={"preset": "fast"})
+    for keep, limit in ((False, ONE_FRAME_OVERHEAD_LIMIT), (True, ONE_FRAME_OVERHEAD_LIMIT + 30)):
+        path = tmp_path / f"one_{keep}.vcc"
+        writer = ContainerWriter.create(path, header)
+        writer.append(payload)
+        writer.finish(keep_settings=keep)
+        writer.close()
+        data = path.read_bytes()
+        assert len(data) - len(payload) <= limit, len(data) - len(payload)
+        fields, end = read_frozen(data, V2_HEADER)
+        record, end = read_frozen(data, V2_RECORD, end)
+        assert end == len(data) and record["payload"] == payload and fields["frame_count"] == 1
+        with ContainerReader(path) as reader:
+            assert reader.complete and not reader.indexed and reader.read_frame(0) == payload
+            assert reader.header.settings == ({"preset": "fast"} if keep else {})
 
 
 def test_header_round_trip_and_layout() -> None:
-    data = pack_file_header(HEADER)
+    data = pack_file_header(HEADER, version=1)
     assert data[:8] == MAGIC
-    assert struct.unpack(">H", data[8:10]) == (FORMAT_VERSION,)
+    assert struct.unpack(">H", data[8:10]) == (1,)
     width, height, depth, chroma, num, den, count = struct.unpack(">HHBBIII", data[14:32])
     assert (width, height, depth, chroma, num, den, count) == (416, 240, 10, 0, 30000, 1001, 0)
     assert parse_file_header(data) == HEADER
+    assert parse_file_header(pack_file_header(HEADER)) == HEADER
 
 
 @pytest.mark.parametrize(
@@ -66,8 +155,8 @@ def test_header_corruption_is_detected() -> None:
     with pytest.raises(BitstreamError, match="magic"):
         parse_file_header(b"RIFF" + bytes(data[4:]))
     future = bytearray(pack_file_header(HEADER))
-    future[9] = 2
-    with pytest.raises(BitstreamError, match="version 2"):
+    future[9] = 3
+    with pytest.raises(BitstreamError, match="version 3 is not supported"):
         parse_file_header(bytes(future))
 
 
@@ -90,7 +179,7 @@ def test_random_access_touches_only_its_frame(tmp_path: Path) -> None:
     with ContainerReader(path) as reader:
         entry = reader.entries[1]
     data = bytearray(path.read_bytes())
-    data[entry.offset + RECORD_HEADER_BYTES] ^= 0xFF  # damage frame 1 only
+    data[entry.payload_offset] ^= 0xFF  # damage frame 1 only
     path.write_bytes(bytes(data))
     with ContainerReader(path) as reader:
         assert reader.read_frame(2) == PAYLOADS[2]
@@ -171,9 +260,11 @@ def test_a_second_writer_is_locked_out(tmp_path: Path) -> None:
     "damage",
     [
         lambda d, o: d[:o] + b"JUNK" + d[o + 4 :],  # record marker
-        lambda d, o: d[: o + 4] + struct.pack(">I", 7) + d[o + 8 :],  # frame number
-        lambda d, o: d[: o + 8] + struct.pack(">I", 0) + d[o + 12 :],  # zero length
+        lambda d, o: d[: o + 4] + b"\x07" + d[o + 5 :],  # frame number
+        lambda d, o: d[: o + 5] + b"\x00" + d[o + 6 :],  # zero length
+        lambda d, o: d[: o + 4] + b"\x82\x00" + d[o + 6 :],  # a varint with a needless zero group
     ],
+    ids=["marker", "number", "length", "varint"],
 )
 def test_corrupted_records_raise(tmp_path: Path, damage) -> None:
     path = tmp_path / "seq.vcc.partial"
@@ -191,3 +282,54 @@ def test_garbage_and_empty_files_raise(tmp_path: Path) -> None:
         path.write_bytes(content)
         with pytest.raises(BitstreamError):
             ContainerReader(path)
+
+
+@pytest.mark.parametrize("finish", [True, False], ids=["finished", "unfinished"])
+def test_version_1_files_still_read(tmp_path: Path, finish: bool) -> None:
+    path = tmp_path / "old.vcc"
+    containers.write_container(path, HEADER, PAYLOADS, finish, version=1)
+    for reader_type in (ContainerReader, SalvageReader):
+        with reader_type(path) as reader:
+            assert reader.version == 1 and reader.header.settings == HEADER.settings
+            assert [reader.read_frame(i) for i in range(len(PAYLOADS))] == PAYLOADS
+
+
+def test_an_unfinished_version_1_file_resumes_and_finishes_as_version_2(tmp_path: Path) -> None:
+    path = tmp_path / "old.vcc.partial"
+    containers.write_container(path, HEADER, PAYLOADS[:2], finish=False, version=1)
+    writer = ContainerWriter.append_to(path)
+    assert writer.version == 1 and writer.frame_count == 2
+    for payload in PAYLOADS[2:]:
+        writer.append(payload)
+    with ContainerReader(path) as reader:  # appended in the file's own layout
+        assert reader.version == 1 and reader.frame_count == len(PAYLOADS)
+    writer.finish()
+    writer.close()
+    reference = tmp_path / "ref.vcc"
+    write_container(reference)
+    assert path.read_bytes() == reference.read_bytes()
+
+
+def test_finish_drops_the_settings_only_when_asked_and_leaves_no_staging_file(tmp_path: Path) -> None:
+    path = tmp_path / "seq.vcc.partial"
+    write_container(path, finish=False)
+    with ContainerReader(path) as reader:
+        assert reader.header.settings == HEADER.settings  # an unfinished file always holds them
+    writer = ContainerWriter.append_to(path)
+    writer.finish(keep_settings=False)
+    writer.close()
+    with ContainerReader(path) as reader:
+        assert reader.complete and reader.indexed and reader.header.settings == {}
+        assert [reader.read_frame(i) for i in range(len(PAYLOADS))] == PAYLOADS
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["seq.vcc.partial"]
+
+
+def test_a_one_frame_file_with_bytes_after_its_record_is_an_error(tmp_path: Path) -> None:
+    path = tmp_path / "one.vcc"
+    containers.write_container(path, HEADER, PAYLOADS[:1])
+    with open(path, "ab") as handle:
+        handle.write(b"VC")
+    with pytest.raises(BitstreamError, match="2 bytes follow its last frame"):
+        ContainerReader(path)
+    with SalvageReader(path) as reader:
+        assert reader.read_frame(0) == PAYLOADS[0] and reader.problems

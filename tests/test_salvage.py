@@ -1,4 +1,6 @@
-"""Reading damaged containers: every intact frame is found, every damaged one is named, and why."""
+"""Reading damaged containers: every intact frame is found, every damaged one is named, and why.
+
+Every test runs on both container versions (1: fixed 16-byte record headers; 2: varint fields)."""
 
 from __future__ import annotations
 
@@ -14,9 +16,9 @@ from hypothesis import strategies as st
 
 from vcodec.bitstream.container import (
     FOOTER_BYTES,
-    RECORD_HEADER_BYTES,
     ContainerReader,
     SequenceHeader,
+    pack_varint,
 )
 from vcodec.bitstream.salvage import DamagedFrame, SalvageReader
 from vcodec.types import BitstreamError
@@ -24,13 +26,31 @@ from vcodec.types import BitstreamError
 HEADER = SequenceHeader(64, 48, 8, Fraction(30), settings={"preset": "fast"})
 # Payloads that contain the record and index markers, as real bitstreams may: a search must not trust them.
 PAYLOADS = [bytes([i]) * (40 + 9 * i) + b"VCFR\x00\x00\x00\x03VCIX" for i in range(5)]
+# Where a record's fields are, and bytes that damage them, by version: (offset, bytes) of its marker, of
+# a frame number of 3 or 9, and of a payload length of 7, 3 or 100 (version 2: one-byte varints here).
+FIELDS = {
+    1: {"marker": (0, b"XXXX"), "number 3": (4, struct.pack(">I", 3)), "number 9": (4, struct.pack(">I", 9)),
+        "length 7": (8, struct.pack(">I", 7)), "length 3": (8, struct.pack(">I", 3)),
+        "length 100": (8, struct.pack(">I", 100)), "payload": 16},
+    2: {"marker": (0, b"XXXX"), "number 3": (4, b"\x03"), "number 9": (4, b"\x09"), "length 7": (5, b"\x07"),
+        "length 3": (5, b"\x03"), "length 100": (5, b"\x64"), "payload": 10},
+}
 
 
-def write(path: Path, finish: bool = True) -> list[int]:
-    """The container of PAYLOADS; returns the offsets of its records."""
-    write_container(path, HEADER, PAYLOADS, finish)
-    with ContainerReader(path) as reader:
-        return [entry.offset for entry in reader.entries]
+@pytest.fixture(params=sorted(FIELDS), ids=lambda version: f"v{version}", autouse=True)
+def version(request: pytest.FixtureRequest) -> int:
+    return request.param
+
+
+@pytest.fixture
+def write(version: int):
+    """Writes the container of PAYLOADS in the version under test; returns the offsets of its records."""
+    def write_file(path: Path, finish: bool = True) -> list[int]:
+        write_container(path, HEADER, PAYLOADS, finish, version)
+        with ContainerReader(path) as reader:
+            assert reader.version == version
+            return [entry.offset for entry in reader.entries]
+    return write_file
 
 
 def damage(path: Path, offset: int, data: bytes) -> None:
@@ -55,24 +75,25 @@ def readable(reader: SalvageReader) -> dict[int, str]:
 ALL_OK = {n: "ok" for n in range(5)}
 
 
-def test_a_sound_file_has_no_problems(tmp_path: Path) -> None:
+def test_a_sound_file_has_no_problems(tmp_path: Path, write) -> None:
     write(tmp_path / "seq.vcc")
     with SalvageReader(tmp_path / "seq.vcc") as reader:
         assert reader.finished and reader.complete and reader.problems == [] and reader.missing == ()
         assert readable(reader) == ALL_OK
 
 
-def test_a_crc_damaged_frame_is_named_and_the_others_read(tmp_path: Path) -> None:
+def test_a_crc_damaged_frame_is_named_and_the_others_read(tmp_path: Path, write, version: int) -> None:
     offsets = write(tmp_path / "seq.vcc")
-    damage(tmp_path / "seq.vcc", offsets[2] + RECORD_HEADER_BYTES + 5, b"\xff")
+    damage(tmp_path / "seq.vcc", offsets[2] + FIELDS[version]["payload"] + 5, b"\xff")
     with SalvageReader(tmp_path / "seq.vcc") as reader:
         assert reader.problems == []
         assert readable(reader) == ALL_OK | {2: "CRC mismatch"}
 
 
-@pytest.mark.parametrize(("offset", "data"), [(0, b"XXXX"), (4, struct.pack(">I", 3)), (8, struct.pack(">I", 7))],
-                         ids=["marker", "number", "length"])
-def test_a_damaged_record_header_in_an_indexed_file_names_its_frame(tmp_path: Path, offset: int, data: bytes) -> None:
+@pytest.mark.parametrize("field", ["marker", "number 3", "length 7"])
+def test_a_damaged_record_header_in_an_indexed_file_names_its_frame(tmp_path: Path, write, version: int,
+                                                                    field: str) -> None:
+    offset, data = FIELDS[version][field]
     offsets = write(tmp_path / "seq.vcc")
     damage(tmp_path / "seq.vcc", offsets[2] + offset, data)
     with SalvageReader(tmp_path / "seq.vcc") as reader:
@@ -80,8 +101,8 @@ def test_a_damaged_record_header_in_an_indexed_file_names_its_frame(tmp_path: Pa
         assert readable(reader) == ALL_OK | {2: "bad record header"}
 
 
-@pytest.mark.parametrize("cut", [0, 7, RECORD_HEADER_BYTES + 3])
-def test_a_finished_file_cut_short_keeps_the_frames_before_the_cut(tmp_path: Path, cut: int) -> None:
+@pytest.mark.parametrize("cut", [0, 7, 19])
+def test_a_finished_file_cut_short_keeps_the_frames_before_the_cut(tmp_path: Path, write, cut: int) -> None:
     """The header announces 5 frames, 3 are complete: frames 3 and 4 are missing."""
     offsets = write(tmp_path / "seq.vcc")
     data = (tmp_path / "seq.vcc").read_bytes()
@@ -94,7 +115,7 @@ def test_a_finished_file_cut_short_keeps_the_frames_before_the_cut(tmp_path: Pat
         assert readable(reader) == ALL_OK | {3: "missing", 4: "missing"}
 
 
-def test_bytes_after_the_end_are_a_problem_but_every_frame_reads(tmp_path: Path) -> None:
+def test_bytes_after_the_end_are_a_problem_but_every_frame_reads(tmp_path: Path, write) -> None:
     write(tmp_path / "seq.vcc")
     with open(tmp_path / "seq.vcc", "ab") as handle:
         handle.write(b"garbage appended by a careless copy" * 3)
@@ -103,7 +124,7 @@ def test_bytes_after_the_end_are_a_problem_but_every_frame_reads(tmp_path: Path)
         assert readable(reader) == ALL_OK
 
 
-def test_an_interrupted_encode_is_not_damaged(tmp_path: Path) -> None:
+def test_an_interrupted_encode_is_not_damaged(tmp_path: Path, write) -> None:
     offsets = write(tmp_path / "seq.vcc.partial", finish=False)
     data = (tmp_path / "seq.vcc.partial").read_bytes()
     (tmp_path / "seq.vcc.partial").write_bytes(data[: offsets[4] + 20])
@@ -113,19 +134,15 @@ def test_an_interrupted_encode_is_not_damaged(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize(
-    ("field", "offset", "data", "reasons"),
-    [
-        ("marker", 0, b"XXXX", {2: "missing"}),
-        ("frame number", 4, struct.pack(">I", 9), {2: "missing"}),
-        ("length", 8, struct.pack(">I", 3), {2: "CRC mismatch"}),
-        ("length", 8, struct.pack(">I", 100), {2: "CRC mismatch"}),
-    ],
-    ids=["marker", "number", "short length", "long length"],
+    ("field", "reasons"),
+    [("marker", {2: "missing"}), ("number 9", {2: "missing"}), ("length 3", {2: "CRC mismatch"}),
+     ("length 100", {2: "CRC mismatch"})],
 )
-def test_a_damaged_record_header_is_stepped_over(tmp_path: Path, field: str, offset: int, data: bytes,
+def test_a_damaged_record_header_is_stepped_over(tmp_path: Path, write, version: int, field: str,
                                                  reasons: dict[int, str]) -> None:
     """In a file without an index (interrupted, or its index lost), the records after a damaged one are
     found again by their marker and CRC."""
+    offset, data = FIELDS[version][field]
     offsets = write(tmp_path / "seq.vcc.partial", finish=False)
     damage(tmp_path / "seq.vcc.partial", offsets[2] + offset, data)
     with pytest.raises(BitstreamError):
@@ -136,7 +153,7 @@ def test_a_damaged_record_header_is_stepped_over(tmp_path: Path, field: str, off
         assert reader.frame_count == 5 and readable(reader) == ALL_OK | reasons
 
 
-def test_a_damaged_index_is_walked_around(tmp_path: Path) -> None:
+def test_a_damaged_index_is_walked_around(tmp_path: Path, write) -> None:
     write(tmp_path / "seq.vcc")
     size = (tmp_path / "seq.vcc").stat().st_size
     damage(tmp_path / "seq.vcc", size - FOOTER_BYTES - 6, b"\x55")  # inside the index, under its CRC
@@ -155,7 +172,8 @@ def test_without_a_sound_file_header_nothing_can_be_read(tmp_path: Path, content
 @settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(finish=st.booleans(), edits=st.lists(st.tuples(st.integers(0, 1 << 20), st.binary(min_size=1, max_size=12),
                                                       st.sampled_from(["write", "insert", "cut"])), max_size=4))
-def test_any_damage_reads_or_fails_cleanly(tmp_path: Path, finish: bool, edits: list[tuple[int, bytes, str]]) -> None:
+def test_any_damage_reads_or_fails_cleanly(tmp_path: Path, write, finish: bool,
+                                           edits: list[tuple[int, bytes, str]]) -> None:
     """Whatever the damage, opening fails with BitstreamError or every frame reads or is named damaged; an
     intact frame is always the one written."""
     path = tmp_path / "fuzz.vcc"
@@ -183,14 +201,16 @@ def test_any_damage_reads_or_fails_cleanly(tmp_path: Path, finish: bool, edits: 
             assert payload == PAYLOADS[number]  # its CRC covers its number, length and bytes
 
 
-def test_a_hostile_stretch_of_markers_is_searched_in_bounded_time(tmp_path: Path) -> None:
+def test_a_hostile_stretch_of_markers_is_searched_in_bounded_time(tmp_path: Path, write, version: int) -> None:
     """Records of 1 MB, index markers and footer magic, every 24 bytes over 3 MB: checking each
     candidate's CRC, or searching on from each index marker, would take hours. The search checks a few times the file's bytes, then gives up, and says so."""
     path = tmp_path / "seq.vcc"
     offsets = write(path, finish=False)
     content = bytearray(path.read_bytes()[: offsets[1]])
     # Frame 3's record, though frame 1 is next: only a CRC check could accept it.
-    unit = struct.pack(">4sIII", b"VCFR", 3, 1_000_000, 0) + b"VCIX" + b"VCCINDEX"[:4]
+    record = struct.pack(">4sIII", b"VCFR", 3, 1_000_000, 0) if version == 1 else (
+        b"VCFR" + pack_varint(3) + pack_varint(1_000_000) + bytes(4))
+    unit = record + b"VCIX" + b"VCCINDEX"[:4]
     content += unit * (3_000_000 // len(unit)) + b"VCCINDEX" * 1000
     path.write_bytes(bytes(content))
     started = time.perf_counter()

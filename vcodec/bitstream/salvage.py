@@ -20,22 +20,21 @@ from vcodec.bitstream.container import (
     FOOTER_BYTES,
     FOOTER_MAGIC,
     FRAME_MARKER,
-    FileReader,
-    INDEX_ENTRY_BYTES,
     INDEX_MARKER,
-    RECORD_HEADER_BYTES,
+    MAX_RECORD_HEADER_BYTES,
+    MIN_FRAME_BYTES,
+    FileReader,
     IndexEntry,
+    RecordCutShort,
     SequenceHeader,
     check_payload,
-    file_header_size,
-    parse_file_header,
     parse_footer,
     parse_index,
     parse_record_header,
+    read_file_header,
 )
 from vcodec.types import BitstreamError
 
-_PREAMBLE_BYTES = 14  # magic, format version, header length: what file_header_size needs
 _SEARCH_CHUNK = 1 << 20
 _NO_END = 1 << 62  # a file size that no record runs past: lets parse_record_header check the rest
 # The resync checks the CRC of every candidate record it meets; a hostile file of markers whose lengths
@@ -66,9 +65,9 @@ class SalvageReader(FileReader):
 
     def _open(self) -> None:
         self.file_size = self._handle.seek(0, os.SEEK_END)
-        size = file_header_size(self._read(0, _PREAMBLE_BYTES))
-        self.header: SequenceHeader = parse_file_header(self._read(0, size))
-        self.first_record = size
+        self.header: SequenceHeader
+        self.version, self.header, self.first_record = read_file_header(self._handle)
+        self._head_bytes = MAX_RECORD_HEADER_BYTES[self.version]
         self.finished = self.header.frame_count > 0
         self.problems: list[str] = []
         self.trailing_bytes = 0
@@ -78,9 +77,9 @@ class SalvageReader(FileReader):
         if entries is None:
             entries = self._walk()
         self._entries = {entry.number: entry for entry in entries}
-        # Each frame of a finished file takes a record header and an index entry at least: a count the
-        # file cannot hold is a damaged header (and would make `missing` as long as the count).
-        capacity = max(0, self.file_size - self.first_record) // (RECORD_HEADER_BYTES + INDEX_ENTRY_BYTES)
+        # Each frame of a finished file takes a record (and, in version 1, an index entry) at least: a count
+        # the file cannot hold is a damaged header (and would make `missing` as long as the count).
+        capacity = max(0, self.file_size - self.first_record) // MIN_FRAME_BYTES[self.version]
         if self.finished and self.header.frame_count > capacity:
             self.problems.append(f"the header announces {self.header.frame_count} frames, more than its "
                                  f"{self.file_size} bytes can hold")
@@ -107,14 +106,14 @@ class SalvageReader(FileReader):
         if entry is None:
             raise DamagedFrame(self.name, number, "missing")
         try:
-            stored, length, crc = parse_record_header(self._read(entry.offset, RECORD_HEADER_BYTES), entry.offset,
-                                                      self.file_size)
+            record = parse_record_header(self._read(entry.offset, self._head_bytes), entry.offset, self.file_size,
+                                         self.version)
         except BitstreamError:
-            stored, length, crc = -1, -1, 0
-        if (stored, length) != (number, entry.length):  # (the index and the record disagree)
-            raise DamagedFrame(self.name, number, "bad record header")
+            record = None
+        if record is None or (record.number, record.length, record.size) != (number, entry.length, entry.head):
+            raise DamagedFrame(self.name, number, "bad record header")  # (or the index and the record disagree)
         try:
-            return check_payload(number, length, crc, self._read(entry.offset + RECORD_HEADER_BYTES, length))
+            return check_payload(record, self._read(entry.payload_offset, record.length))
         except BitstreamError:
             raise DamagedFrame(self.name, number, "CRC mismatch") from None
 
@@ -137,7 +136,7 @@ class SalvageReader(FileReader):
             return None
         try:
             entries = parse_index(self._read(index_offset, self.file_size - FOOTER_BYTES - index_offset),
-                                  self.first_record, index_offset)
+                                  self.first_record, index_offset, self.version)
         except BitstreamError:
             self.problems.append("its index is damaged")
             return None
@@ -151,7 +150,7 @@ class SalvageReader(FileReader):
         offset = self.first_record
         while offset < self.file_size:
             expected = entries[-1].number + 1 if entries else 0
-            head = self._read(offset, RECORD_HEADER_BYTES)
+            head = self._read(offset, self._head_bytes)
             if head[:4] == INDEX_MARKER:
                 end = self._index_end(offset)
                 if end is not None:
@@ -173,7 +172,7 @@ class SalvageReader(FileReader):
                 self._note_tail(offset, head, expected)
                 return entries
             self.problems.append(f"bytes {min(search_from - 1, offset)}..{found} are damaged")
-            record = self._record_at(found, self._read(found, RECORD_HEADER_BYTES), expected, resync=True)
+            record = self._record_at(found, self._read(found, self._head_bytes), expected, resync=True)
             if record is not None:  # (else an index starts there)
                 entries.append(record)
                 found = record.end
@@ -183,10 +182,10 @@ class SalvageReader(FileReader):
         return entries
 
     def _crc_ok(self, entry: IndexEntry) -> bool:
-        head = self._read(entry.offset, RECORD_HEADER_BYTES)
+        head = self._read(entry.offset, self._head_bytes)
         try:
-            number, length, crc = parse_record_header(head, entry.offset, self.file_size)
-            check_payload(number, length, crc, self._read(entry.offset + RECORD_HEADER_BYTES, length))
+            record = parse_record_header(head, entry.offset, self.file_size, self.version)
+            check_payload(record, self._read(entry.payload_offset, record.length))
         except BitstreamError:
             return False
         return True
@@ -194,13 +193,14 @@ class SalvageReader(FileReader):
     def _record_at(self, offset: int, head: bytes, expected: int, resync: bool = False) -> IndexEntry | None:
         """The record at `offset` if its header is sound, fits the file and holds the expected frame. After
         damage (`resync`), any later frame will do, but only if its payload passes its CRC."""
-        if len(head) < RECORD_HEADER_BYTES or head[:4] != FRAME_MARKER:
+        if head[:4] != FRAME_MARKER:
             return None
         try:
-            number, length, crc = parse_record_header(head, offset, _NO_END)
-        except BitstreamError:
+            record = parse_record_header(head, offset, _NO_END, self.version)
+        except BitstreamError:  # (RecordCutShort too: a header the end of the file cuts)
             return None
-        entry = IndexEntry(number, offset, length)
+        number, length = record.number, record.length
+        entry = IndexEntry(number, offset, length, record.size)
         if entry.end > self.file_size or (self.finished and number >= self.header.frame_count):
             return None
         if not resync:
@@ -212,7 +212,7 @@ class SalvageReader(FileReader):
             return None
         self._check_budget -= length
         try:
-            check_payload(number, length, crc, self._read(offset + RECORD_HEADER_BYTES, length))
+            check_payload(record, self._read(entry.payload_offset, length))
         except BitstreamError:
             return None
         return entry
@@ -223,7 +223,7 @@ class SalvageReader(FileReader):
             if self._check_budget < 0:
                 self.problems.append(f"the search for intact records gave up at byte {candidate}")
                 return None
-            head = self._read(candidate, RECORD_HEADER_BYTES)
+            head = self._read(candidate, self._head_bytes)
             if head[:4] == INDEX_MARKER:
                 if self._index_end(candidate) is not None:
                     return candidate
@@ -237,7 +237,7 @@ class SalvageReader(FileReader):
         if footer is None:
             return None
         try:
-            parse_index(self._read(offset, footer - offset), self.first_record, offset)
+            parse_index(self._read(offset, footer - offset), self.first_record, offset, self.version)
         except BitstreamError:
             return None
         return footer + FOOTER_BYTES
@@ -257,13 +257,13 @@ class SalvageReader(FileReader):
 
     def _note_tail(self, offset: int, head: bytes, expected: int) -> None:
         """No sound record from `offset` on: a record an interrupted encode cut short, or damage."""
-        cut_short = FRAME_MARKER.startswith(head[:4]) if len(head) < RECORD_HEADER_BYTES else False
-        if len(head) == RECORD_HEADER_BYTES and head[:4] == FRAME_MARKER:
-            try:
-                number, _, _ = parse_record_header(head, offset, _NO_END)
-                cut_short = number == expected  # the next frame, running past the end of the file
-            except BitstreamError:
-                cut_short = False
+        try:
+            parse_record_header(head, offset, self.file_size, self.version)
+            cut_short = False
+        except RecordCutShort as cut:  # a header cut, or the next frame running past the end of the file
+            cut_short = cut.number is None or cut.number == expected
+        except BitstreamError:
+            cut_short = False
         if cut_short and not self.finished:
             self.trailing_bytes = self.file_size - offset
         elif cut_short:
