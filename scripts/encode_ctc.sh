@@ -44,7 +44,7 @@ for src in "${sources[@]}"; do
         stats="$out_dir/${name}_${rate}.csv"
         echo "== $name at $rate" >&2
         "${vcodec[@]}" encode "$src" -o "$stream" --rate "$rate" --preset "$preset" --jobs "$jobs" \
-            --csv "$stats" --resume "${extra[@]}" 2> >(tee "$out_dir/${name}_${rate}.log" >&2)
+            --csv "$stats" --settings --resume "${extra[@]}" 2> >(tee "$out_dir/${name}_${rate}.log" >&2)
         # Mean of the per-frame rows (frame,bits,bpp,psnr_y,psnr_u,psnr_v,psnr_yuv,...,encode_seconds,...).
         awk -F, -v seq="$name" -v rate="$rate" 'NR > 1 {
                 n++; bpp += $3; y += $4; u += $5; v += $6; yuv += $7; t += $10 }

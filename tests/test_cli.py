@@ -20,7 +20,7 @@ import numpy as np
 import pytest
 import torch
 
-from vcodec.bitstream.container import RECORD_HEADER_BYTES, BitstreamError, ContainerReader, ContainerWriter
+from vcodec.bitstream.container import BitstreamError, ContainerReader, ContainerWriter
 from vcodec.cli import ExitCode
 from vcodec.decoder import decode_frame
 from vcodec.io import frame_to_bytes, open_video, partial_path
@@ -32,7 +32,8 @@ from process_events import wait_for_exit, wait_until, worker_processes
 SCRIPT = Path(sys.executable).with_name("vcodec")
 VCODEC = [str(SCRIPT)] if SCRIPT.exists() else [sys.executable, "-m", "vcodec"]
 # The plumbing is what is tested here, on one architecture: the default (auto) picks one per frame.
-FAST = ["--lmbda", "0.001", "--preset", "fast", "--arch", "main", "--iterations", "20", "--threads", "1", "-q"]
+FAST = ["--lmbda", "0.001", "--preset", "fast", "--arch", "main", "--iterations", "20", "--threads", "1", "--settings",
+        "-q"]
 
 
 def vcodec(*args: str, cwd: Path, input: bytes | None = None, check: bool = True) -> subprocess.CompletedProcess:
@@ -100,6 +101,27 @@ def test_raw_8bit_round_trip_with_name_inference(work: Path, astro: Path) -> Non
     assert "64x48, yuv420p" in text and "preset fast" in text and "MAC/pixel" in text and "kbps" in text
 
 
+def test_a_one_frame_file_is_lean_and_info_shows_its_overhead(work: Path) -> None:
+    """Without --settings, a one-frame file carries at most 40 bytes around its frame bitstream; `info`
+    reports them, and each frame header's bytes; --resume cannot call it complete without its settings."""
+    args = ["encode", "Astro_64x48_30.yuv", "-o", "lean.vcc", "--frames", "1", *FAST[:-2], "-q"]
+    vcodec(*args, cwd=work)
+    with ContainerReader(work / "lean.vcc") as reader:
+        payload = reader.read_frame(0)
+        assert reader.complete and reader.header.settings == {}
+    overhead = (work / "lean.vcc").stat().st_size - len(payload)
+    assert overhead <= 40, overhead
+    data = info_json(work / "lean.vcc")
+    assert data["format_version"] == 2 and data["container_bytes"] == overhead and data["settings"] == {}
+    header_bytes = data["frames"][0]["header_bytes"]
+    assert 10 < header_bytes < len(payload)
+    text = vcodec("info", "lean.vcc", cwd=work).stdout.decode()
+    assert f"({overhead} of container)" in text and f" {header_bytes}  main" in text
+    refused = vcodec(*args, "--resume", cwd=work, check=False)
+    assert refused.returncode == ExitCode.RESUME
+    assert b"it holds no encoder settings" in refused.stderr
+
+
 def test_csv_lines_end_in_lf(work: Path, astro: Path) -> None:
     data = (work / "astro.csv").read_bytes()
     assert data.count(b"\n") == 5 and b"\r" not in data
@@ -154,7 +176,7 @@ def test_range_decode_does_not_read_other_frames(work: Path, astro: Path) -> Non
     damaged = work / "damaged.vcc"
     data = bytearray(astro.read_bytes())
     with ContainerReader(astro) as reader:
-        data[reader.entries[0].offset + RECORD_HEADER_BYTES + 3] ^= 0xFF
+        data[reader.entries[0].payload_offset + 3] ^= 0xFF
     damaged.write_bytes(bytes(data))
     assert vcodec("decode", damaged.name, "-o", "-", "--frames", "1:2", "-q", cwd=work).returncode == 0
 
@@ -197,7 +219,7 @@ STOPPABLE = ["--frames", "3", "--lmbda", "0.001", "--preset", "fast", "--arch", 
 @pytest.fixture(scope="module")
 def uninterrupted(work: Path) -> Path:
     """The first 3 frames coded in one go, with the settings of the encodes the tests below interrupt."""
-    vcodec("encode", "Astro_64x48_30.yuv", "-o", "uninterrupted.vcc", *STOPPABLE, "-q", cwd=work)
+    vcodec("encode", "Astro_64x48_30.yuv", "-o", "uninterrupted.vcc", *STOPPABLE, "--settings", "-q", cwd=work)
     return work / "uninterrupted.vcc"
 
 
@@ -469,7 +491,7 @@ def broken(work: Path, astro: Path) -> Path:
         entry = reader.entries[2]
     data = astro.read_bytes()
     corrupt = bytearray(data)
-    corrupt[entry.offset + RECORD_HEADER_BYTES + 5] ^= 0x40
+    corrupt[entry.payload_offset + 5] ^= 0x40
     (work / "corrupt.vcc").write_bytes(bytes(corrupt))
     (work / "truncated.vcc").write_bytes(data[: entry.offset + 9])
     (work / "garbage.vcc").write_bytes(data + b"appended by a bad copy")

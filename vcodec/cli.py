@@ -266,10 +266,14 @@ def encode(
         bool, typer.Option("--resume", help="Continue an interrupted encode after its last complete frame.")
     ] = False,
     csv_path: Annotated[Path | None, typer.Option("--csv", help="Write per-frame statistics to this CSV file.")] = None,
+    keep_settings: Annotated[
+        bool, typer.Option("--settings", help="Keep the encoder settings in the finished container (info shows "
+                                              "them, and --resume can recognise a complete output; about 250 bytes).")
+    ] = False,
 ) -> None:
     """Code every frame of a video into a .vcc container."""
     value, rate_name = resolve_lambda(lmbda, rate)
-    settings = EncodeSettings(value, arch, preset, rate_name, iterations, seed, device)
+    settings = EncodeSettings(value, arch, preset, rate_name, iterations, seed, device, keep_in_file=keep_settings)
     bars = ProgressBars(quiet, Path(input).name if input != "-" else "stdin")
     try:
         with _open_input(input, size, pix_fmt, bitdepth, fps, start, frames) as source:
@@ -345,7 +349,8 @@ def _info_text(data: dict[str, Any]) -> str:
     if data["damaged_frames"]:
         state += f", DAMAGED frame(s) {', '.join(map(str, data['damaged_frames']))} (CRC or header check failed)"
     lines = [
-        f"Input: {data['file']}: vcodec container v{data['format_version']}, {data['file_bytes']} bytes, {state}",
+        f"Input: {data['file']}: vcodec container v{data['format_version']}, {data['file_bytes']} bytes "
+        f"({data['container_bytes']} of container), {state}",
         f"  Sequence: {seq['width']}x{seq['height']}, {seq['pix_fmt']} ({seq['bitdepth']}-bit "
         f"4:{':'.join(seq['chroma_format'][1:])}), {seq['fps']} fps ({float(Fraction(seq['fps'])):.3f}), "
         f"{seq['frame_count']} frames, {seq['duration_seconds']:.3f} s",
@@ -360,10 +365,11 @@ def _info_text(data: dict[str, Any]) -> str:
         shown = ", ".join(f"{key} {settings[key]}" for key in order if settings[key] is not None)
         lines.append(f"  Settings: {shown}")
     lines.append(f"  Bitrate: {rate['kbps']:.2f} kbps, {rate['bpp']:.4f} bpp, {rate['bytes']} bytes of frame data")
-    lines.append("  frame      offset       bytes       bpp  arch")
+    lines.append("  frame      offset       bytes       bpp  header  arch")
     for frame in data["frames"]:
-        lines.append(f"  {frame['frame']:5d} {frame['offset']:11d} {frame['bytes']:11d} {frame['bpp']:9.4f}  "
-                     f"{frame['arch']}")
+        header = "-" if frame["header_bytes"] is None else str(frame["header_bytes"])
+        lines.append(f"  {frame['frame']:5d} {frame['offset']:11d} {frame['bytes']:11d} {frame['bpp']:9.4f} "
+                     f"{header:>7}  {frame['arch']}")
     return "\n".join(lines)
 
 

@@ -92,7 +92,7 @@ def encode_sequence(
             observer.frame_done(stats)
         if not writer.frame_count:
             raise OptionError(f"{source.name}: no frames to encode")
-        writer.finish()
+        writer.finish(keep_settings=settings.keep_in_file)
     except BaseException:
         writer.close()
         # An encode that wrote no frame leaves nothing behind. Once an append has begun, its record may

@@ -11,7 +11,7 @@ from dataclasses import asdict, is_dataclass
 from fractions import Fraction
 from typing import Any
 
-from vcodec.bitstream.container import FORMAT_VERSION, ContainerReader
+from vcodec.bitstream.container import ContainerReader
 from vcodec.io import VideoInfo
 from vcodec.types import BitstreamError
 
@@ -26,10 +26,10 @@ def describe_container(reader: ContainerReader) -> dict[str, Any]:
     pixels = header.width * header.height
     frames = [
         {"frame": e.number, "offset": e.offset, "bytes": e.length, "bpp": 8 * e.length / pixels,
-         "arch": _frame_arch(reader, e.number)}
+         **_frame_header(reader, e.number)}
         for e in reader.entries
     ]
-    total = sum(e.length for e in reader.entries)
+    total = reader.payload_bytes
     count = len(reader.entries)
     architecture: dict[str, Any] = {}
     if count:
@@ -37,10 +37,13 @@ def describe_container(reader: ContainerReader) -> dict[str, Any]:
         architecture = _plain(frame_info)
     return {
         "file": reader.name,
-        "format_version": FORMAT_VERSION,
+        "format_version": reader.version,
         "complete": reader.complete,
         "damaged_frames": [f["frame"] for f in frames if f["arch"] == DAMAGED],
         "file_bytes": reader.file_size,
+        # Bytes of the file that are not frame bitstreams: its header, record headers, index and footer
+        # (and the bytes of a cut-short frame); each frame's own header is its `header_bytes`.
+        "container_bytes": reader.file_size - total,
         "trailing_bytes": reader.trailing_bytes,
         "sequence": {
             "width": header.width,
@@ -63,14 +66,16 @@ def describe_container(reader: ContainerReader) -> dict[str, Any]:
     }
 
 
-def _frame_arch(reader: ContainerReader, number: int) -> str:
-    """The architecture a frame's header names (frames of one file may differ under --arch auto)."""
+def _frame_header(reader: ContainerReader, number: int) -> dict[str, Any]:
+    """The architecture a frame's header names (frames of one file may differ under --arch auto) and the
+    bytes that header takes (what each frame spends before its parameters and latents)."""
     from vcodec.bitstream.frame_header import parse_header
 
     try:
-        return parse_header(reader.read_frame(number))[0].arch.name
+        header, header_bytes = parse_header(reader.read_frame(number))
     except BitstreamError:
-        return DAMAGED
+        return {"arch": DAMAGED, "header_bytes": None}
+    return {"arch": header.arch.name, "header_bytes": header_bytes}
 
 
 def _plain(value: Any) -> Any:

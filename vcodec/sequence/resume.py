@@ -4,6 +4,8 @@ An encode appends each finished frame to `<output>.partial` and renames it over 
 the sequence is complete. A new encode refuses to replace either without -y; `--resume` continues a
 partial file after its last complete frame, but only when it is the same encode: same input format,
 same settings (RESUME_KEYS) and the same first frame (vcodec.sequence.settings.source_digest).
+An unfinished file always holds those settings; a finished one only when it was written with
+`--settings`, and `--resume` cannot call one without them complete: it cannot tell how it was made.
 """
 
 from __future__ import annotations
@@ -37,6 +39,11 @@ def check_compatible(header: SequenceHeader, wanted: SequenceHeader, path: Path)
         raise ResumeError(
             f"cannot resume {path}: it holds {header.width}x{header.height} {header.bitdepth}-bit {header.fps} fps, "
             f"the input is {wanted.width}x{wanted.height} {wanted.bitdepth}-bit {wanted.fps} fps"
+        )
+    if not header.settings:
+        raise ResumeError(
+            f"cannot resume {path}: it holds no encoder settings (it was written without --settings), so "
+            f"whether it was coded with these cannot be checked; use -y to code it again"
         )
     for key in RESUME_KEYS:
         if header.settings.get(key) != wanted.settings.get(key):
