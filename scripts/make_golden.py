@@ -9,6 +9,12 @@ decoded YUV with the one recorded here. They are written once per format version
 refuses unless VCODEC_REGENERATE_GOLDEN=1 is set, and refuses a version whose folder already exists
 (a change to what the decoder computes needs a new format version, hence a new folder).
 --python runs another checkout's vcodec (e.g. an old commit in a git worktree) to write its version.
+
+    VCODEC_REGENERATE_GOLDEN=1 .venv/bin/python scripts/make_golden.py --container
+
+writes tests/golden/container/v<N>/ for the current *container* version instead: the frames of the
+newest frame golden files muxed by this checkout's ContainerWriter (nothing is encoded), with the
+sha256 of each frame and the header fields in a manifest.
 """
 
 from __future__ import annotations
@@ -51,13 +57,63 @@ def _frame_version(vcc: Path) -> int:
         return reader.read_frame(0)[0]
 
 
+# name: (frame golden file whose frames it holds, finished, settings kept). Settings are fixed here, not
+# an encode's, so that the files are the same whoever writes them.
+CONTAINER_CASES: dict[str, tuple[str, bool, bool]] = {
+    "one_frame_lean": ("main_8bit_1f", True, False),
+    "two_frames_settings": ("light_8bit_2f", True, True),
+    "unfinished_10bit": ("tiny_10bit_2f", False, True),
+}
+CONTAINER_SETTINGS = {"arch": "main", "encoder": "vcodec golden", "preset": "fast", "lmbda": 0.001}
+
+
+def write_container_goldens() -> None:
+    """tests/golden/container/v<N>/: the current container version, from the newest frame golden files."""
+    from dataclasses import replace
+
+    from vcodec.bitstream.container import FORMAT_VERSION, ContainerReader, ContainerWriter
+
+    frame_versions = sorted(int(p.name[1:]) for p in GOLDEN_DIR.glob("v*") if p.is_dir())
+    source_dir = GOLDEN_DIR / f"v{frame_versions[-1]}"
+    target = GOLDEN_DIR / "container" / f"v{FORMAT_VERSION}"
+    if target.exists():
+        sys.exit(f"refusing: {target} exists; golden files of a version are never rewritten")
+    target.mkdir(parents=True)
+    manifest: dict[str, dict[str, object]] = {}
+    for name, (source, finished, keep) in CONTAINER_CASES.items():
+        with ContainerReader(source_dir / f"{source}.vcc") as reader:
+            header = replace(reader.header, frame_count=0, settings=CONTAINER_SETTINGS)
+            frames = [reader.read_frame(number) for number in range(reader.frame_count)]
+        path = target / f"{name}.vcc"
+        writer = ContainerWriter.create(path, header)
+        for frame in frames:
+            writer.append(frame)
+        if finished:
+            writer.finish(keep_settings=keep)
+        writer.close()
+        manifest[name] = {
+            "source": f"v{frame_versions[-1]}/{source}", "finished": finished,
+            "settings": CONTAINER_SETTINGS if keep else {},
+            "width": header.width, "height": header.height, "bitdepth": header.bitdepth,
+            "fps": f"{header.fps.numerator}/{header.fps.denominator}",
+            "frame_sha256": [hashlib.sha256(frame).hexdigest() for frame in frames],
+            "file_bytes": path.stat().st_size,
+        }
+    (target / "manifest.json").write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n")
+    print(f"wrote {len(CONTAINER_CASES)} golden files of container format version {FORMAT_VERSION} to {target}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--python", default=sys.executable, help="interpreter of the vcodec that encodes")
     parser.add_argument("--source", type=Path, default=Path.cwd(), help="checkout whose vcodec encodes")
+    parser.add_argument("--container", action="store_true", help="write the current container version's files")
     args = parser.parse_args()
     if os.environ.get("VCODEC_REGENERATE_GOLDEN") != "1":
         sys.exit("refusing: golden files are written once per format version (set VCODEC_REGENERATE_GOLDEN=1)")
+    if args.container:
+        write_container_goldens()
+        return
     manifest: dict[str, dict[str, object]] = {}
     version = None
     with tempfile.TemporaryDirectory() as scratch:

@@ -5,6 +5,8 @@ test, so that a change to the writer cannot change what the tests expect of the 
 
 from __future__ import annotations
 
+import hashlib
+import json
 import struct
 import zlib
 from fractions import Fraction
@@ -333,3 +335,47 @@ def test_a_one_frame_file_with_bytes_after_its_record_is_an_error(tmp_path: Path
         ContainerReader(path)
     with SalvageReader(path) as reader:
         assert reader.read_frame(0) == PAYLOADS[0] and reader.problems
+
+
+GOLDEN_CONTAINERS = Path(__file__).parent / "golden" / "container"
+
+
+def golden_container_cases() -> list[tuple[int, str]]:
+    return [(int(folder.name[1:]), name) for folder in sorted(GOLDEN_CONTAINERS.glob("v*"))
+            for name in json.loads((folder / "manifest.json").read_text())]
+
+
+def test_current_container_version_has_golden_files() -> None:
+    assert (FORMAT_VERSION, "one_frame_lean") in golden_container_cases()
+
+
+@pytest.mark.parametrize(("version", "name"), golden_container_cases())
+def test_golden_container_reads_and_follows_the_frozen_layout(version: int, name: str) -> None:
+    """Files written by each container version's writer: read strictly and by salvage, frames unchanged (they
+    are the frame golden files', whose decode tests/test_golden.py pins), header as the frozen layout says."""
+    folder = GOLDEN_CONTAINERS / f"v{version}"
+    expected = json.loads((folder / "manifest.json").read_text())[name]
+    data = (folder / f"{name}.vcc").read_bytes()
+    assert len(data) == expected["file_bytes"]
+    frame_golden = Path(__file__).parent / "golden" / f"{expected['source']}.vcc"
+    with ContainerReader(frame_golden) as source:
+        source_frames = [source.read_frame(n) for n in range(source.frame_count)]
+    for reader_type in (ContainerReader, SalvageReader):
+        with reader_type(folder / f"{name}.vcc") as reader:
+            assert reader.version == version and reader.complete == expected["finished"]
+            frames = [reader.read_frame(n) for n in range(reader.frame_count)]
+            assert not getattr(reader, "problems", [])
+        assert [hashlib.sha256(f).hexdigest() for f in frames] == expected["frame_sha256"]
+        assert frames == source_frames
+    if version == 2:
+        fields, position = read_frozen(data, V2_HEADER)
+        assert (fields["width"], fields["height"], fields["bitdepth"]) == (expected["width"], expected["height"],
+                                                                          expected["bitdepth"])
+        assert f"{fields['fps_num']}/{fields['fps_den']}" == expected["fps"]
+        assert fields["frame_count"] == (len(frames) if expected["finished"] else 0)
+        assert json.loads(fields["settings"] or b"{}") == expected["settings"]
+        for number, frame in enumerate(frames):
+            record, position = read_frozen(data, V2_RECORD, position)
+            assert (record["frame_number"], record["payload"]) == (number, frame)
+        if len(frames) == 1 and expected["finished"]:
+            assert position == len(data) and len(data) - len(frames[0]) <= ONE_FRAME_OVERHEAD_LIMIT
