@@ -6,6 +6,7 @@ test, so that a change to the writer cannot change what the tests expect of the 
 from __future__ import annotations
 
 import hashlib
+import io
 import json
 import struct
 import zlib
@@ -379,3 +380,28 @@ def test_golden_container_reads_and_follows_the_frozen_layout(version: int, name
             assert (record["frame_number"], record["payload"]) == (number, frame)
         if len(frames) == 1 and expected["finished"]:
             assert position == len(data) and len(data) - len(frames[0]) <= ONE_FRAME_OVERHEAD_LIMIT
+
+
+def v2_header(rest: bytes, flags: int = 0) -> bytes:
+    """A version 2 header of 64x48 8-bit with a correct CRC: `rest` is what follows the flags."""
+    checked = struct.pack(">HHHBB", 2, 64, 48, 8, flags) + rest
+    return MAGIC + checked + struct.pack(">I", zlib.crc32(checked))
+
+
+@pytest.mark.parametrize(
+    ("data", "message"),
+    [
+        (v2_header(b"\x00\x19\x01", 0x10), "reserved bits"),
+        (v2_header(b"\x00\x19\x01\x00", 0x80), "not valid JSON"),
+        (v2_header(b"\x00\x19\x01\xff\xff\xff\xff\x0f", 0x80), "settings length 4294967295 is out of range"),
+        (v2_header(b"\x80\x00\x19\x01"), "frame count is not minimally encoded"),
+        (v2_header(b"\xff\xff\xff\xff\xff\x01\x19\x01"), "frame count runs past 5 bytes"),
+        (v2_header(b"\x00\x00\x01"), "frame rate 0/1"),
+        (v2_header(b"\x00\x19\x01")[:20], "truncated inside its sequence header"),
+    ],
+    ids=["flags", "empty settings", "settings length", "non-minimal varint", "long varint", "frame rate", "cut"],
+)
+def test_a_bad_version_2_header_is_one_bitstream_error(data: bytes, message: str) -> None:
+    for reader_type in (ContainerReader, SalvageReader):
+        with pytest.raises(BitstreamError, match=message):
+            reader_type(io.BytesIO(data), name="bad.vcc")

@@ -75,8 +75,9 @@ _VARINT_MAX_BYTES = 5  # a u32 in 7-bit groups
 RECORD_HEADER_BYTES = _V1_RECORD.size  # version 1; a version 2 record header takes 10 to 18 bytes
 INDEX_ENTRY_BYTES = _INDEX_ENTRY.size
 FOOTER_BYTES = _FOOTER.size
-# Bytes from the start of a file that are enough to learn the size of its header (any version).
-HEADER_PROBE_BYTES = _PREAMBLE.size + _V2_FIXED.size + 3 * _VARINT_MAX_BYTES + 3
+# Bytes from the start of a file that are enough to learn the size of its header (any version), and to
+# read a too-long settings length whole (so that it is refused as such, not as a file cut short).
+HEADER_PROBE_BYTES = _PREAMBLE.size + _V2_FIXED.size + 4 * _VARINT_MAX_BYTES
 # The most bytes a record header takes, and the fewest a frame takes in a finished file, by version.
 MAX_RECORD_HEADER_BYTES: dict[int, int] = {1: RECORD_HEADER_BYTES, 2: 4 + 2 * _VARINT_MAX_BYTES + _CRC.size}
 MIN_FRAME_BYTES: dict[int, int] = {1: RECORD_HEADER_BYTES + INDEX_ENTRY_BYTES, 2: 4 + 1 + 1 + _CRC.size + 1}
