@@ -19,6 +19,7 @@ from vcodec.entropy.param_coder import (
     load_flat_parameters,
     parameter_count,
 )
+from vcodec.entropy.stage_times import StageTimes
 from vcodec.model.frame_model import planes_to_frame
 from vcodec.model.modules import build_modules
 from vcodec.model.synthesis import Synthesis, to_420
@@ -29,16 +30,26 @@ from vcodec.types import Frame
 
 @torch.no_grad()
 def synthesize(grids: list[np.ndarray], upsampling: Upsampling, synthesis: Synthesis,
-               chroma_downscale: str, bitdepth: int) -> Frame:
+               chroma_downscale: str, bitdepth: int, times: StageTimes | None = None) -> Frame:
     """Integer latent grids -> frame, with the float upsampling and synthesis (CPU, float32)."""
+    times = times or StageTimes()
     tensors = [torch.from_numpy(g.astype(np.float32)).view(1, 1, *g.shape) for g in grids]
-    planes = synthesis(upsampling(tensors))
+    upsampled = upsampling(tensors)
+    times.lap("upsampling")
+    planes = synthesis(upsampled)
+    times.lap("synthesis")
     luma, chroma = to_420(planes, chroma_downscale)
-    return planes_to_frame(luma, chroma, bitdepth)
+    frame = planes_to_frame(luma, chroma, bitdepth)
+    times.lap("output planes")
+    return frame
 
 
-def decode_frame(data: bytes) -> Frame:
-    """Rebuild a frame from its bitstream; raises BitstreamError on any malformed input."""
+def decode_frame(data: bytes, times: StageTimes | None = None) -> Frame:
+    """Rebuild a frame from its bitstream; raises BitstreamError on any malformed input.
+
+    times: if given, receives the seconds of each stage (scripts/bench_codec.py reports the split)."""
+    times = times or StageTimes()
+    times.restart()
     header, offset = parse_header(data)
     arch = header.arch
     modules = build_modules(arch, header.preactivated_residual)
@@ -52,10 +63,12 @@ def decode_frame(data: bytes) -> Frame:
             load_flat_parameters(getattr(modules, name), kind, dequantize(values[name, kind], step[name, kind]))
     arm_integer = integer_arm(modules.arm.layer_shapes, values["arm", "weight"], values["arm", "bias"],
                               step["arm", "weight"], step["arm", "bias"])
+    times.lap("header and parameters")
     canvas = Canvas.build(grid_sizes(header.height, header.width, arch.latent_levels),
                           list(header.coded_grids), modules.arm.offsets)
-    grids = decode_latents(data[param_end:], arm_integer, canvas)
-    return synthesize(grids, modules.upsampling, modules.synthesis, arch.chroma_downscale, header.bitdepth)
+    times.lap("latent set-up")
+    grids = decode_latents(data[param_end:], arm_integer, canvas, times)
+    return synthesize(grids, modules.upsampling, modules.synthesis, arch.chroma_downscale, header.bitdepth, times)
 
 
-__all__ = ["FrameHeader", "decode_frame", "synthesize"]
+__all__ = ["FrameHeader", "StageTimes", "decode_frame", "synthesize"]

@@ -8,6 +8,7 @@ Encoder and decoder both call `IntegerArm.table_indices`, so they derive identic
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
 
 import numpy as np
 
@@ -49,39 +50,49 @@ class IntegerArm:
         """(inputs, outputs) of each layer, as vcodec.shapes.arm_layer_shapes gives them."""
         return tuple((int(w.shape[1]), int(w.shape[0])) for w in self.weights)
 
+    @cached_property
+    def _scaled_layers(self) -> tuple[tuple[np.ndarray, np.ndarray], ...]:
+        """Per layer: W^T times 2^-weight_step_exp (contiguous) and the bias in activation units.
+
+        Scaling by a power of two changes no significand bit, so x @ (W 2^-kw) is exactly (x @ W) 2^-kw;
+        the first layer's weights also take the contexts' 2^ACT_FRAC_BITS, so it reads the raw latents.
+        """
+        layers = []
+        for index, (weight, bias) in enumerate(zip(self.weights, self.biases)):
+            input_scale = _ACT_ONE if index == 0 else 1.0
+            scaled = np.ascontiguousarray(weight.T) * (input_scale * 2.0 ** -self.weight_step_exp)
+            layers.append((scaled, bias * 2.0 ** (ACT_FRAC_BITS - self.bias_step_exp)))
+        return tuple(layers)
+
     def table_indices(self, contexts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """contexts: (n, C) latent integers (float64) -> (mean index, scale index), int64 each.
 
-        In-place numpy operations: this runs once per wavefront, thousands of times per frame.
+        In-place numpy operations, scales folded into the weights: this runs once per wavefront,
+        thousands of times per frame. Every partial sum of products (and the bias) is a multiple of
+        2^-max(kw, kb - 8) below 2^(45 - kw) + 2^23, hence exact in float64 in any summation order.
         """
-        # acc is an integer below 2^45; acc * 2^-kw is exact (a power of two). Adding the bias, a multiple
-        # of 2^(8 - kb), gives a multiple of 2^-max(kw, kb - 8) below 2^(45 - kw) + 2^23: at most
-        # 45 + max(0, kb - 8 - kw) <= 53 significant bits, so the sum is exact too.
-        inverse_step = 2.0 ** -self.weight_step_exp
-        bias_scale = 2.0 ** (ACT_FRAC_BITS - self.bias_step_exp)
-        x = contexts * _ACT_ONE
-        last = len(self.weights) - 1
+        layers = self._scaled_layers
         residual = arm_residual_layers(self.layer_shapes)
+        x = contexts
+        last = len(layers) - 1
         for index in range(last):
-            acc = x @ self.weights[index].T
-            acc *= inverse_step
-            acc += self.biases[index] * bias_scale
+            weight, bias = layers[index]
+            acc = x @ weight
+            acc += bias
             np.floor(acc, out=acc)
-            np.maximum(acc, 0.0, out=acc)
-            np.minimum(acc, ACT_LIMIT, out=acc)
+            np.clip(acc, 0.0, ACT_LIMIT, out=acc)
             if residual[index]:
                 acc += x
                 np.minimum(acc, ACT_LIMIT, out=acc)
             x = acc
-        out = x @ self.weights[last].T
-        out *= inverse_step
-        out += self.biases[last] * bias_scale
+        weight, bias = layers[last]
+        out = x @ weight
+        out += bias
         np.floor(out, out=out)
         # Column 0: mean in units of 2^-MEAN_FRAC_BITS; column 1: log2 scale in table steps (rounded).
         out += _ROUNDING_OFFSETS
         out *= _SNAP_FACTORS
         np.floor(out, out=out)
-        np.maximum(out, _INDEX_LOW, out=out)
-        np.minimum(out, _INDEX_HIGH, out=out)
+        np.clip(out, _INDEX_LOW, _INDEX_HIGH, out=out)
         indices = out.astype(np.int64)
         return indices[:, 0], indices[:, 1]

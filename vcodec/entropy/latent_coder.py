@@ -14,6 +14,7 @@ import constriction
 import numpy as np
 
 from vcodec.entropy.fixed_point import IntegerArm
+from vcodec.entropy.stage_times import StageTimes
 from vcodec.entropy.tables import mean_values, scale_values
 from vcodec.format import LATENT_MAX, LATENT_MIN
 from vcodec.shapes import offsets_radius
@@ -44,7 +45,7 @@ class Canvas:
     def build(sizes: list[tuple[int, int]], coded: list[bool], context_offsets: list[tuple[int, int]]) -> "Canvas":
         """context_offsets: the ARM's (dy, dx) neighbours (Arm.offsets), in the ARM's input order."""
         radius = offsets_radius(context_offsets)
-        width = sizes[0][1] + 2 * radius
+        width = max(w for _, w in sizes) + 2 * radius
         tops = []
         top = radius
         for h, _ in sizes:
@@ -112,22 +113,37 @@ def encode_latents(grids: list[np.ndarray], arm: IntegerArm, canvas: Canvas) -> 
     return encoder.get_compressed().tobytes(), np.stack([means, scales])
 
 
-def decode_latents(stream: bytes, arm: IntegerArm, canvas: Canvas) -> list[np.ndarray]:
-    """Decode wavefront after wavefront: each step decodes all positions whose contexts are known."""
+def decode_latents(stream: bytes, arm: IntegerArm, canvas: Canvas,
+                   times: StageTimes | None = None) -> list[np.ndarray]:
+    """Decode wavefront after wavefront: each step decodes all positions whose contexts are known.
+
+    times: where the split of the time is charged (contexts, ARM, tables, range decoding, steps)."""
     if len(stream) % 4:
         raise BitstreamError("latent stream length is not a multiple of 4 bytes")
+    times = times or StageTimes()
     decoder = constriction.stream.queue.RangeDecoder(np.frombuffer(stream, dtype=np.uint32).copy())
     family = latent_family()
     buffer = canvas.empty()
     order, starts = canvas.order, canvas.step_starts
+    times.lap("latent set-up")
     try:
         for step in range(len(starts) - 1):
             positions = order[starts[step] : starts[step + 1]]
-            means, scales = coding_parameters(arm, canvas, buffer, positions)
-            buffer[positions] = decoder.decode(family, means, scales)
+            contexts = canvas.contexts(buffer, positions)
+            times.lap("contexts")
+            mean_index, scale_index = arm.table_indices(contexts)
+            times.lap("integer ARM")
+            means, scales = mean_values(mean_index), scale_values(scale_index)
+            times.lap("tables")
+            symbols = decoder.decode(family, means, scales)
+            times.lap("range decoding")
+            buffer[positions] = symbols
+            times.lap("wavefront steps")
     except (ValueError, RuntimeError, AssertionError) as error:
         raise BitstreamError(f"latent stream is corrupt ({error})") from None
-    return canvas.extract(buffer)
+    grids = canvas.extract(buffer)
+    times.lap("latent set-up")
+    return grids
 
 
 def information_bits(symbols: np.ndarray, means: np.ndarray, scales: np.ndarray) -> float:
