@@ -4,8 +4,10 @@ encode and decode times, training throughput, MAC/pixel, and nearest vs mean chr
 
     .venv/bin/python scripts/bench_codec.py                       # everything (long: slow preset)
     .venv/bin/python scripts/bench_codec.py --presets fast --json bench.json
+    .venv/bin/python scripts/bench_codec.py --presets "" --skip throughput,chroma,startup  # decode rows only
 
-Prints a markdown report on stdout. Timings are wall-clock seconds in this process (start excluded).
+Prints a markdown report on stdout. Timings are wall-clock seconds in this process (start excluded);
+peak memory is measured in a fresh child process per figure (this script, re-run with --child-memory).
 """
 
 from __future__ import annotations
@@ -14,9 +16,11 @@ import argparse
 import json
 import os
 import platform
+import resource
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -27,9 +31,13 @@ import torch  # noqa: E402  (after the OpenMP setting)
 
 from vcodec.config import load_arch, load_config
 from vcodec.bitstream.frame_info import read_frame_info
-from vcodec.decoder import decode_frame
+from vcodec.decoder import StageTimes, decode_frame
 from vcodec.encoder import encode_frame_report
 from vcodec.encoder.allocator import retain_freed_memory
+from vcodec.encoder.encode import write_bitstream
+from vcodec.encoder.quantize import QuantizedParameters
+from vcodec.entropy.param_coder import PARAM_GROUPS, flat_parameters, quantize, scale_index_for
+from vcodec.eval.hevc import decode_hevc, encode_x265, split_access_units
 from vcodec.encoder.target import make_target
 from vcodec.encoder.train import QuantizerSetting, rd_loss
 from vcodec.metrics import frame_psnr
@@ -38,7 +46,8 @@ from vcodec.model.frame_model import FrameModel
 from vcodec.samples import sample_frames
 
 LAMBDAS = (0.0001, 0.0004, 0.001, 0.004)
-SKIPPABLE = {"throughput", "chroma", "hd-decode", "startup"}
+SKIPPABLE = {"throughput", "chroma", "hd-decode", "startup", "memory", "hevc"}
+MEMORY_SIZES = ((1920, 1080), (3840, 2160))
 GOLDEN_FILE = Path(__file__).resolve().parent.parent / "tests" / "golden" / "v3" / "light_8bit_2f.vcc"
 
 
@@ -99,12 +108,91 @@ def cli_startup_seconds(repeats: int = 5) -> dict[str, dict[str, float]]:
 
 
 def decode_seconds(data: bytes, repeats: int = 3) -> float:
+    return decode_split(data, repeats)["wall"]
+
+
+def decode_split(data: bytes, repeats: int = 3) -> dict[str, float]:
+    """Best of `repeats` decodes: its wall time and the seconds of each decoder stage (StageTimes)."""
+    best: dict[str, float] = {"wall": float("inf")}
+    for _ in range(repeats):
+        times = StageTimes()
+        start = time.perf_counter()
+        decode_frame(data, times)
+        wall = time.perf_counter() - start
+        if wall < best["wall"]:
+            best = {"wall": wall, **times.seconds}
+    return best
+
+
+def hevc_decode_comparison(frame, vcodec_bytes: int, vcodec_seconds: float, repeats: int = 3) -> dict:
+    """FFmpeg's HEVC decode (PyAV) of an x265 intra frame of the same picture, its QP chosen so that its
+    size is nearest vcodec's (a few x265 encodes, preset slow, the HM-like anchor parameters)."""
+    tried: dict[int, bytes] = {}
+    qp = 37
+    for step in (8, 4, 2, 1):
+        for candidate in (qp - step, qp, qp + step):
+            if 0 <= candidate <= 51 and candidate not in tried:
+                tried[candidate] = encode_x265(frame, candidate, "slow")
+        qp = min(tried, key=lambda q: abs(len(tried[q]) - vcodec_bytes))
+    units = split_access_units(tried[qp])
     best = float("inf")
     for _ in range(repeats):
         start = time.perf_counter()
-        decode_frame(data)
+        decode_hevc(units)
         best = min(best, time.perf_counter() - start)
-    return best
+    return {"qp": qp, "hevc_bytes": len(tried[qp]), "hevc_decode_seconds": best,
+            "vcodec_bytes": vcodec_bytes, "vcodec_decode_seconds": vcodec_seconds, "ratio": vcodec_seconds / best}
+
+
+def synthetic_bitstream(width: int, height: int, arch: str = "main") -> bytes:
+    """A frame bitstream with every latent grid coded, without training (a 3840x2160 encode would take
+    hours here): Laplace-distributed latents (about half non-zero, as trained ones), the freshly
+    initialised networks quantised at fixed steps. Decoding it costs what decoding a real frame costs."""
+    frame = sample_frames(width, height, 1, 8, "astronaut")[0]
+    torch.manual_seed(0)
+    model = FrameModel(load_arch(arch), height, width)
+    generator = torch.Generator().manual_seed(0)
+    with torch.no_grad():
+        for latent in model.latents:
+            uniform = torch.rand(latent.shape, generator=generator) - 0.5
+            latent.copy_(-0.8 * torch.sign(uniform) * torch.log1p(-2 * uniform.abs()))
+    step_exps, integers, scales = [], [], []
+    for name, kind in PARAM_GROUPS:
+        step_exp = 12 if kind == "bias" else 10
+        values = quantize(flat_parameters(getattr(model, name), kind), step_exp)
+        step_exps.append(step_exp)
+        integers.append(values)
+        scales.append(scale_index_for(values))
+    params = QuantizedParameters(tuple(step_exps), tuple(integers), tuple(scales))
+    return write_bitstream(frame, model, params)[0]
+
+
+def child_peak_memory(kind: str, width: int, height: int, arch: str) -> None:
+    """Run in a fresh process (--child-memory): one training step or one decode, then print the
+    process's peak resident set size in bytes."""
+    if kind == "train":
+        retain_freed_memory()
+        torch.set_num_threads(1)
+        frame = sample_frames(width, height, 1, 8, "astronaut")[0]
+        preset = load_config(arch).preset
+        setting = QuantizerSetting(preset.noise_quantizer, preset.softround_temperature[0], preset.noise,
+                                   preset.noise_parameter[0])
+        model = FrameModel(load_arch(arch), height, width)
+        optimizer = torch.optim.Adam(model.parameters(), lr=0.01)
+        loss, _, _ = rd_loss(model, make_target(frame, "cpu"), 0.001, "mse", setting)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+    else:
+        decode_frame(Path(kind).read_bytes())
+    print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024)
+
+
+def peak_memory(kind: str, width: int, height: int, arch: str) -> int:
+    """Peak RSS (bytes) of one training step (kind "train") or of decoding the file `kind`, in a child."""
+    result = subprocess.run([sys.executable, __file__, "--child-memory", kind, "--size", f"{width}x{height}",
+                             "--arch", arch], check=True, capture_output=True, text=True)
+    return int(result.stdout.split()[-1])
 
 
 def rd_point(frame, lmbda: float, preset: str, arch: str, **overrides) -> dict:
@@ -142,10 +230,21 @@ def main() -> None:
     parser.add_argument("--hd-iterations", type=int, default=100,
                         help="training iterations of the 1920x1080 frame whose decode is timed")
     parser.add_argument("--chroma-preset", default="fast", help="preset of the nearest-vs-mean comparison")
+    parser.add_argument("--hd-lambda", type=float, default=0.0001,
+                        help="lambda of that frame (1e-4 codes all 7 latent grids after 100 iterations)")
+    parser.add_argument("--sd-file", type=Path, help="time this 416x240 frame bitstream (instead of the first RD point)")
+    parser.add_argument("--hd-file", type=Path, help="time this 1920x1080 frame bitstream (of --photo) instead "
+                        "of encoding one; the HEVC anchor is encoded from the same picture")
     parser.add_argument("--json", help="also write every figure to this JSON file")
+    parser.add_argument("--child-memory", help=argparse.SUPPRESS)
+    parser.add_argument("--size", default="1920x1080", help=argparse.SUPPRESS)
     parser.add_argument("--skip", default="", help="comma-separated parts not to run: throughput, chroma, "
-                        "hd-decode, startup (to run the long preset rows on their own)")
+                        "hd-decode, startup, memory, hevc (to run the long preset rows on their own)")
     args = parser.parse_args()
+    if args.child_memory:
+        width, height = (int(v) for v in args.size.split("x"))
+        child_peak_memory(args.child_memory, width, height, args.arch)
+        return
     torch.set_num_threads(args.threads)
     presets = [p for p in args.presets.split(",") if p]
     skip = {part for part in args.skip.split(",") if part}
@@ -172,7 +271,11 @@ def main() -> None:
         for lmbda in lambdas:
             log(f"encode 416x240 preset={preset} lambda={lmbda} ...")
             points.append(rd_point(frame, lmbda, preset, args.arch))
-    report["decode_seconds_416x240"] = decode_seconds(points[0]["data"]) if points else None
+    if points or args.sd_file:
+        report["decode_split_416x240"] = decode_split(args.sd_file.read_bytes() if args.sd_file else points[0]["data"])
+        report["decode_seconds_416x240"] = report["decode_split_416x240"]["wall"]
+    else:
+        report["decode_seconds_416x240"] = None
 
     if "chroma" not in skip:
         log("chroma downscale: nearest vs mean ...")
@@ -188,14 +291,35 @@ def main() -> None:
         report["chroma_points"] = {mode: strip(rows) for mode, rows in chroma.items()}
 
     if "hd-decode" not in skip:
-        log(f"encode 1920x1080 ({args.hd_iterations} iterations) for the decode timing ...")
         hd = sample_frames(1920, 1080, 1, 8, args.photo)[0]
-        hd_encoded = encode_frame_report(hd, 0.001, load_config(args.arch, "fast", iterations=args.hd_iterations,
-                                                                learning_rate=0.02))
-        report["decode_seconds_1920x1080"] = decode_seconds(hd_encoded.data, repeats=2)
-        report["hd_frame"] = {"bytes": len(hd_encoded.data),
-                              "coded_grids": read_frame_info(hd_encoded.data).coded_grids,
-                              "psnr_yuv": hd_encoded.psnr.yuv, "encode_seconds": hd_encoded.seconds}
+        if args.hd_file:
+            hd_data = args.hd_file.read_bytes()
+            report["hd_frame"] = {"file": str(args.hd_file), "psnr_yuv": frame_psnr(hd, decode_frame(hd_data)).yuv}
+        else:
+            log(f"encode 1920x1080 ({args.hd_iterations} iterations) for the decode timing ...")
+            hd_encoded = encode_frame_report(hd, args.hd_lambda, load_config(
+                args.arch, "fast", iterations=args.hd_iterations, learning_rate=0.02))
+            hd_data = hd_encoded.data
+            report["hd_frame"] = {"lambda": args.hd_lambda, "psnr_yuv": hd_encoded.psnr.yuv,
+                                  "encode_seconds": hd_encoded.seconds}
+        report["hd_frame"].update(bytes=len(hd_data), coded_grids=read_frame_info(hd_data).coded_grids)
+        report["decode_split_1920x1080"] = decode_split(hd_data)
+        report["decode_seconds_1920x1080"] = report["decode_split_1920x1080"]["wall"]
+        if "hevc" not in skip:
+            log("x265 intra frame of the same picture, FFmpeg HEVC decode ...")
+            report["hevc_decode_1920x1080"] = hevc_decode_comparison(hd, len(hd_data), report["decode_seconds_1920x1080"])
+
+    if "memory" not in skip:
+        with tempfile.TemporaryDirectory() as scratch:
+            memory: dict[str, dict[str, int]] = {}
+            for width, height in MEMORY_SIZES:
+                size = f"{width}x{height}"
+                log(f"peak memory at {size}: one training step, one decode (child processes) ...")
+                path = Path(scratch) / f"{size}.vcc"
+                path.write_bytes(synthetic_bitstream(width, height, args.arch))
+                memory[size] = {"train_step": peak_memory("train", width, height, args.arch),
+                                "decode": peak_memory(str(path), width, height, args.arch)}
+            report["peak_rss_bytes"] = memory
 
     report["rd_points"] = strip(points)
     print(render(report))
@@ -243,6 +367,22 @@ def render(report: dict) -> str:
     if "decode_seconds_1920x1080" in report:
         lines[-1] += (f"; decode 1920x1080: {report['decode_seconds_1920x1080']:.3f} s "
                       f"({report['hd_frame']['coded_grids']} coded grids, {report['hd_frame']['bytes']} bytes)")
+    splits = {size: report[f"decode_split_{size}"] for size in ("416x240", "1920x1080") if f"decode_split_{size}" in report}
+    if splits:
+        stages = list(dict.fromkeys(stage for split in splits.values() for stage in split if stage != "wall"))
+        lines += ["", "Decode time by stage (seconds, the best of 3 decodes):", "",
+                  "| stage | " + " | ".join(splits) + " |", "|---|" + "---|" * len(splits)]
+        for stage in [*stages, "wall"]:
+            lines.append(f"| {stage} | " + " | ".join(f"{split.get(stage, 0.0):.3f}" for split in splits.values()) + " |")
+    if "hevc_decode_1920x1080" in report:
+        h = report["hevc_decode_1920x1080"]
+        lines += ["", f"1920x1080 decode against FFmpeg HEVC (PyAV, x265 slow intra, QP {h['qp']}, {h['hevc_bytes']} "
+                      f"bytes; vcodec {h['vcodec_bytes']} bytes): HEVC {h['hevc_decode_seconds']:.4f} s, vcodec "
+                      f"{h['vcodec_decode_seconds']:.3f} s, ratio {h['ratio']:.1f}x"]
+    if "peak_rss_bytes" in report:
+        lines += ["", "| peak RSS (child process) | one training step | one decode |", "|---|---|---|"]
+        for size, figures in report["peak_rss_bytes"].items():
+            lines.append(f"| {size} | {figures['train_step'] / 2**30:.2f} GiB | {figures['decode'] / 2**30:.2f} GiB |")
     return "\n".join(lines)
 
 

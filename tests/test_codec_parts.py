@@ -447,3 +447,30 @@ def test_freed_training_memory_is_reused_without_page_faults() -> None:
     faults_of_one_round()
     faults_of_one_round()  # (the heap may take a round or two to grow to its working size)
     assert faults_of_one_round() < 1000  # 64 MiB freshly mapped would be ~16000 faults of 4 KiB
+
+
+def test_synthesis_without_gradients_is_bit_identical_to_training_path() -> None:
+    """The decoder runs the 1x1 layers in chunks of pixels (cache-sized); the planes must not change."""
+    torch.manual_seed(5)
+    synthesis = Synthesis(7, (40,), 2)
+    with torch.no_grad():
+        for parameter in synthesis.parameters():
+            parameter.normal_(0, 0.3)
+    upsampled = torch.randn(1, 7, 96, 200)  # 19200 pixels: three chunks, the last one partial
+    with torch.no_grad():
+        chunked = synthesis(upsampled)
+    whole = synthesis(upsampled).detach()
+    assert torch.equal(chunked, whole)
+
+
+def test_stage_times_cover_the_decode() -> None:
+    """decode_frame charges its time to named stages (scripts/bench_codec.py reports the split)."""
+    from vcodec.decoder import StageTimes, decode_frame
+
+    golden = Path(__file__).parent / "golden" / "v3" / "main_8bit_1f.vcc"
+    with ContainerReader(golden) as reader:
+        data = reader.read_frame(0)
+    times = StageTimes()
+    decode_frame(data, times)
+    assert {"integer ARM", "range decoding", "synthesis", "upsampling"} <= set(times.seconds)
+    assert all(seconds >= 0 for seconds in times.seconds.values())
