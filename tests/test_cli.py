@@ -236,7 +236,8 @@ def assert_frames_kept(partial: Path, reference: Path) -> int:
 
 def test_resume_after_sigkill(work: Path, uninterrupted: Path) -> None:
     """Frames kept by a killed encode, and those a resume adds, are those of an uninterrupted encode."""
-    args = ["encode", "Astro_64x48_30.yuv", "-o", "killed.vcc", *STOPPABLE, "--csv", "killed.csv", "-q"]
+    args = ["encode", "Astro_64x48_30.yuv", "-o", "killed.vcc", *STOPPABLE, "--csv", "killed.csv", "--settings",
+            "-q"]
     process = subprocess.Popen([*VCODEC, *args], cwd=work, stderr=subprocess.DEVNULL)
     partial = work / "killed.vcc.partial"
     try:
