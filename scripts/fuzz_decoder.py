@@ -11,7 +11,7 @@ without atheris):
 - `header`: `parse_header` and `read_frame_info` on the bytes as they are, then repaired;
 - `container`: `ContainerReader` (what `info` and `--resume` use) and `SalvageReader` (what `decode`
   uses) over the bytes in memory: header, index or record walk, every frame; the bytes as they are,
-  then with every CRC-32 recomputed (`repair_container`).
+  then with every CRC-32 recomputed (`repair_container`, by the layout of the file's container version).
 
 A clean outcome is a decode (of the size the header announces) or a `BitstreamError`, the one error
 type the decoder and the container reader raise on bad input. Anything else is a finding: another
@@ -19,10 +19,10 @@ exception, an input that takes over 10 s (libFuzzer's -timeout, wall clock), or 
 (RLIMIT_AS in the fuzzing process, and libFuzzer's -rss_limit_mb). Each target runs in its own
 subprocess under those limits for its share of --minutes; after a finding the script keeps the input as
 a regression file in tests/data/fuzz/<target>/ and starts the target again for the rest of its time
-(the corpus in --workdir carries over). Seeds are the frames and files of tests/golden (every format
-version) and the regression files themselves. At the end it prints, per target, the executions and
-the coverage libFuzzer reports (cov: edges of the instrumented vcodec code, ft: features), and writes
-them to <workdir>/summary.json. docs/fuzzing.md has the figures of a run.
+(the corpus in --workdir carries over). Seeds are the frames and files of tests/golden (every frame
+format version; container versions 1 and 2) and the regression files themselves. At the end it prints,
+per target, the executions and the coverage libFuzzer reports (cov: edges of the instrumented vcodec
+code, ft: features), and writes them to <workdir>/summary.json. docs/fuzzing.md has the figures of a run.
 
 The decode harness decodes only frames of at most DECODE_MAX_PIXELS samples: the decoder's time and
 memory follow the size the header declares (a few hundred bytes can legally announce 8192x4352), so
@@ -63,6 +63,10 @@ _RESTART_SECONDS = 5                # less time than this left for a target: do 
 CONTAINER_TOKENS: tuple[bytes, ...] = (
     b"\x89VCC\r\n\x1a\n", b"VCFR", b"VCIX", b"VCCINDEX", b'{"', b'":', b'"', b",", b"[", b"]", b"{}", b"[]",
     b"[[[[[[[[[[[[[[[[", b"null", b"true", b"1e999", b"-0", b"99999999999999999999", b"\\u0000", b"\\ud800",
+    # version 2: the version field, varints at the edges of their range and spelling (u32 max, 2^32,
+    # a non-minimal zero, six bytes), a record header of frame 0 with a 1-byte payload
+    b"\x00\x02", b"\xff\xff\xff\xff\x0f", b"\x80\x80\x80\x80\x10", b"\x80\x00", b"\x80\x80\x80\x80\x80\x01",
+    b"VCFR\x00\x01",
 )
 
 
@@ -126,24 +130,82 @@ def repair_frame(data: bytes) -> bytes:
     return head + binascii.crc_hqx(head, 0).to_bytes(2, "big") + body
 
 
+def _lenient_varint(data: bytes | bytearray, position: int) -> tuple[int, int] | None:
+    """The value of the LEB128 varint at `position` and the position after it, read as the container reader
+    lays it out (at most 5 bytes); None when the data ends inside it or it runs longer. Its range and its
+    spelling are left to the reader to refuse: the repair only needs to know where the next field is."""
+    value = 0
+    for count in range(5):
+        if position + count >= len(data):
+            return None
+        byte = data[position + count]
+        value |= (byte & 0x7F) << (7 * count)
+        if not byte & 0x80:
+            return value, position + count + 1
+    return None
+
+
+def _container_header_end(data: bytes | bytearray, version: int) -> int | None:
+    """Where the CRC-32 of a container's file header starts (it covers bytes 8 to there), by the layout of
+    `version`; None when the bytes present do not lay it out."""
+    if version == 1:  # magic, version u16, sequence header length u32, sequence header
+        return 14 + int.from_bytes(data[10:14], "big") if len(data) >= 14 else None
+    position = 16  # magic, version u16, width u16, height u16, bit depth u8, flags u8
+    if len(data) < position:
+        return None
+    settings_follow = bool(data[15] & 0x80)
+    values = []
+    for _ in range(4 if settings_follow else 3):  # frame count, fps numerator, denominator[, settings length]
+        varint = _lenient_varint(data, position)
+        if varint is None:
+            return None
+        value, position = varint
+        values.append(value)
+    return position + (values[3] if settings_follow else 0)
+
+
+def _record_layout(data: bytes | bytearray, offset: int, version: int) -> tuple[int, int] | None:
+    """Where the CRC-32 of the frame record at `offset` is and where its payload ends; None when no record
+    with a non-empty payload that fits the data starts there."""
+    if data[offset : offset + 4] != b"VCFR":
+        return None
+    if version == 1:  # marker, number u32, length u32, CRC-32
+        if offset + 16 > len(data):
+            return None
+        crc_at, length = offset + 12, int.from_bytes(data[offset + 8 : offset + 12], "big")
+    else:  # marker, number v, length v, CRC-32
+        number = _lenient_varint(data, offset + 4)
+        length_field = _lenient_varint(data, number[1]) if number else None
+        if length_field is None:
+            return None
+        length, crc_at = length_field
+    end = crc_at + 4 + length
+    return (crc_at, end) if 0 < length and end <= len(data) else None
+
+
 def repair_container(data: bytes) -> bytes:
-    """The container with the CRC-32 of its file header, of every frame record that fits and of the index
-    the footer points at recomputed (docs/container.md). Anything else is left as it is."""
+    """The container with the CRC-32 of its file header, of its frame records and of the index the footer
+    points at recomputed (docs/container.md; versions 1 and 2, each by its own layout). The records are
+    those a walk from the first finds, then, past where the walk stops, those a search for the next
+    record marker finds (what `SalvageReader` resynchronises on). Anything else, and a file of another
+    version (which the readers refuse before any CRC), is left as it is."""
     buffer = bytearray(data)
-    if len(buffer) < 14:
+    version = int.from_bytes(buffer[8:10], "big") if len(buffer) >= 10 else None
+    if version not in (1, 2):
         return data
-    header_end = 14 + int.from_bytes(buffer[10:14], "big")
-    if header_end + 4 > len(buffer):
+    header_end = _container_header_end(buffer, version)
+    if header_end is None or header_end + 4 > len(buffer):
         return data
     buffer[header_end : header_end + 4] = struct.pack(">I", zlib.crc32(buffer[8:header_end]))
     offset = header_end + 4
-    while offset + 16 <= len(buffer) and buffer[offset : offset + 4] == b"VCFR":
-        length = int.from_bytes(buffer[offset + 8 : offset + 12], "big")
-        end = offset + 16 + length
-        if length == 0 or end > len(buffer):
-            break
-        crc = zlib.crc32(buffer[offset + 16 : end], zlib.crc32(buffer[offset + 4 : offset + 12]))
-        buffer[offset + 12 : offset + 16] = struct.pack(">I", crc)
+    while 0 <= offset < len(buffer):
+        record = _record_layout(buffer, offset, version)
+        if record is None:
+            offset = buffer.find(b"VCFR", offset + 1)  # -1 when there is none
+            continue
+        crc_at, end = record
+        crc = zlib.crc32(buffer[crc_at + 4 : end], zlib.crc32(buffer[offset + 4 : crc_at]))
+        buffer[crc_at : crc_at + 4] = struct.pack(">I", crc)
         offset = end
     if len(buffer) >= 16 and buffer[-8:] == b"VCCINDEX":
         index_offset = int.from_bytes(buffer[-16:-8], "big")
@@ -232,18 +294,19 @@ def run_input(target: str, data: bytes) -> None:
 # --- Seeds from tests/golden ---------------------------------------------------------------------------
 
 def golden_containers() -> list[Path]:
-    return sorted(GOLDEN.glob("v*/*.vcc"))
+    """The frame golden files (container version 1), then the container golden files (each version)."""
+    return sorted(GOLDEN.glob("v*/*.vcc")) + sorted(GOLDEN.glob("container/v*/*.vcc"))
 
 
 def golden_frames() -> list[bytes]:
-    """Every frame bitstream of every golden file (all frame format versions)."""
+    """Every frame bitstream of every golden file (all frame format versions), each once."""
     from vcodec.bitstream.container import ContainerReader
 
-    frames = []
+    frames: dict[bytes, None] = {}
     for path in golden_containers():
         with ContainerReader(path) as reader:
-            frames.extend(reader.read_frame(number) for number in range(reader.frame_count))
-    return frames
+            frames.update((reader.read_frame(number), None) for number in range(reader.frame_count))
+    return list(frames)
 
 
 def _unfinished(data: bytes) -> bytes:

@@ -3,7 +3,8 @@
 Every file under tests/data/fuzz/<target>/ is an input that once broke the harness of <target> in
 scripts/fuzz_decoder.py; each is replayed through that same harness (no atheris needed). The rule is the
 fuzzer's: a decode or a BitstreamError, within 10 s. Mutated golden frames of every format version are
-decoded as they are and, with their header CRC and stream lengths made consistent, deep inside.
+decoded as they are and, with their header CRC and stream lengths made consistent, deep inside; mutated
+golden containers of every container version are read as they are and with their CRC-32s recomputed.
 """
 
 from __future__ import annotations
@@ -21,8 +22,9 @@ from pathlib import Path
 import pytest
 import torch
 
-from vcodec.bitstream.container import ContainerReader
+from vcodec.bitstream.container import FOOTER_BYTES, ContainerReader, container_version
 from vcodec.bitstream.frame_header import parse_header
+from vcodec.bitstream.salvage import SalvageReader
 from vcodec.decoder import decode_frame
 from vcodec.types import BitstreamError
 
@@ -129,22 +131,94 @@ def test_repair_frame_gets_a_damaged_header_past_its_crc(golden_frames: dict[int
     assert fuzz.repair_frame(repaired) == repaired
 
 
-def test_repair_container_recomputes_every_crc() -> None:
-    data = bytearray(fuzz.golden_containers()[0].read_bytes())
+def golden_container(version: int) -> Path:
+    """A finished golden file of two frames in container `version`: a header, two records and an index."""
+    path = {1: ROOT / "tests" / "golden" / "v3" / "light_8bit_2f.vcc",
+            2: ROOT / "tests" / "golden" / "container" / "v2" / "two_frames_settings.vcc"}[version]
+    assert path in fuzz.golden_containers()
+    return path
+
+
+def crc_positions(data: bytes) -> list[int]:
+    """Where the file header's, each record's and the index's CRC-32 are, as the reader finds them."""
+    with ContainerReader(io.BytesIO(data)) as reader:
+        assert reader.indexed
+        return [reader.first_record - 4, *(entry.payload_offset - 4 for entry in reader.entries),
+                len(data) - FOOTER_BYTES - 4]
+
+
+@pytest.mark.parametrize("version", [1, 2])
+def test_repair_container_recomputes_every_crc(version: int) -> None:
+    data = golden_container(version).read_bytes()
+    for position in crc_positions(data):
+        damaged = bytearray(data)
+        damaged[position : position + 4] = bytes(4)
+        with pytest.raises(BitstreamError, match="CRC"):
+            with ContainerReader(io.BytesIO(bytes(damaged))) as reader:
+                for number in range(reader.frame_count):
+                    reader.read_frame(number)
+        assert fuzz.repair_container(bytes(damaged)) == data, f"CRC at byte {position}"
+
+
+@pytest.mark.parametrize("version", [1, 2])
+def test_repair_container_gets_a_damaged_payload_past_its_crc(version: int) -> None:
+    data = bytearray(golden_container(version).read_bytes())
     with ContainerReader(io.BytesIO(bytes(data))) as reader:
         entry = reader.entries[0]
-    data[entry.offset + 16] ^= 0xFF  # a payload byte: its record CRC fails
+    data[entry.payload_offset] ^= 0xFF  # its record CRC fails
     with ContainerReader(io.BytesIO(bytes(data))) as reader, pytest.raises(BitstreamError, match="CRC"):
         reader.read_frame(0)
     with ContainerReader(io.BytesIO(fuzz.repair_container(bytes(data)))) as reader:
-        assert reader.read_frame(0)[0] == data[entry.offset + 16]
+        assert reader.read_frame(0)[0] == data[entry.payload_offset]
 
 
-def test_unfinished_seed_reads_as_an_interrupted_encode() -> None:
-    finished = fuzz.golden_containers()[0].read_bytes()
-    with ContainerReader(io.BytesIO(finished)) as reader:
+def test_repair_container_gets_a_damaged_version_2_header_to_its_field_checks() -> None:
+    data = bytearray(golden_container(2).read_bytes())
+    data[15] |= 0x10  # flags: a reserved bit, which the reader checks after the header CRC
+    for reader_type in (ContainerReader, SalvageReader):
+        with pytest.raises(BitstreamError, match="CRC mismatch"):
+            reader_type(io.BytesIO(bytes(data)))
+        with pytest.raises(BitstreamError, match="reserved bits"):
+            reader_type(io.BytesIO(fuzz.repair_container(bytes(data))))
+
+
+@pytest.mark.parametrize("version", [1, 2])
+def test_repair_container_reaches_records_past_damage(version: int) -> None:
+    """After a damaged stretch the salvage reader resynchronises on the next record whose CRC holds: the
+    repair recomputes the CRCs of the records a search finds past where the walk stopped, too."""
+    data = bytearray(golden_container(version).read_bytes())
+    with ContainerReader(io.BytesIO(bytes(data))) as reader:
+        first, second = reader.entries
+    data[first.offset : first.offset + 4] = b"XXXX"  # the walk stops at frame 0
+    data[second.payload_offset] ^= 0xFF  # and frame 1's CRC fails
+    with SalvageReader(io.BytesIO(fuzz.repair_container(bytes(data)))) as reader:
+        assert reader.read_frame(1)[0] == data[second.payload_offset]
+
+
+@pytest.mark.parametrize("version", [1, 2])
+def test_seeded_mutations_of_golden_containers_fail_cleanly(version: int) -> None:
+    """Mutations of the golden files of each container version, through the container harness (as they
+    are, and with their CRCs recomputed, so that damage to a field reaches the check of that field)."""
+    files = [path.read_bytes() for path in fuzz.golden_containers()
+             if container_version(path.read_bytes()) == version]
+    assert files
+    rng = random.Random(20270 + version)
+    repaired = 0
+    for trial in range(150):
+        mutated = mutate(rng.choice(files), rng)
+        repaired += fuzz.repair_container(mutated) != mutated
+        assert_clean(lambda: fuzz.run_input("container", mutated), f"container v{version} mutation {trial}")
+    assert repaired > 50  # most mutations are inside a CRC's reach
+
+
+@pytest.mark.parametrize("version", [1, 2])
+def test_unfinished_seed_reads_as_an_interrupted_encode(version: int) -> None:
+    files = fuzz.golden_containers()
+    number = next(n for n, path in enumerate(files) if container_version(path.read_bytes()) == version)
+    with ContainerReader(files[number]) as reader:
         count = reader.frame_count
-    with ContainerReader(io.BytesIO(fuzz.seeds("container")[len(fuzz.golden_containers())])) as reader:
+    with ContainerReader(io.BytesIO(fuzz.seeds("container")[len(files) + number])) as reader:
+        assert reader.version == version
         assert not reader.complete and reader.frame_count == count and reader.trailing_bytes == 20
 
 
