@@ -78,9 +78,11 @@ FOOTER_BYTES = _FOOTER.size
 # Bytes from the start of a file that are enough to learn the size of its header (any version), and to
 # read a too-long settings length whole (so that it is refused as such, not as a file cut short).
 HEADER_PROBE_BYTES = _PREAMBLE.size + _V2_FIXED.size + 4 * _VARINT_MAX_BYTES
-# The most bytes a record header takes, and the fewest a frame takes in a finished file, by version.
+# The most bytes a record header takes, the fewest a record takes (a 1-byte payload), and the fewest a
+# frame takes in a finished file (its record, and in version 1 its index entry), by version.
 MAX_RECORD_HEADER_BYTES: dict[int, int] = {1: RECORD_HEADER_BYTES, 2: 4 + 2 * _VARINT_MAX_BYTES + _CRC.size}
-MIN_FRAME_BYTES: dict[int, int] = {1: RECORD_HEADER_BYTES + INDEX_ENTRY_BYTES, 2: 4 + 1 + 1 + _CRC.size + 1}
+MIN_RECORD_BYTES: dict[int, int] = {1: RECORD_HEADER_BYTES + 1, 2: 4 + 1 + 1 + _CRC.size + 1}
+MIN_FRAME_BYTES: dict[int, int] = {1: RECORD_HEADER_BYTES + INDEX_ENTRY_BYTES, 2: MIN_RECORD_BYTES[2]}
 
 
 @dataclass(frozen=True)

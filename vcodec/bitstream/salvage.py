@@ -23,6 +23,7 @@ from vcodec.bitstream.container import (
     INDEX_MARKER,
     MAX_RECORD_HEADER_BYTES,
     MIN_FRAME_BYTES,
+    MIN_RECORD_BYTES,
     FileReader,
     IndexEntry,
     RecordCutShort,
@@ -192,7 +193,9 @@ class SalvageReader(FileReader):
 
     def _record_at(self, offset: int, head: bytes, expected: int, resync: bool = False) -> IndexEntry | None:
         """The record at `offset` if its header is sound, fits the file and holds the expected frame. After
-        damage (`resync`), any later frame will do, but only if its payload passes its CRC."""
+        damage (`resync`), any later frame will do, but only if its payload passes its CRC and the bytes
+        before it can hold the records of the frames before it (else a record numbered 2^32 - 2 would make
+        an unfinished file one of 2^32 - 1 frames, nearly all `missing`)."""
         if head[:4] != FRAME_MARKER:
             return None
         try:
@@ -202,6 +205,8 @@ class SalvageReader(FileReader):
         number, length = record.number, record.length
         entry = IndexEntry(number, offset, length, record.size)
         if entry.end > self.file_size or (self.finished and number >= self.header.frame_count):
+            return None
+        if number > (offset - self.first_record) // MIN_RECORD_BYTES[self.version]:
             return None
         if not resync:
             return entry if number == expected else None
