@@ -16,7 +16,7 @@ from vcodec.decoder import decode_frame
 from vcodec.encoder.quantize import QuantizedParameters, quantize_parameters
 from vcodec.encoder.rdoq import rdoq_parameters
 from vcodec.encoder.target import Target, make_target
-from vcodec.encoder.train import TrainProgress, train_frame_model
+from vcodec.encoder.train import FrameTraining, TrainProgress
 from vcodec.entropy.latent_coder import Canvas, encode_latents, information_bits
 from vcodec.entropy.param_coder import encode_parameters, integer_arm
 from vcodec.metrics import YUV_WEIGHTS, FramePsnr, frame_mse, frame_psnr
@@ -69,11 +69,10 @@ def check_device(device: str) -> None:
         raise ConfigError("--device cuda: no CUDA device is available here")
 
 
-def fit(frame: Frame, lmbda: float, cfg: EncoderConfig,
-        progress: Callable[[TrainProgress], None] | None
-        ) -> tuple[FrameModel, Target, tuple[tuple[str, float], ...]]:
-    """Overfit a model (of the architecture the warm-up picks, with --arch auto) to the frame; returns it
-    on the CPU with the CPU target, and the warm-up's candidate scores (none without a warm-up)."""
+def start_training(frame: Frame, lmbda: float, cfg: EncoderConfig,
+                   progress: Callable[[TrainProgress], None] | None) -> FrameTraining:
+    """Set up the frame's training on the configured device and run its warm-up (which, with --arch auto,
+    ranks the candidates by their coded cost at `lmbda`); the main and final phases are the caller's."""
     check_device(cfg.device)
     torch.manual_seed(cfg.seed)
     if cfg.device == "cuda":
@@ -81,7 +80,15 @@ def fit(frame: Frame, lmbda: float, cfg: EncoderConfig,
         torch.backends.cudnn.allow_tf32 = False
     several_archs = len(cfg.archs) > 1
     score = (lambda candidate: coded_cost(frame, candidate, lmbda, cfg)) if several_archs else None
-    trained = train_frame_model(make_target(frame, cfg.device), lmbda, cfg, score, progress)
+    return FrameTraining(make_target(frame, cfg.device), lmbda, cfg, score, progress)
+
+
+def fit(frame: Frame, lmbda: float, cfg: EncoderConfig,
+        progress: Callable[[TrainProgress], None] | None
+        ) -> tuple[FrameModel, Target, tuple[tuple[str, float], ...]]:
+    """Overfit a model (of the architecture the warm-up picks, with --arch auto) to the frame; returns it
+    on the CPU with the CPU target, and the warm-up's candidate scores (none without a warm-up)."""
+    trained = start_training(frame, lmbda, cfg, progress).finish(lmbda)
     return trained.model.cpu(), make_target(frame, "cpu"), trained.candidate_scores
 
 
@@ -161,6 +168,13 @@ def encode_frame_and_model(frame: Frame, lmbda: float, cfg: EncoderConfig | None
         raise VcodecError(f"lambda must be within (0, 1), got {lmbda}")
     start = time.perf_counter()
     model, target, candidate_costs = fit(frame, lmbda, cfg, progress)
+    return code_model(frame, model, target, lmbda, cfg, candidate_costs, start), model
+
+
+def code_model(frame: Frame, model: FrameModel, target: Target, lmbda: float, cfg: EncoderConfig,
+               candidate_costs: tuple[tuple[str, float], ...], start: float) -> EncodedFrame:
+    """Quantise a trained model (on the CPU) at `lmbda`, write its bitstream and decode it back; `start`
+    is when the frame's encode began (perf_counter), for its time. The model keeps the coded values."""
     params = quantize_parameters(model, target, lmbda, cfg.preset.quantization_patience)
     if cfg.preset.rdoq_passes:
         params = rdoq_parameters(model, target, lmbda, params, cfg.preset.rdoq_passes).params
@@ -169,7 +183,7 @@ def encode_frame_and_model(frame: Frame, lmbda: float, cfg: EncoderConfig | None
     reconstruction = decode_frame(data)
     decode_seconds = time.perf_counter() - decode_start
     check_decoder_matches(model_reconstruction(model, frame.bitdepth), reconstruction)
-    encoded = EncodedFrame(
+    return EncodedFrame(
         data=data, reconstruction=reconstruction, decode_seconds=decode_seconds,
         psnr=frame_psnr(frame, reconstruction),
         header_bits=int(sizes["header_bits"]), parameter_bits=int(sizes["parameter_bits"]),
@@ -178,7 +192,6 @@ def encode_frame_and_model(frame: Frame, lmbda: float, cfg: EncoderConfig | None
         mac_per_pixel=macs_per_pixel(model.arch, frame.height, frame.width)["total"],
         seconds=time.perf_counter() - start,
     )
-    return encoded, model
 
 
 def encode_frame(frame: Frame, lmbda: float, cfg: EncoderConfig | None = None) -> bytes:

@@ -9,9 +9,11 @@
 
 from __future__ import annotations
 
+import copy
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 
@@ -124,41 +126,73 @@ class _Counter:
                                         float(bpp)))
 
 
+class PhaseRun:
+    """One training phase that can stop between iterations and go on, at another lambda if asked: its
+    optimiser state, its position in the learning-rate and temperature schedules and its best state are
+    kept. A phase run in one go is what a plain encode does; stopping and continuing it draws the same
+    random numbers, so it trains exactly as one go at an unchanged lambda."""
+
+    def __init__(self, model: FrameModel, cfg: EncoderConfig, iterations: int, quantizer: str, network_lr: float,
+                 latent_lr: float, cosine: bool, validate_every: int) -> None:
+        self.model = model
+        self.cfg = cfg
+        self.iterations = iterations
+        self.quantizer = quantizer
+        self.cosine = cosine
+        self.validate_every = validate_every
+        self.optimizer = _Optimizers(model, cfg.preset.optimizer, network_lr, latent_lr)
+        self.done = 0
+        self.best: tuple[float, dict[str, torch.Tensor]] | None = None
+        self._best_lmbda: float | None = None
+
+    def advance(self, target: Target, lmbda: float, counter: _Counter, until: int | None = None) -> None:
+        """Train up to iteration `until` of the phase (its end by default) at `lmbda`. A best state scored at
+        another lambda is forgotten: its score is another cost."""
+        if self._best_lmbda != lmbda:
+            self.best, self._best_lmbda = None, lmbda
+        preset = self.cfg.preset
+        parameters = [p for group in self.optimizer.param_groups for p in group["params"]]
+        stop = self.iterations if until is None else min(until, self.iterations)
+        for iteration in range(self.done, stop):
+            if self.cosine:
+                for group in self.optimizer.param_groups:
+                    floor = preset.learning_rate_floor * group["base_lr"] / preset.learning_rate
+                    group["lr"] = _cosine(group["base_lr"], floor, iteration, self.iterations)
+            fraction = iteration / max(1, self.iterations - 1)
+            setting = QuantizerSetting(self.quantizer, _interpolate(preset.softround_temperature, fraction),
+                                       preset.noise, _interpolate(preset.noise_parameter, fraction))
+            loss, mse, bpp = rd_loss(self.model, target, lmbda, self.cfg.loss, setting)
+            if self.quantizer == "ste":  # the forward pass is the coded model: its loss is the score
+                self._keep_if_best(float(loss.detach()))
+            self.optimizer.zero_grad()
+            loss.backward()
+            if preset.gradient_clip > 0:
+                torch.nn.utils.clip_grad_norm_(parameters, preset.gradient_clip)
+            self.optimizer.step()
+            counter.step(loss, mse, bpp)
+            if self.validate_every and self.quantizer != "ste" and ((iteration + 1) % self.validate_every == 0):
+                self._keep_if_best(rounded_cost(self.model, target, lmbda, self.cfg.loss))
+        self.done = max(self.done, stop)
+
+    def _keep_if_best(self, score: float) -> None:
+        if self.best is None or score < self.best[0]:
+            self.best = (score, _state(self.model))
+
+    def settle(self, target: Target, lmbda: float) -> None:
+        """Leave the model in the best state scored, if it beats the present one (phases that score)."""
+        if self.best is not None and (self.quantizer == "ste" or self.validate_every):
+            if self.best[0] < rounded_cost(self.model, target, lmbda, self.cfg.loss):
+                self.model.load_state_dict(self.best[1])
+
+
 def _run_phase(model: FrameModel, target: Target, lmbda: float, cfg: EncoderConfig, counter: _Counter,
                iterations: int, quantizer: str, network_lr: float, latent_lr: float, cosine: bool,
                validate_every: int) -> None:
-    """Train for `iterations` steps; with validate_every > 0, score true rounding that often (and at the end)
-    and leave the model in the best state scored."""
-    preset = cfg.preset
-    optimizer = _Optimizers(model, preset.optimizer, network_lr, latent_lr)
-    parameters = [p for group in optimizer.param_groups for p in group["params"]]
-    best: tuple[float, dict[str, torch.Tensor]] | None = None
-    for iteration in range(iterations):
-        if cosine:
-            for group in optimizer.param_groups:
-                floor = preset.learning_rate_floor * group["base_lr"] / preset.learning_rate
-                group["lr"] = _cosine(group["base_lr"], floor, iteration, iterations)
-        fraction = iteration / max(1, iterations - 1)
-        setting = QuantizerSetting(quantizer, _interpolate(preset.softround_temperature, fraction),
-                                   preset.noise, _interpolate(preset.noise_parameter, fraction))
-        loss, mse, bpp = rd_loss(model, target, lmbda, cfg.loss, setting)
-        if quantizer == "ste":  # the forward pass is the coded model: its loss is the score
-            score = float(loss.detach())
-            if best is None or score < best[0]:
-                best = (score, _state(model))
-        optimizer.zero_grad()
-        loss.backward()
-        if preset.gradient_clip > 0:
-            torch.nn.utils.clip_grad_norm_(parameters, preset.gradient_clip)
-        optimizer.step()
-        counter.step(loss, mse, bpp)
-        if validate_every and quantizer != "ste" and ((iteration + 1) % validate_every == 0):
-            score = rounded_cost(model, target, lmbda, cfg.loss)
-            if best is None or score < best[0]:
-                best = (score, _state(model))
-    if best is not None and (quantizer == "ste" or validate_every):
-        if best[0] < rounded_cost(model, target, lmbda, cfg.loss):
-            model.load_state_dict(best[1])
+    """Train for `iterations` steps in one go; with validate_every > 0, score true rounding that often (and
+    at the end) and leave the model in the best state scored."""
+    phase = PhaseRun(model, cfg, iterations, quantizer, network_lr, latent_lr, cosine, validate_every)
+    phase.advance(target, lmbda, counter)
+    phase.settle(target, lmbda)
 
 
 def _latent_lr(preset: PresetConfig, network_lr: float) -> float:
@@ -214,6 +248,76 @@ class TrainedModel:
     candidate_scores: tuple[tuple[str, float], ...]  # (arch name, warm-up score) of every candidate, if any
 
 
+class FrameTraining:
+    """One frame's training that can stop inside its main phase and go on at another lambda.
+
+    The warm-up (if any) runs when it is made; `train_main` then advances the main phase, and `finish`
+    completes it and runs the final phase. Between calls the lambda may change: the model, its optimiser
+    state and the schedules' position are kept (a warm start), so a rate controller can probe the first
+    part of a training and continue it rather than train afresh. `snapshot`/`restore` keep a point of the
+    main phase to go back to (a correction retrains only the tail)."""
+
+    def __init__(self, target: Target, lmbda: float, cfg: EncoderConfig, score: Score | None = None,
+                 progress: Callable[[TrainProgress], None] | None = None) -> None:
+        retain_freed_memory()
+        preset = cfg.preset
+        self.target = target
+        self.cfg = cfg
+        height, width = target.luma.shape[-2:]
+        gain = preset.latent_gain or 1.0
+        candidates = []
+        for arch in cfg.archs:
+            for index in range(preset.warmup_candidates):
+                torch.manual_seed(cfg.seed + 1000 * index)
+                candidates.append(FrameModel(arch, height, width, gain).to(target.luma.device))
+        self.counter = _Counter(preset.iterations, progress)
+        self.ste_iterations = round(preset.iterations * preset.ste_fraction)
+        main_iterations = preset.iterations - self.ste_iterations - warmup_iterations(preset, len(cfg.archs))
+        if main_iterations <= 0:
+            raise ConfigError(f"{preset.iterations} iterations leave none for the main phase after the warm-up of "
+                              f"{len(candidates)} candidates and the final phase")
+        scores: dict[int, float] = {}
+        per_round = round_iterations(preset, len(cfg.archs))
+        if len(candidates) == 1 or per_round == 0:
+            model = candidates[-1]  # too few iterations to compare candidates: the last (the largest) goes on
+        else:
+            rank = score or (lambda candidate: rounded_cost(candidate, target, lmbda, cfg.loss))
+            model, scores = warm_up(candidates, target, lmbda, cfg, counter=self.counter, score=rank,
+                                    iterations=per_round)
+        self.model = model
+        self.candidate_scores = tuple((candidates[i].arch.name, scores[i]) for i in sorted(scores))
+        self.warmup_iterations = self.counter.done
+        lr = preset.learning_rate
+        self.main = PhaseRun(model, cfg, main_iterations, preset.noise_quantizer, lr, _latent_lr(preset, lr),
+                             cosine=preset.schedule == "cosine", validate_every=preset.validate_every)
+
+    def train_main(self, until: int, lmbda: float) -> None:
+        """Advance the main phase to its iteration `until` at `lmbda`."""
+        self.main.advance(self.target, lmbda, self.counter, until)
+
+    def snapshot(self) -> dict[str, Any]:
+        """The model, optimiser state and position of the main phase, for `restore`."""
+        return {"model": _state(self.model), "optimizer": [copy.deepcopy(part.state_dict()) for part in
+                                                           self.main.optimizer.parts], "done": self.main.done}
+
+    def restore(self, snapshot: dict[str, Any]) -> None:
+        self.model.load_state_dict(snapshot["model"])
+        for part, state in zip(self.main.optimizer.parts, snapshot["optimizer"]):
+            part.load_state_dict(copy.deepcopy(state))
+        self.main.done = snapshot["done"]
+        self.main.best = None
+        self.main._best_lmbda = None
+
+    def finish(self, lmbda: float) -> TrainedModel:
+        """The rest of the main phase and the final phase at `lmbda`."""
+        self.main.advance(self.target, lmbda, self.counter)
+        self.main.settle(self.target, lmbda)
+        preset = self.cfg.preset
+        _run_phase(self.model, self.target, lmbda, self.cfg, self.counter, self.ste_iterations, "ste",
+                   preset.ste_learning_rate, preset.ste_learning_rate, cosine=False, validate_every=0)
+        return TrainedModel(self.model, self.candidate_scores)
+
+
 def train_frame_model(target: Target, lmbda: float, cfg: EncoderConfig, score: Score | None = None,
                       progress: Callable[[TrainProgress], None] | None = None) -> TrainedModel:
     """Overfit a model to the target: warm-up among the candidates (cfg.archs x warmup_candidates
@@ -221,31 +325,4 @@ def train_frame_model(target: Target, lmbda: float, cfg: EncoderConfig, score: S
 
     `score` ranks warm-up candidates (lower is better); by default the rounded RD cost, which ignores the
     parameters' bits and so suits candidates of one architecture only."""
-    retain_freed_memory()
-    preset = cfg.preset
-    height, width = target.luma.shape[-2:]
-    gain = preset.latent_gain or 1.0
-    candidates = []
-    for arch in cfg.archs:
-        for index in range(preset.warmup_candidates):
-            torch.manual_seed(cfg.seed + 1000 * index)
-            candidates.append(FrameModel(arch, height, width, gain).to(target.luma.device))
-    counter = _Counter(preset.iterations, progress)
-    ste_iterations = round(preset.iterations * preset.ste_fraction)
-    main_iterations = preset.iterations - ste_iterations - warmup_iterations(preset, len(cfg.archs))
-    if main_iterations <= 0:
-        raise ConfigError(f"{preset.iterations} iterations leave none for the main phase after the warm-up of "
-                          f"{len(candidates)} candidates and the final phase")
-    scores: dict[int, float] = {}
-    per_round = round_iterations(preset, len(cfg.archs))
-    if len(candidates) == 1 or per_round == 0:
-        model = candidates[-1]  # too few iterations to compare candidates: the last (the largest) goes on
-    else:
-        rank = score or (lambda candidate: rounded_cost(candidate, target, lmbda, cfg.loss))
-        model, scores = warm_up(candidates, target, lmbda, cfg, counter, rank, per_round)
-    lr = preset.learning_rate
-    _run_phase(model, target, lmbda, cfg, counter, main_iterations, preset.noise_quantizer, lr,
-               _latent_lr(preset, lr), cosine=preset.schedule == "cosine", validate_every=preset.validate_every)
-    _run_phase(model, target, lmbda, cfg, counter, ste_iterations, "ste", preset.ste_learning_rate,
-               preset.ste_learning_rate, cosine=False, validate_every=0)
-    return TrainedModel(model, tuple((candidates[i].arch.name, scores[i]) for i in sorted(scores)))
+    return FrameTraining(target, lmbda, cfg, score, progress).finish(lmbda)
