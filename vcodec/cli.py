@@ -43,7 +43,7 @@ from vcodec.sequence.psnr import compare_sequences, mean_psnr, open_decoded
 from vcodec.sequence.reports import EncodeSummary, FrameStats, Progress
 from vcodec.sequence.resume import ResumeError
 from vcodec.sequence.sample import write_sample
-from vcodec.sequence.settings import EncodeSettings, resolve_lambda
+from vcodec.sequence.settings import EncodeSettings, resolve_rate
 from vcodec.types import VcodecError
 
 
@@ -236,6 +236,11 @@ def _encode_summary_line(summary: EncodeSummary) -> str:
         parts.append(_psnr_text(psnr.y, psnr.u, psnr.v, psnr.yuv))
         encode_seconds = sum(s.encode_seconds for s in summary.coded)
         parts.append(f"encode {encode_seconds:.1f} s, decode {summary.decode_seconds:.2f} s")
+        targeted = [s for s in summary.coded if s.target is not None]
+        if targeted:
+            missed = [str(s.number) for s in targeted if not s.within]
+            parts.append(f"target {targeted[0].target.describe()}: {len(targeted) - len(missed)} of {len(targeted)} "
+                         f"frames within tolerance" + (f" (missed: {', '.join(missed)})" if missed else ""))
     return ", ".join(parts) + f" -> {summary.output}"
 
 
@@ -251,6 +256,12 @@ def encode(
     start: Annotated[int, typer.Option("--start", help="First frame of the input to code (0-based).")] = 0,
     lmbda: Annotated[float | None, typer.Option("--lmbda", "-l", help="Rate-distortion weight lambda.")] = None,
     rate: Annotated[str | None, typer.Option("--rate", help="Named rate point from cfg/rate_points.toml.")] = None,
+    target_bpp: Annotated[float | None, typer.Option("--target-bpp", help="Rate control: each frame's bitstream at "
+                                                     "B bits per pixel (within 3 %); lambda found per frame.")] = None,
+    target_kbps: Annotated[float | None, typer.Option("--target-kbps", help="Rate control: the whole file at K "
+                                                      "kbps (container included; frame rate from the input or --fps).")] = None,
+    target_psnr: Annotated[float | None, typer.Option("--target-psnr", help="Rate control: each frame at P dB "
+                                                      "PSNR-YUV (within 0.15 dB).")] = None,
     preset: Annotated[str, typer.Option("--preset", help="Encoder schedule: fast, medium or slow.")] = "medium",
     arch: Annotated[str, typer.Option("--arch", help="Decoder architecture: main, light, small, tiny (cfg/arch), or auto: each frame picks one of the preset's candidates by coded RD cost (default).")] = "auto",
     device: Annotated[str, typer.Option("--device", help="cpu or cuda.")] = "cpu",
@@ -272,8 +283,9 @@ def encode(
     ] = False,
 ) -> None:
     """Code every frame of a video into a .vcc container."""
-    value, rate_name = resolve_lambda(lmbda, rate)
-    settings = EncodeSettings(value, arch, preset, rate_name, iterations, seed, device, keep_in_file=keep_settings)
+    value, rate_name, target = resolve_rate(lmbda, rate, target_bpp, target_kbps, target_psnr)
+    settings = EncodeSettings(value, arch, preset, rate_name, iterations, seed, device, keep_in_file=keep_settings,
+                              target=target)
     bars = ProgressBars(quiet, Path(input).name if input != "-" else "stdin")
     try:
         with _open_input(input, size, pix_fmt, bitdepth, fps, start, frames) as source:
@@ -341,6 +353,30 @@ def decode(
 
 
 SETTINGS_ORDER: tuple[str, ...] = ("preset", "arch", "lmbda", "rate", "iterations", "seed", "loss", "device", "start")
+TARGET_UNITS: dict[str, str] = {"bpp": "bpp", "kbps": "kbps", "psnr": "dB PSNR-YUV"}
+
+
+def _target_text(data: dict[str, Any]) -> str | None:
+    """`Rate target: ...; reached ...` for a file coded by rate control (its settings say so)."""
+    settings = data["settings"]
+    target = settings.get("target")
+    if not isinstance(target, dict) or len(target) != 1:
+        return None
+    kind, value = next(iter(target.items()))
+    text = f"  Rate target: {value:g} {TARGET_UNITS.get(kind, kind)}"
+    reached = settings.get("reached")
+    if isinstance(reached, dict):
+        shown = [f"{data['bitrate']['file_kbps']:.2f} kbps (file)"] if kind == "kbps" else []
+        if "bpp" in reached:
+            shown.append(f"{reached['bpp']:.4f} bpp")
+        if "psnr_yuv" in reached:
+            shown.append(f"{reached['psnr_yuv']:.2f} dB PSNR-YUV")
+        text += "; reached " + ", ".join(shown)
+        if "frames_within" in reached and "frames_coded" in reached:
+            text += f"; {reached['frames_within']} of {reached['frames_coded']} frames within tolerance"
+        if "probes" in reached:
+            text += f", {reached['probes']} training runs"
+    return text
 
 
 def _info_text(data: dict[str, Any]) -> str:
@@ -361,9 +397,13 @@ def _info_text(data: dict[str, Any]) -> str:
         mac = arch.get("mac_per_pixel")
         lines.append(f"  Architecture: {name}" + (f", {mac:.0f} MAC/pixel" if isinstance(mac, (int, float)) else ""))
     if settings:
-        order = [key for key in SETTINGS_ORDER if key in settings] + sorted(set(settings) - set(SETTINGS_ORDER))
+        rest = sorted(set(settings) - set(SETTINGS_ORDER) - {"target", "reached"})
+        order = [key for key in SETTINGS_ORDER if key in settings] + rest
         shown = ", ".join(f"{key} {settings[key]}" for key in order if settings[key] is not None)
         lines.append(f"  Settings: {shown}")
+        target = _target_text(data)
+        if target:
+            lines.append(target)
     lines.append(f"  Bitrate: {rate['kbps']:.2f} kbps, {rate['bpp']:.4f} bpp, {rate['bytes']} bytes of frame data")
     lines.append("  frame      offset       bytes       bpp  header  arch")
     for frame in data["frames"]:

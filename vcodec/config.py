@@ -240,3 +240,73 @@ def load_rate_points(path: Path = RATE_POINTS_FILE) -> dict[str, float]:
             or any(isinstance(v, bool) or not isinstance(v, numbers) or v <= 0 for v in table.values())):
         raise ConfigError(f"{path}: [lambda] must map rate-point names to positive numbers")
     return {str(name): float(value) for name, value in table.items()}
+
+
+RATE_CONTROL_FILE = CFG_DIR / "rate_control.toml"
+RATE_METRICS: tuple[str, ...] = ("bpp", "psnr")
+
+
+@dataclass(frozen=True)
+class RateModel:
+    """How one preset's coded result y (log bpp, or PSNR-YUV in dB) follows lambda and the frame's content:
+    y = intercept + slope * ln(lambda) + feature * ln(gradient energy of the luma); `probe_offset` is y at
+    the end of the encode minus y of a probe at the same lambda; `tail_slope` is dy / d ln(lambda) when
+    only the tail of the main phase trains at the new lambda (a correction)."""
+
+    intercept: float
+    slope: float
+    feature: float = 0.0
+    probe_offset: float = 0.0
+    tail_slope: float = 0.0  # 0: the slope itself
+
+    def __post_init__(self) -> None:
+        _require(self.slope != 0.0, "a rate model's slope must not be 0")
+        _require(self.tail_slope == 0.0 or self.tail_slope * self.slope > 0,
+                 "a rate model's tail_slope must have the slope's sign")
+
+
+@dataclass(frozen=True)
+class RateControlConfig:
+    """The lambda search of `--target-bpp/--target-kbps/--target-psnr` (vcodec.encoder.rate_control)."""
+
+    probe_fraction: float = 0.15  # of the main phase: the length of a probe (after the warm-up)
+    tail_fraction: float = 0.2    # of the main phase: what a correction trains again at a corrected lambda
+    max_probes: int = 2           # probes trained from scratch (the continuation reuses one)
+    max_corrections: int = 1      # tail retrainings when the finished frame misses the tolerance
+    bpp_tolerance: float = 0.03   # relative
+    psnr_tolerance: float = 0.15  # dB
+    lmbda_min: float = 1e-6
+    lmbda_max: float = 0.05
+    slope_clip: float = 3.0       # a measured secant slope is kept within [1/clip, clip] x the model's
+    models: dict[str, dict[str, RateModel]] = field(default_factory=dict)  # preset -> metric -> model
+
+    def __post_init__(self) -> None:
+        _require(0.0 < self.probe_fraction < 1.0, "probe_fraction must be within (0, 1)")
+        _require(0.0 < self.tail_fraction < 1.0 - self.probe_fraction,
+                 "tail_fraction must be within (0, 1 - probe_fraction)")
+        _require(1 <= self.max_probes <= 8, "max_probes must be 1..8")
+        _require(0 <= self.max_corrections <= 8, "max_corrections must be 0..8")
+        _require(0.0 < self.bpp_tolerance < 1.0 and 0.0 < self.psnr_tolerance < 10.0, "tolerances out of range")
+        _require(0.0 < self.lmbda_min < self.lmbda_max < 1.0, "need 0 < lmbda_min < lmbda_max < 1")
+        _require(self.slope_clip >= 1.0, "slope_clip must be at least 1")
+
+    def model(self, preset: str, metric: str) -> RateModel:
+        """The fitted model of a preset; a preset without one borrows the first fitted (probes correct it)."""
+        table = self.models.get(preset) or next(iter(self.models.values()), None)
+        if table is None or metric not in table:
+            raise ConfigError(f"{RATE_CONTROL_FILE}: no rate model for {metric} (preset {preset})")
+        return table[metric]
+
+
+def load_rate_control(path: Path = RATE_CONTROL_FILE) -> RateControlConfig:
+    """cfg/rate_control.toml: the search's settings and, per preset, its fitted rate models."""
+    values = dict(_read_toml(path))
+    raw_models = values.pop("model", {})
+    _require(isinstance(raw_models, dict), f"{path}: [model.PRESET.METRIC] tables expected")
+    models: dict[str, dict[str, RateModel]] = {}
+    for preset, table in raw_models.items():
+        _require(isinstance(table, dict) and set(table) <= set(RATE_METRICS),
+                 f"{path}: model.{preset} may hold only {', '.join(RATE_METRICS)}")
+        models[preset] = {metric: _from_mapping(RateModel, fields, f"{path}: model.{preset}.{metric}")
+                          for metric, fields in table.items()}
+    return _from_mapping(RateControlConfig, {**values, "models": models}, str(path))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -53,3 +54,33 @@ class Frame:
 
     def planes(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         return self.y, self.u, self.v
+
+
+RATE_TARGET_METRICS: tuple[str, ...] = ("bpp", "psnr")
+
+
+@dataclass(frozen=True)
+class RateTarget:
+    """What rate control should make a frame reach: `metric` "bpp" (bits of the frame bitstream per luma
+    pixel) or "psnr" (PSNR-YUV 6:1:1 of the decoded frame, dB). Torch-free, so that the command line can
+    check it before anything heavy is imported."""
+
+    metric: str
+    value: float
+
+    def __post_init__(self) -> None:
+        if self.metric not in RATE_TARGET_METRICS:
+            raise VcodecError(f"unknown rate target {self.metric!r} (one of {', '.join(RATE_TARGET_METRICS)})")
+        if not (math.isfinite(self.value) and self.value > 0):
+            raise VcodecError(f"a {self.metric} target must be a positive number, got {self.value}")
+
+    def measure(self, bpp: float, psnr_yuv: float) -> float:
+        """The searched quantity: ln(bpp), in which rate is near linear in ln(lambda), or the PSNR in dB."""
+        return math.log(bpp) if self.metric == "bpp" else psnr_yuv
+
+    @property
+    def goal(self) -> float:
+        return math.log(self.value) if self.metric == "bpp" else self.value
+
+    def describe(self) -> str:
+        return f"{self.value:g} bpp" if self.metric == "bpp" else f"{self.value:g} dB PSNR-YUV"

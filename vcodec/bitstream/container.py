@@ -663,14 +663,15 @@ class ContainerWriter:
         self.entries.append(entry)
         return entry
 
-    def finish(self, keep_settings: bool = True) -> SequenceHeader:
-        """Write the finished file (frame count, settings only if `keep_settings`, the records, an index
-        if its size needs one) next to the unfinished one and rename it over it: a crash leaves one or
-        the other whole. The bytes of the frames are copied, CRC-checked, one frame at a time."""
+    def finish(self, keep_settings: bool = True, settings: dict[str, Any] | None = None) -> SequenceHeader:
+        """Write the finished file (frame count, settings only if `keep_settings`: `settings` if given, else
+        those it was started with; the records, an index if its size needs one) next to the unfinished one
+        and rename it over it: a crash leaves one or the other whole. The bytes of the frames are copied,
+        CRC-checked, one frame at a time."""
         if not self.entries:
             raise BitstreamError("a container needs at least one frame")
-        final = replace(self.header, frame_count=len(self.entries), settings=self.header.settings if keep_settings
-                        else {})
+        kept = (self.header.settings if settings is None else settings) if keep_settings else {}
+        final = replace(self.header, frame_count=len(self.entries), settings=kept)
         staging = self.path.with_name(self.path.name + ".finishing")
         out = open(staging, "w+b")
         try:  # (no lock of its own: the unfinished file's lock keeps other writers out)

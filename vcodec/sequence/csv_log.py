@@ -12,16 +12,21 @@ from vcodec.sequence.reports import FrameStats
 
 CSV_COLUMNS: tuple[str, ...] = (
     "frame", "bits", "bpp", "psnr_y", "psnr_u", "psnr_v", "psnr_yuv",
-    "lmbda", "preset", "encode_seconds", "decode_seconds", "arch",
+    "lmbda", "preset", "encode_seconds", "decode_seconds", "arch", "target", "probes",
 )  # fmt: skip
 
 
-def csv_row(stats: FrameStats, lmbda: float, preset: str) -> list[str]:
-    """One frame's row, in the order of CSV_COLUMNS."""
+def csv_row(stats: FrameStats, lmbda: float | None, preset: str) -> list[str]:
+    """One frame's row, in the order of CSV_COLUMNS. `lmbda` is the frame's own (rate control picks one a
+    frame), else the encode's; `target` is `bpp=B` or `psnr=P` (the frame's), empty without rate control;
+    `probes` the training runs rate control spent (0 without)."""
     p = stats.psnr
     quality = [f"{value:.4f}" for value in (p.y, p.u, p.v, p.yuv)]
     times = [f"{stats.encode_seconds:.3f}", f"{stats.decode_seconds:.4f}"]
-    return [str(stats.number), str(stats.bits), f"{stats.bpp:.6f}", *quality, repr(lmbda), preset, *times, stats.arch]
+    frame_lmbda = stats.lmbda if stats.lmbda is not None else lmbda
+    target = "" if stats.target is None else f"{stats.target.metric}={stats.target.value:.6g}"
+    return [str(stats.number), str(stats.bits), f"{stats.bpp:.6f}", *quality, repr(frame_lmbda), preset, *times,
+            stats.arch, target, str(stats.probes)]
 
 
 class CsvLog:

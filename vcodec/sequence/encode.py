@@ -17,6 +17,7 @@ from vcodec.io import STDIN, InputError, OptionError, VideoInfo, VideoSource, ch
 from vcodec.io.output import commit_partial
 from vcodec.sequence.csv_log import CsvLog, csv_row
 from vcodec.sequence.jobs import coded_frames, threads_per_job
+from vcodec.sequence.rate_targets import REACHED_KEY, coding_goal, reached_record
 from vcodec.sequence.reports import EncodeObserver, EncodeSummary, SilentObserver
 from vcodec.sequence.resume import header_for, open_output, refuse_existing
 from vcodec.sequence.settings import EncodeSettings
@@ -66,6 +67,7 @@ def encode_sequence(
     if first is None:
         raise OptionError(f"{source.name}: no frames to encode")
     header = header_for(source.info, settings.record(config, start, first))
+    goal = coding_goal(settings.lmbda, settings.target, source.info, header)
     opened = open_output(output, header, overwrite, resume, source.info.frame_count)
     if isinstance(opened, EncodeSummary):
         return opened
@@ -81,7 +83,7 @@ def encode_sequence(
             log = CsvLog(csv_path, resumed)
         observer.started(source.info.frame_count, resumed)
         per_job = threads_per_job(jobs, threads)
-        for data, stats in coded_frames(remaining, resumed, settings.lmbda, config, jobs, per_job, observer):
+        for data, stats in coded_frames(remaining, resumed, goal, config, jobs, per_job, observer):
             # The CSV row first: a kill between the two leaves a row for a frame not in the container,
             # which a resume drops and writes again, never a kept frame without its row.
             if log is not None:
@@ -92,7 +94,13 @@ def encode_sequence(
             observer.frame_done(stats)
         if not writer.frame_count:
             raise OptionError(f"{source.name}: no frames to encode")
-        writer.finish(keep_settings=settings.keep_in_file)
+        kept = None
+        if settings.target is not None:  # what was reached joins the settings, for `vcodec info`
+            frame_bytes = sum(entry.length for entry in writer.entries)
+            pixels = source.info.width * source.info.height
+            reached = reached_record(summary.coded, frame_bytes, writer.frame_count, pixels)
+            kept = {**writer.header.settings, REACHED_KEY: reached}
+        writer.finish(keep_settings=settings.keeps_settings, settings=kept)
     except BaseException:
         writer.close()
         # An encode that wrote no frame leaves nothing behind. Once an append has begun, its record may

@@ -61,6 +61,8 @@ def describe_container(reader: ContainerReader) -> dict[str, Any]:
             "bytes": total,
             "bpp": 8 * total / (count * pixels) if count else 0.0,
             "kbps": 8 * total / count * float(header.fps) / 1000 if count else 0.0,
+            # the whole file, container included (what a --target-kbps counts)
+            "file_kbps": 8 * reader.file_size / count * float(header.fps) / 1000 if count else 0.0,
         },
         "frames": frames,
     }

@@ -24,7 +24,7 @@ from typing import Any
 from vcodec.config import EncoderConfig
 from vcodec.io import OptionError
 from vcodec.sequence.reports import EncodeObserver, FrameStats, Progress
-from vcodec.types import Frame
+from vcodec.types import Frame, RateTarget
 
 # --- encoding one frame (in this process or in a worker) -------------------------------------------
 
@@ -80,10 +80,12 @@ def _queue_reporter(progress_queue: Any, number: int) -> Callable[[Progress], No
 
 
 def encode_one_frame(
-    number: int, frame: Frame, lmbda: float, config: EncoderConfig, report: Callable[[Progress], None] | None = None
+    number: int, frame: Frame, lmbda: float | RateTarget, config: EncoderConfig,
+    report: Callable[[Progress], None] | None = None,
 ) -> tuple[bytes, FrameStats]:
-    """Code one frame. Its quality and decode time are those of the encoder's final step, which decodes
-    the frame's bytes with the real decoder (`EncodedFrame.reconstruction`), not of a training estimate.
+    """Code one frame, at a lambda or, by rate control, at the lambda that meets a RateTarget. Its quality
+    and decode time are those of the encoder's final step, which decodes the frame's bytes with the real
+    decoder (`EncodedFrame.reconstruction`), not of a training estimate.
     """
     from vcodec.encoder import encode_frame_report
 
@@ -92,14 +94,20 @@ def encode_one_frame(
             report(Progress(number, step.iteration, step.total_iterations, step.loss, step.psnr_yuv, step.bpp))
 
     began = time.perf_counter()
-    encoded = encode_frame_report(frame, lmbda, config, progress=on_progress)
+    if isinstance(lmbda, RateTarget):
+        from vcodec.encoder.rate_control import encode_to_target
+
+        result = encode_to_target(frame, lmbda, config, progress=on_progress)
+        encoded, control = result.encoded, (result.lmbda, lmbda, result.probes, result.within)
+    else:
+        encoded, control = encode_frame_report(frame, lmbda, config, progress=on_progress), (lmbda, None, 0, None)
     encode_seconds = time.perf_counter() - began
     stats = FrameStats(number, encoded.bits, encoded.bpp(), encoded.psnr,
-                       encode_seconds, encoded.decode_seconds, encoded.arch_name)
+                       encode_seconds, encoded.decode_seconds, encoded.arch_name, *control)
     return encoded.data, stats
 
 
-def _encode_in_worker(number: int, frame: Frame, lmbda: float, config: EncoderConfig) -> tuple[bytes, FrameStats]:
+def _encode_in_worker(number: int, frame: Frame, lmbda: float | RateTarget, config: EncoderConfig) -> tuple[bytes, FrameStats]:
     report = _queue_reporter(_worker_progress, number) if _worker_progress is not None else None
     return encode_one_frame(number, frame, lmbda, config, report)
 
@@ -119,7 +127,7 @@ def threads_per_job(jobs: int, threads: int | None = None) -> int:
 def coded_frames(
     frames: Iterator[Frame],
     first: int,
-    lmbda: float,
+    lmbda: float | RateTarget,
     config: EncoderConfig,
     jobs: int,
     threads: int,
@@ -132,7 +140,7 @@ def coded_frames(
 
 
 def _encode_serial(
-    frames: Iterator[Frame], first: int, lmbda: float, config: EncoderConfig, threads: int, observer: EncodeObserver
+    frames: Iterator[Frame], first: int, lmbda: float | RateTarget, config: EncoderConfig, threads: int, observer: EncodeObserver
 ) -> Iterator[tuple[bytes, FrameStats]]:
     import torch
 
@@ -148,7 +156,7 @@ def _encode_serial(
 def _encode_parallel(
     frames: Iterator[Frame],
     first: int,
-    lmbda: float,
+    lmbda: float | RateTarget,
     config: EncoderConfig,
     jobs: int,
     threads: int,

@@ -13,6 +13,7 @@ from typing import Protocol
 
 from vcodec.io import VideoInfo
 from vcodec.metrics import FramePsnr
+from vcodec.types import RateTarget
 from vcodec.sequence.psnr import mean_psnr
 
 
@@ -27,6 +28,10 @@ class FrameStats:
     encode_seconds: float
     decode_seconds: float
     arch: str = ""  # the decoder architecture written (the pick of --arch auto)
+    lmbda: float | None = None  # the lambda the frame was coded at (rate control picks one per frame)
+    target: RateTarget | None = None  # rate control: what the frame was to reach
+    probes: int = 0  # rate control: training runs spent (probes from scratch and corrections)
+    within: bool | None = None  # rate control: whether the frame met its target's tolerance
 
 
 @dataclass(frozen=True)

@@ -7,6 +7,7 @@ frame coded, so that another clip of the same format is not spliced onto the fra
 from __future__ import annotations
 
 import hashlib
+import math
 from dataclasses import dataclass
 from typing import Any
 
@@ -38,8 +39,41 @@ def resolve_lambda(lmbda: float | None, rate: str | None) -> tuple[float, str | 
             raise OptionError(f"unknown rate point {rate!r} (defined: {', '.join(points)})")
         return points[rate], rate
     if lmbda is None:
-        raise OptionError("give a rate: --lmbda LAMBDA or --rate NAME (e.g. --rate r2)")
+        raise OptionError("give a rate: --lmbda LAMBDA, --rate NAME (e.g. --rate r2) or a --target-bpp, "
+                          "--target-kbps or --target-psnr")
     return check_lambda(lmbda), None
+
+
+# What a rate target may ask: (option, smallest exclusive, largest inclusive).
+TARGET_RANGES: dict[str, tuple[str, float, float]] = {
+    "bpp": ("--target-bpp", 0.0, 32.0),
+    "kbps": ("--target-kbps", 0.0, 1e9),
+    "psnr": ("--target-psnr", 0.0, 100.0),
+}
+
+
+def resolve_rate(lmbda: float | None, rate: str | None, target_bpp: float | None = None,
+                 target_kbps: float | None = None, target_psnr: float | None = None
+                 ) -> tuple[float | None, str | None, tuple[str, float] | None]:
+    """(lambda, rate-point name, target): one way of giving the rate, checked before any work. A target
+    (kind "bpp", "kbps" or "psnr", and its value) leaves the lambda to rate control."""
+    targets = {kind: value for kind, value in (("bpp", target_bpp), ("kbps", target_kbps), ("psnr", target_psnr))
+               if value is not None}
+    given = [TARGET_RANGES[kind][0] for kind in targets] + [name for name, value in
+                                                             (("--lmbda", lmbda), ("--rate", rate)) if value is not None]
+    if len(given) > 1:
+        raise OptionError(f"give one of --lmbda, --rate, --target-bpp, --target-kbps, --target-psnr, not {' and '.join(given)}")
+    if not targets:
+        return (*resolve_lambda(lmbda, rate), None)
+    kind, value = next(iter(targets.items()))
+    return None, None, (kind, check_target(kind, value))
+
+
+def check_target(kind: str, value: float) -> float:
+    option, low, high = TARGET_RANGES[kind]
+    if not (math.isfinite(value) and low < value <= high):
+        raise OptionError(f"{option} {value} is out of range: it must be above {low:g} and at most {high:g}")
+    return value
 
 
 def check_lambda(lmbda: float) -> float:
@@ -53,9 +87,11 @@ def check_lambda(lmbda: float) -> float:
 class EncodeSettings:
     """What the user chose for an encode; `iterations` overrides the preset's when given. The record
     below is always in an unfinished container (for `--resume`); `keep_in_file` keeps it in the finished
-    one too, where it costs some 250 bytes a file."""
+    one too, where it costs some 250 bytes a file. An encode with a `target` (kind "bpp", "kbps" or
+    "psnr", and its value) has no lambda of its own, and always keeps its record: `vcodec info` shows
+    the target and what was reached."""
 
-    lmbda: float
+    lmbda: float | None
     arch: str = "auto"
     preset: str = "medium"
     rate: str | None = None
@@ -64,9 +100,21 @@ class EncodeSettings:
     device: str = "cpu"
     loss: str = "logmse"
     keep_in_file: bool = False
+    target: tuple[str, float] | None = None
 
     def __post_init__(self) -> None:
-        check_lambda(self.lmbda)
+        if (self.lmbda is None) == (self.target is None):
+            raise OptionError("an encode needs either a lambda or a rate target")
+        if self.lmbda is not None:
+            check_lambda(self.lmbda)
+        if self.target is not None:
+            if self.target[0] not in TARGET_RANGES:
+                raise OptionError(f"unknown rate target {self.target[0]!r} (one of {', '.join(TARGET_RANGES)})")
+            check_target(*self.target)
+
+    @property
+    def keeps_settings(self) -> bool:
+        return self.keep_in_file or self.target is not None
 
     def encoder_config(self) -> EncoderConfig:
         return load_config(
@@ -81,6 +129,7 @@ class EncodeSettings:
             "preset": self.preset,
             "lmbda": self.lmbda,
             "rate": self.rate,
+            "target": None if self.target is None else {self.target[0]: self.target[1]},
             "iterations": config.preset.iterations,
             "seed": self.seed,
             "loss": self.loss,

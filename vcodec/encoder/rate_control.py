@@ -1,0 +1,172 @@
+"""Rate control: code a frame at a target bpp or PSNR-YUV by a search over lambda.
+
+Every probe is a training run, so the search spends few of them:
+1. predict lambda from the preset's fitted model (cfg/rate_control.toml: y = a + s ln(lambda) + c ln(g),
+   y the log bpp or the PSNR, g the frame's luma gradient energy);
+2. probe: train the first `probe_fraction` of the main phase at that lambda and measure the probe's real
+   bitstream (parameters quantised, latents range-coded) and its quantised model's PSNR; the fitted
+   offset between a probe and the finished frame turns the target into the probe's target;
+3. if the probe misses, a second probe from scratch at the lambda the model's slope points to, then a
+   secant between the two (its slope clipped near the model's);
+4. continue the probe nearest the chosen lambda to the end of the training at that lambda (a warm
+   start: model, optimiser state and schedules are kept), and code it as a plain encode does;
+5. if the finished frame still misses the tolerance, retrain only the tail of the main phase (kept as a
+   snapshot) at a corrected lambda, and keep whichever result is nearer the target.
+
+A target the lambda range cannot reach is coded at the end of the range as best effort: the result says
+what was reached, and `within` is false.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+
+from vcodec.config import EncoderConfig, RateControlConfig, RateModel, load_rate_control
+from vcodec.encoder.encode import EncodedFrame, code_model, model_reconstruction, start_training, write_bitstream
+from vcodec.encoder.quantize import quantize_parameters
+from vcodec.encoder.target import make_target
+from vcodec.encoder.train import FrameTraining, TrainProgress
+from vcodec.metrics import frame_psnr
+from vcodec.types import Frame, RateTarget
+
+def tolerance(target: RateTarget, rc: RateControlConfig) -> float:
+    """The target's tolerance in its searched quantity: ln(1 + relative) for bpp, dB for PSNR."""
+    return math.log1p(rc.bpp_tolerance) if target.metric == "bpp" else rc.psnr_tolerance
+
+
+@dataclass(frozen=True)
+class RateControlResult:
+    encoded: EncodedFrame
+    lmbda: float          # the lambda the written frame finished its training at
+    probes: int           # training runs: probes from scratch, plus corrections
+    corrections: int      # tail retrainings among them
+    within: bool          # the written frame meets the target's tolerance
+    predicted_lmbda: float  # the model's first guess
+
+
+def gradient_energy(frame: Frame) -> float:
+    """Mean squared horizontal and vertical luma difference, samples scaled to [0, 1]: the content feature
+    of the rate model (busy frames need more bits at any lambda)."""
+    luma = frame.y.astype(np.float64) / float(frame.max_value)
+    dx = np.diff(luma, axis=1)
+    dy = np.diff(luma, axis=0)
+    return float(max((np.mean(dx * dx) + np.mean(dy * dy)) / 2.0, 1e-8))
+
+
+def predict_lambda(model: RateModel, goal: float, feature: float) -> float:
+    """Lambda at which the fitted model puts the finished frame's y at `goal`."""
+    return math.exp((goal - model.intercept - model.feature * math.log(feature)) / model.slope)
+
+
+def measure_model(frame: Frame, training: FrameTraining, lmbda: float, cfg: EncoderConfig) -> tuple[float, float]:
+    """(bpp, PSNR-YUV) of coding the training's model as it stands: a copy's parameters quantised, its real
+    bitstream written, and its integer-rounded reconstruction (what the decoder gives to within 1 LSB)."""
+    trial = copy.deepcopy(training.model).cpu()
+    params = quantize_parameters(trial, make_target(frame, "cpu"), lmbda, cfg.preset.quantization_patience)
+    data, _ = write_bitstream(frame, trial, params)
+    psnr = frame_psnr(frame, model_reconstruction(trial, frame.bitdepth)).yuv
+    return 8 * len(data) / (frame.width * frame.height), psnr
+
+
+@dataclass
+class _Probe:
+    lmbda: float
+    training: FrameTraining
+    y: float  # measured, as the target measures
+
+
+def _clip(lmbda: float, rc: RateControlConfig) -> float:
+    return min(max(lmbda, rc.lmbda_min), rc.lmbda_max)
+
+
+def _step(lmbda: float, error: float, slope: float, rc: RateControlConfig) -> float:
+    """Lambda moved so that y changes by `error` along `slope` (dy / d ln lambda)."""
+    return _clip(lmbda * math.exp(error / slope), rc)
+
+
+def _secant_slope(a: _Probe, b: _Probe, model_slope: float, rc: RateControlConfig) -> float:
+    """The measured slope between two probes, kept within [1/clip, clip] x the model's (noise, or two
+    probes at one clipped lambda, must not send lambda off)."""
+    span = math.log(b.lmbda) - math.log(a.lmbda)
+    if abs(span) < 1e-9:
+        return model_slope
+    measured = (b.y - a.y) / span
+    low, high = sorted((model_slope / rc.slope_clip, model_slope * rc.slope_clip), key=abs)
+    if measured * model_slope <= 0:
+        return low
+    return math.copysign(min(max(abs(measured), abs(low)), abs(high)), model_slope)
+
+
+def encode_to_target(frame: Frame, target: RateTarget, cfg: EncoderConfig,
+                     progress: Callable[[TrainProgress], None] | None = None,
+                     rc: RateControlConfig | None = None) -> RateControlResult:
+    """Encode one frame at the lambda that meets `target` (see the module docstring for the search)."""
+    rc = rc or load_rate_control()
+    model = rc.model(cfg.preset.name, target.metric)
+    start = time.perf_counter()
+    goal, allowed = target.goal, tolerance(target, rc)
+    probe_goal = goal - model.probe_offset
+
+    def probe(lmbda: float) -> _Probe:
+        training = start_training(frame, lmbda, cfg, progress)
+        until = max(1, round(rc.probe_fraction * training.main.iterations))
+        training.train_main(until, lmbda)
+        bpp, psnr = measure_model(frame, training, lmbda, cfg)
+        return _Probe(lmbda, training, target.measure(bpp, psnr))
+
+    predicted = _clip(predict_lambda(model, goal, gradient_energy(frame)), rc)
+    probes = [probe(predicted)]
+    lmbda = _step(predicted, probe_goal - probes[0].y, model.slope, rc)
+    while abs(probe_goal - probes[-1].y) > allowed / 2 and len(probes) < rc.max_probes:
+        if lmbda == probes[-1].lmbda:
+            break  # pinned at the end of the lambda range: another probe would measure the same
+        probes.append(probe(lmbda))
+        slope = _secant_slope(probes[-2], probes[-1], model.slope, rc)
+        lmbda = _step(probes[-1].lmbda, probe_goal - probes[-1].y, slope, rc)
+    nearest = min(probes, key=lambda p: abs(math.log(p.lmbda) - math.log(lmbda)))
+    training = nearest.training
+    tail_start = training.main.iterations - max(1, round(rc.tail_fraction * training.main.iterations))
+    training.train_main(tail_start, lmbda)
+    tail = training.snapshot()
+    encoded = _finish(frame, training, lmbda, cfg, start)
+    best = (encoded, lmbda)
+    corrections = 0
+    tail_slope = model.tail_slope or model.slope
+    while abs(goal - _y(target, best[0])) > allowed and corrections < rc.max_corrections:
+        last_y = _y(target, encoded)
+        retry = _step(lmbda, goal - last_y, tail_slope, rc)
+        if retry == lmbda:
+            break
+        training.restore(tail)
+        corrections += 1
+        encoded = _finish(frame, training, retry, cfg, start)
+        if abs(math.log(retry) - math.log(lmbda)) > 1e-9:  # the slope the correction met, for a next one
+            measured = (_y(target, encoded) - last_y) / (math.log(retry) - math.log(lmbda))
+            if measured * tail_slope > 0:
+                tail_slope = measured
+        lmbda = retry
+        if abs(goal - _y(target, encoded)) < abs(goal - _y(target, best[0])):
+            best = (encoded, lmbda)
+    written, written_lmbda = best
+    return RateControlResult(
+        encoded=written, lmbda=written_lmbda, probes=len(probes) + corrections, corrections=corrections,
+        within=abs(goal - _y(target, written)) <= allowed, predicted_lmbda=predicted,
+    )
+
+
+def _y(target: RateTarget, encoded: EncodedFrame) -> float:
+    return target.measure(encoded.bpp(), encoded.psnr.yuv)
+
+
+def _finish(frame: Frame, training: FrameTraining, lmbda: float, cfg: EncoderConfig, start: float) -> EncodedFrame:
+    """Complete the training at `lmbda` and code it as a plain encode does (on a copy: a correction may
+    go back to the snapshot and train the same model again)."""
+    trained = training.finish(lmbda)
+    model = copy.deepcopy(trained.model).cpu()
+    return code_model(frame, model, make_target(frame, "cpu"), lmbda, cfg, trained.candidate_scores, start)
