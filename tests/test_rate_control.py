@@ -141,7 +141,7 @@ def test_search_reaches_a_reachable_target(frame, config) -> None:
     off = model.intercept + goal - (model.intercept + model.slope * math.log(0.006) + model.feature * math.log(energy))
     wrong = dataclasses.replace(model, intercept=off, probe_offset=0.0)
     assert predict_lambda(wrong, goal, energy) == pytest.approx(0.006)
-    rc = dataclasses.replace(rc, models={"fast": {"bpp": wrong}}, max_corrections=2)
+    rc = dataclasses.replace(rc, models={"fast": {"bpp": wrong}}, time_budget=10.0)  # (a loaded machine)
     result = encode_to_target(frame, RateTarget("bpp", reachable), config, rc=rc)
     assert result.within
     assert abs(result.encoded.bpp() / reachable - 1) <= rc.bpp_tolerance

@@ -272,7 +272,9 @@ class RateControlConfig:
     probe_fraction: float = 0.15  # of the main phase: the length of a probe (after the warm-up)
     tail_fraction: float = 0.2    # of the main phase: what a correction trains again at a corrected lambda
     max_probes: int = 2           # probes trained from scratch (the continuation reuses one)
-    max_corrections: int = 1      # tail retrainings when the finished frame misses the tolerance
+    probe_accuracy: float = 5.0   # a second probe only when the first misses its goal by this many tolerances
+    max_corrections: int = 2      # tail retrainings when the finished frame misses the tolerance
+    time_budget: float = 1.6      # a correction only if the encode stays within this x a plain encode's time
     bpp_tolerance: float = 0.03   # relative
     psnr_tolerance: float = 0.15  # dB
     lmbda_min: float = 1e-6
@@ -286,6 +288,8 @@ class RateControlConfig:
                  "tail_fraction must be within (0, 1 - probe_fraction)")
         _require(1 <= self.max_probes <= 8, "max_probes must be 1..8")
         _require(0 <= self.max_corrections <= 8, "max_corrections must be 0..8")
+        _require(self.probe_accuracy >= 0.0, "probe_accuracy must be >= 0")
+        _require(self.time_budget >= 1.0, "time_budget must be at least 1")
         _require(0.0 < self.bpp_tolerance < 1.0 and 0.0 < self.psnr_tolerance < 10.0, "tolerances out of range")
         _require(0.0 < self.lmbda_min < self.lmbda_max < 1.0, "need 0 < lmbda_min < lmbda_max < 1")
         _require(self.slope_clip >= 1.0, "slope_clip must be at least 1")

@@ -123,7 +123,7 @@ def encode_to_target(frame: Frame, target: RateTarget, cfg: EncoderConfig,
     predicted = _clip(predict_lambda(model, goal, gradient_energy(frame)), rc)
     probes = [probe(predicted)]
     lmbda = _step(predicted, probe_goal - probes[0].y, model.slope, rc)
-    while abs(probe_goal - probes[-1].y) > allowed / 2 and len(probes) < rc.max_probes:
+    while abs(probe_goal - probes[-1].y) > rc.probe_accuracy * allowed and len(probes) < rc.max_probes:
         if lmbda == probes[-1].lmbda:
             break  # pinned at the end of the lambda range: another probe would measure the same
         probes.append(probe(lmbda))
@@ -132,13 +132,22 @@ def encode_to_target(frame: Frame, target: RateTarget, cfg: EncoderConfig,
     nearest = min(probes, key=lambda p: abs(math.log(p.lmbda) - math.log(lmbda)))
     training = nearest.training
     tail_start = training.main.iterations - max(1, round(rc.tail_fraction * training.main.iterations))
+    continued_from, continued_at = training.main.done, time.perf_counter()
     training.train_main(tail_start, lmbda)
+    per_iteration = (time.perf_counter() - continued_at) / max(1, tail_start - continued_from)
     tail = training.snapshot()
+    coding_began = time.perf_counter()
     encoded = _finish(frame, training, lmbda, cfg, start)
+    finish_seconds = time.perf_counter() - coding_began
+    # A plain encode at this lambda, by this encode's own pace: the preset's iterations and one coding.
+    tail_iterations = training.main.iterations - tail_start + training.ste_iterations
+    plain = per_iteration * cfg.preset.iterations + finish_seconds - per_iteration * tail_iterations
     best = (encoded, lmbda)
     corrections = 0
     tail_slope = model.tail_slope or model.slope
     while abs(goal - _y(target, best[0])) > allowed and corrections < rc.max_corrections:
+        if time.perf_counter() - start + finish_seconds > rc.time_budget * plain:
+            break  # another tail retraining would take the encode past its time budget
         last_y = _y(target, encoded)
         retry = _step(lmbda, goal - last_y, tail_slope, rc)
         if retry == lmbda:
