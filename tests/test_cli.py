@@ -90,9 +90,11 @@ def test_raw_8bit_round_trip_with_name_inference(work: Path, astro: Path) -> Non
     assert (work / "astro_dec.yuv").read_bytes() == expected
 
     rows = (work / "astro.csv").read_text().splitlines()
-    assert rows[0] == "frame,bits,bpp,psnr_y,psnr_u,psnr_v,psnr_yuv,lmbda,preset,encode_seconds,decode_seconds,arch"
+    assert rows[0] == ("frame,bits,bpp,psnr_y,psnr_u,psnr_v,psnr_yuv,lmbda,preset,encode_seconds,decode_seconds,arch,"
+                       "target,probes")
     assert [int(r.split(",")[0]) for r in rows[1:]] == [0, 1, 2, 3]
-    assert [r.split(",")[-1] for r in rows[1:]] == [f["arch"] for f in data["frames"]] == ["main"] * 4
+    assert [r.split(",")[-3] for r in rows[1:]] == [f["arch"] for f in data["frames"]] == ["main"] * 4
+    assert all(r.endswith(",,0") for r in rows[1:])  # no rate target, no probes
     assert [int(r.split(",")[1]) for r in rows[1:]] == [8 * f["bytes"] for f in data["frames"]]
     report = json.loads(vcodec("psnr", "Astro_64x48_30.yuv", "astro_dec.yuv", "--json", cwd=work).stdout)
     assert [round(f["y"], 4) for f in report["frames"]] == [float(r.split(",")[3]) for r in rows[1:]]
