@@ -21,7 +21,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from vcodec.types import ColorConversion, Frame
+from vcodec.io.errors import OptionError
+from vcodec.types import COLOR_MATRICES, COLOR_RANGES, ColorConversion, Frame
 
 # Kr and Kb of each matrix (H.273 table 4: BT.601 is MatrixCoefficients 5/6, BT.709 is 1); Kg = 1 - Kr - Kb.
 LUMA_WEIGHTS: dict[str, tuple[float, float]] = {"bt601": (0.299, 0.114), "bt709": (0.2126, 0.0722)}
@@ -116,3 +117,18 @@ def frame_to_rgb(frame: Frame, conversion: ColorConversion, width: int, height: 
     rgb = np.stack([red, green, blue], axis=-1)[:height, :width]
     samples = np.clip(np.floor(rgb * peak + 0.5), 0, peak)
     return samples.astype(np.uint8 if peak == 255 else np.uint16)
+
+
+def parse_conversion(matrix: str | None, color_range: str | None) -> ColorConversion | None:
+    """The conversion `--color-matrix` and `--color-range` ask for (the default for the one not given), or
+    None when neither is given (a picture then takes ColorConversion's default)."""
+    if matrix is None and color_range is None:
+        return None
+    default = ColorConversion()
+    matrix = (matrix or default.matrix).strip().lower()
+    color_range = (color_range or default.range).strip().lower()
+    if matrix not in COLOR_MATRICES:
+        raise OptionError(f"--color-matrix {matrix}: expected {' or '.join(COLOR_MATRICES)}")
+    if color_range not in COLOR_RANGES:
+        raise OptionError(f"--color-range {color_range}: expected {' or '.join(COLOR_RANGES)}")
+    return ColorConversion(matrix, color_range)
