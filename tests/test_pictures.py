@@ -202,3 +202,11 @@ def test_encode_png_writes_what_ffmpeg_reads_back() -> None:
     assert path_data[:8] == b"\x89PNG\r\n\x1a\n"
     container = av.open(__import__("io").BytesIO(path_data))
     assert np.array_equal(next(container.decode(video=0)).to_ndarray(), samples)
+
+
+def test_encode_help_names_the_conversion(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["encode", "--help"]) == 0
+    text = " ".join(capsys.readouterr().out.replace("\u2502", " ").split())  # (without the box of rich)
+    for words in ("--color-matrix", "bt601 or bt709", "default bt601", "--color-range", "full (0-255) or limited",
+                  "default full", "BT.601 full range"):
+        assert words in text, words
