@@ -157,9 +157,8 @@ def test_psnr_of_picture_pairs(pictures: Path, capsys: pytest.CaptureFixture[str
     (["psnr", "astro.png", "clip_64x48.yuv"], ExitCode.USAGE, "cannot compare the picture astro.png with the video"),
     (["psnr", "astro.png", "coffee_odd.png"], ExitCode.USAGE, "astro.png is 64x48 8-bit RGB, coffee_odd.png is 65x49"),
     (["psnr", "astro.png", "astro16.png"], ExitCode.USAGE, "picture sizes or bit depths differ"),
-    (["psnr", "astro.png", "astro.png", "--size", "64x48"], ExitCode.USAGE, "pictures describe themselves"),
 ], ids=["transparent", "matrix", "yuv with conversion", "yuv to png", "two frames", "damaged", "picture and video",
-        "picture sizes", "bit depths", "raw options"])
+        "picture sizes", "bit depths"])
 def test_picture_errors_are_one_line(pictures: Path, astro_vcc: Path, monkeypatch: pytest.MonkeyPatch,
                                      capsys: pytest.CaptureFixture[str], args: list[str], code: int,
                                      message: str) -> None:

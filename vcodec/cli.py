@@ -429,9 +429,7 @@ def psnr(
 
     Raw inputs take --size and --pix-fmt (or their names); a y4m input describes itself.
     """
-    if picture_pair(reference, distorted):
-        if size or pix_fmt or bitdepth:
-            raise OptionError("--size, --pix-fmt and --bitdepth describe raw YUV; pictures describe themselves")
+    if not (size or pix_fmt or bitdepth) and picture_pair(reference, distorted):  # (those options mean raw YUV)
         value = compare_pictures(reference, distorted)
         if as_json:
             print(json.dumps({"rgb": {"r": value.r, "g": value.g, "b": value.b, "mean": value.rgb}}, indent=2))
