@@ -165,7 +165,7 @@ ColorMatrixOption = Annotated[str | None, typer.Option(
                            f"{_DEFAULT_CONVERSION.matrix}, as JPEG/JFIF). Stored in the file; decode -o OUT.png undoes it.")]
 ColorRangeOption = Annotated[str | None, typer.Option(
     "--color-range", help=f"RGB picture input: full (0-255) or limited (16-235) YUV codes (default "
-                          f"{_DEFAULT_CONVERSION.range}, as JPEG/JFIF). PSNRs differ by over 1 dB between conversions.")]
+                          f"{_DEFAULT_CONVERSION.range}, as JPEG/JFIF). YUV PSNRs compare only under one conversion.")]
 OverwriteOption = Annotated[bool, typer.Option("-y", "--overwrite", help="Overwrite existing output files.")]
 QuietOption = Annotated[bool, typer.Option("-q", "--quiet", help="Print nothing but errors.")]
 

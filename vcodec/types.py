@@ -66,8 +66,8 @@ COLOR_RANGES: tuple[str, ...] = ("limited", "full")
 class ColorConversion:
     """The RGB <-> YUV conversion of a picture. The default is JPEG's (JFIF: BT.601, full range), which
     libavif also uses for still pictures: full range keeps all 256 codes of an 8-bit picture, so that the
-    conversion alone costs least. Users' PSNRs move by over 1 dB between conversions: it is named in
-    `vcodec encode --help` and stored in the file."""
+    conversion alone costs least. A YUV PSNR means something only with its conversion (and an RGB one
+    differs by it too): it is named in `vcodec encode --help` and stored in the file."""
 
     matrix: str = "bt601"
     range: str = "full"
