@@ -270,10 +270,16 @@ def encode(
         bool, typer.Option("--settings", help="Keep the encoder settings in the finished container (info shows "
                                               "them, and --resume can recognise a complete output; about 250 bytes).")
     ] = False,
+    warm_start: Annotated[
+        bool, typer.Option("--warm-start/--no-warm-start",
+                           help="Start each frame's training from the previous frame's model, in chains of the "
+                                "preset's warm_chain frames, where the preset does (every frame still decodes alone).")
+    ] = True,
 ) -> None:
     """Code every frame of a video into a .vcc container."""
     value, rate_name = resolve_lambda(lmbda, rate)
-    settings = EncodeSettings(value, arch, preset, rate_name, iterations, seed, device, keep_in_file=keep_settings)
+    settings = EncodeSettings(value, arch, preset, rate_name, iterations, seed, device, keep_in_file=keep_settings,
+                              warm_start=warm_start)
     bars = ProgressBars(quiet, Path(input).name if input != "-" else "stdin")
     try:
         with _open_input(input, size, pix_fmt, bitdepth, fps, start, frames) as source:

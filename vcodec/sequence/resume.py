@@ -20,7 +20,8 @@ from vcodec.sequence.settings import SOURCE_DIGEST_KEY
 from vcodec.types import VcodecError
 
 # Settings recorded in the container that must match for `--resume` to continue a file.
-RESUME_KEYS: tuple[str, ...] = ("arch", "preset", "lmbda", "iterations", "seed", "loss", "start")
+RESUME_KEYS: tuple[str, ...] = ("arch", "preset", "lmbda", "iterations", "seed", "loss", "start", "warm_start",
+                                "warm_chain", "warm_fraction")
 
 
 class ResumeError(VcodecError):

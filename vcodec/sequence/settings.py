@@ -64,13 +64,15 @@ class EncodeSettings:
     device: str = "cpu"
     loss: str = "logmse"
     keep_in_file: bool = False
+    warm_start: bool = True  # as the preset says (its warm_start); False codes every frame from scratch
 
     def __post_init__(self) -> None:
         check_lambda(self.lmbda)
 
     def encoder_config(self) -> EncoderConfig:
         return load_config(
-            self.arch, self.preset, iterations=self.iterations, device=self.device, seed=self.seed, loss=self.loss
+            self.arch, self.preset, iterations=self.iterations, device=self.device, seed=self.seed, loss=self.loss,
+            warm_start=None if self.warm_start else "off",
         )
 
     def record(self, config: EncoderConfig, start: int, first_frame: Frame) -> dict[str, Any]:
@@ -86,5 +88,8 @@ class EncodeSettings:
             "loss": self.loss,
             "device": self.device,
             "start": start,
+            "warm_start": config.preset.warm_start,
+            "warm_chain": config.preset.warm_chain,
+            "warm_fraction": config.preset.warm_fraction,
             SOURCE_DIGEST_KEY: source_digest(first_frame),
         }
