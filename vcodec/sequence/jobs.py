@@ -88,6 +88,11 @@ def chain_length(config: EncoderConfig) -> int:
     return 1 if config.preset.warm_start == "off" else config.preset.warm_chain
 
 
+def chain_start(number: int, config: EncoderConfig) -> int:
+    """The first frame of the warm-start chain that frame `number` belongs to."""
+    return number - number % chain_length(config)
+
+
 def encode_frames(
     numbered: Iterable[tuple[int, Frame]], lmbda: float, config: EncoderConfig,
     report: Callable[[Progress], None] | None = None,
