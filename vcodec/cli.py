@@ -268,7 +268,7 @@ def encode(
     csv_path: Annotated[Path | None, typer.Option("--csv", help="Write per-frame statistics to this CSV file.")] = None,
     keep_settings: Annotated[
         bool, typer.Option("--settings", help="Keep the encoder settings in the finished container (info shows "
-                                              "them, and --resume can recognise a complete output; about 250 bytes).")
+                                              "them, and --resume can recognise a complete output; about 300 bytes).")
     ] = False,
     warm_start: Annotated[
         bool, typer.Option("--warm-start/--no-warm-start",

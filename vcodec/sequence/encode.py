@@ -2,8 +2,10 @@
 
 The encode can stop and resume at any frame: each finished frame is appended to `<output>.partial`
 and made durable before the next is written, and the partial file is renamed over the output only
-when the sequence is complete. `encode_sequence` is the pipeline; its steps live in the modules it
-imports (settings, resume, jobs, csv_log, reports).
+when the sequence is complete. A resume inside a warm-start chain (vcodec.sequence.jobs) trains the
+chain's earlier frames again, unwritten, so that it writes what an uninterrupted encode writes.
+`encode_sequence` is the pipeline; its steps live in the modules it imports (settings, resume, jobs,
+csv_log, reports).
 """
 
 from __future__ import annotations
