@@ -3,6 +3,8 @@ and every frame of a warm-started sequence still decodes alone, in any order."""
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from dataclasses import replace
 from pathlib import Path
 
@@ -172,3 +174,15 @@ def test_a_resume_inside_a_chain_writes_what_an_uninterrupted_encode_writes(
         summary = encode_sequence(source, tmp_path / "cut.vcc", _settings(), threads=1, resume=True)
     assert (summary.resumed_frames, summary.frames, len(summary.coded)) == (2, 5, 3)
     assert (tmp_path / "cut.vcc").read_bytes() == (tmp_path / "whole.vcc").read_bytes()
+
+
+def test_no_warm_start_on_the_command_line(clip_file: Path, tmp_path: Path) -> None:
+    out = tmp_path / "cold.vcc"
+    args = [sys.executable, "-m", "vcodec", "encode", str(clip_file), "-o", str(out), "--frames", "2", "--lmbda",
+            "0.001", "--preset", "fast", "--arch", "tiny", "--iterations", "8", "--threads", "1", "--settings", "-q"]
+    subprocess.run([*args, "--no-warm-start"], check=True, capture_output=True, timeout=300)
+    with ContainerReader(out) as reader:
+        assert reader.header.settings["warm_start"] == "off"
+    subprocess.run([*args, "-y"], check=True, capture_output=True, timeout=300)
+    with ContainerReader(out) as reader:
+        assert reader.header.settings["warm_start"] != "off"
