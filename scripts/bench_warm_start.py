@@ -4,7 +4,8 @@
     scripts/bench_warm_start.py run cold --preset fast                 # frames 0..7 from scratch
     scripts/bench_warm_start.py run net-250 --preset fast --variant network --warm-iterations 250
     scripts/bench_warm_start.py run all-250 --preset fast --variant all --warm-iterations 250
-    scripts/bench_warm_start.py compare cold net-250 all-250
+    scripts/bench_warm_start.py run cold-250 --preset fast --iterations 250   # cold at a warm frame's budget
+    scripts/bench_warm_start.py compare cold net-250 all-250 cold-250
 
 A warm label codes frames 1..7 as one chain: frame 1 starts from the cold run's float model of frame 0,
 frame k from the warm run's own frame k-1. `compare` gives, over frames 1..7, the iterations and summed
@@ -73,7 +74,7 @@ def run(args: argparse.Namespace) -> None:
     torch.set_num_threads(args.threads)
     width, height = (int(v) for v in args.size.split("x"))
     clip = pan_zoom_frames(width, height, args.frames, 8, args.photo)
-    warm = args.label != COLD
+    warm = not args.label.startswith(COLD)  # "cold-250" with --iterations 250: cold at a warm frame's time
     overrides: dict[str, object] = {"warm_start": args.variant if warm else "off"}
     if args.iterations:
         overrides["iterations"] = args.iterations
@@ -81,7 +82,9 @@ def run(args: argparse.Namespace) -> None:
         cold_iterations = args.iterations or load_config(args.arch, args.preset).preset.iterations
         overrides.update(warm_fraction=args.warm_iterations / cold_iterations, warm_chain=args.frames)
         if args.warm_lr:
-            overrides.update(warm_learning_rate=args.warm_lr, warm_latent_learning_rate=10 * args.warm_lr)
+            overrides["warm_learning_rate"] = args.warm_lr
+        if args.warm_latent_lr:
+            overrides["warm_latent_learning_rate"] = args.warm_latent_lr
         if args.warm_temperature:
             overrides["warm_softround_temperature"] = [float(t) for t in args.warm_temperature.split(",")]
     cfg = load_config(args.arch, args.preset, **overrides)
@@ -158,13 +161,14 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     commands = parser.add_subparsers(dest="command", required=True)
     runner = commands.add_parser("run", help="code the clip's frames under a label")
-    runner.add_argument("label", help=f"'{COLD}' for cold starts (frames 0..N-1); any other name is warm")
+    runner.add_argument("label", help=f"'{COLD}...' for cold starts (frames 0..N-1); any other name is warm")
     runner.add_argument("--preset", default="fast")
     runner.add_argument("--arch", default="auto")
     runner.add_argument("--iterations", type=int, default=None, help="cold iterations (default: the preset's)")
     runner.add_argument("--variant", choices=("network", "all"), default="network")
     runner.add_argument("--warm-iterations", type=int, default=250)
-    runner.add_argument("--warm-lr", type=float, default=None, help="network LR of warm frames (latents 10x)")
+    runner.add_argument("--warm-lr", type=float, default=None, help="network learning rate of warm frames")
+    runner.add_argument("--warm-latent-lr", type=float, default=None, help="latent learning rate of warm frames")
     runner.add_argument("--warm-temperature", default=None, help="soft-rounding start,end of warm frames")
     runner.add_argument("--lambdas", default=LAMBDAS)
     runner.add_argument("--size", default="416x240")
