@@ -31,7 +31,7 @@ class ResumeError(VcodecError):
 
 
 def header_for(info: VideoInfo, record: dict[str, Any]) -> SequenceHeader:
-    return SequenceHeader(info.width, info.height, info.bitdepth, info.fps, settings=record)
+    return SequenceHeader(info.width, info.height, info.bitdepth, info.fps, settings=record, picture=info.picture)
 
 
 def check_compatible(header: SequenceHeader, wanted: SequenceHeader, path: Path) -> None:
@@ -43,6 +43,8 @@ def check_compatible(header: SequenceHeader, wanted: SequenceHeader, path: Path)
             f"cannot resume {path}: it holds {header.width}x{header.height} {header.bitdepth}-bit {header.fps} fps, "
             f"the input is {wanted.width}x{wanted.height} {wanted.bitdepth}-bit {wanted.fps} fps"
         )
+    if header.picture != wanted.picture:
+        raise ResumeError(f"cannot resume {path}: it holds {_picture_text(header)}, the input is {_picture_text(wanted)}")
     if not header.settings:
         raise ResumeError(
             f"cannot resume {path}: it holds no encoder settings (it was written without --settings), so "
@@ -62,6 +64,13 @@ def check_compatible(header: SequenceHeader, wanted: SequenceHeader, path: Path)
             f"cannot resume {path}: it was coded from another input (first frame sha256 {str(coded)[:16]}..., "
             f"this input's {str(given)[:16]}...)"
         )
+
+
+def _picture_text(header: SequenceHeader) -> str:
+    picture = header.picture
+    if picture is None:
+        return "YUV video"
+    return f"a {picture.width}x{picture.height} RGB picture converted with {picture.conversion}"
 
 
 def open_output(
