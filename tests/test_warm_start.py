@@ -134,7 +134,9 @@ def clip_file(tmp_path: Path) -> Path:
 
 
 def _settings(**changes: object) -> EncodeSettings:
-    return EncodeSettings(LMBDA, arch="tiny", preset="fast", iterations=40, **changes)  # type: ignore[arg-type]
+    """fast with --warm-start (network, chains of 8, warm frames a quarter of the iterations)."""
+    return EncodeSettings(LMBDA, arch="tiny", preset="fast", iterations=40,
+                          **{"warm_start": True, **changes})  # type: ignore[arg-type]
 
 
 def test_a_warm_started_sequence_decodes_one_frame_at_a_time_out_of_order(clip_file: Path, tmp_path: Path) -> None:
@@ -176,13 +178,22 @@ def test_a_resume_inside_a_chain_writes_what_an_uninterrupted_encode_writes(
     assert (tmp_path / "cut.vcc").read_bytes() == (tmp_path / "whole.vcc").read_bytes()
 
 
-def test_no_warm_start_on_the_command_line(clip_file: Path, tmp_path: Path) -> None:
+def test_the_warm_start_options_override_the_preset() -> None:
+    preset_says = load_config("auto", "fast").preset.warm_start
+    assert EncodeSettings(LMBDA, preset="fast").encoder_config().preset.warm_start == preset_says
+    assert EncodeSettings(LMBDA, preset="fast", warm_start=False).encoder_config().preset.warm_start == "off"
+    turned_on = EncodeSettings(LMBDA, preset="fast", warm_start=True).encoder_config().preset.warm_start
+    assert turned_on == (preset_says if preset_says != "off" else "network")
+
+
+def test_warm_start_on_the_command_line(clip_file: Path, tmp_path: Path) -> None:
     out = tmp_path / "cold.vcc"
     args = [sys.executable, "-m", "vcodec", "encode", str(clip_file), "-o", str(out), "--frames", "2", "--lmbda",
             "0.001", "--preset", "fast", "--arch", "tiny", "--iterations", "8", "--threads", "1", "--settings", "-q"]
     subprocess.run([*args, "--no-warm-start"], check=True, capture_output=True, timeout=300)
     with ContainerReader(out) as reader:
         assert reader.header.settings["warm_start"] == "off"
-    subprocess.run([*args, "-y"], check=True, capture_output=True, timeout=300)
+    subprocess.run([*args, "--warm-start", "-y"], check=True, capture_output=True, timeout=300)
     with ContainerReader(out) as reader:
-        assert reader.header.settings["warm_start"] != "off"
+        assert reader.header.settings["warm_start"] == "network"
+        assert reader.header.settings["warm_fraction"] == 0.25 and reader.header.settings["warm_chain"] == 8

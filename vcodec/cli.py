@@ -284,10 +284,11 @@ def encode(
                                               "them, and --resume can recognise a complete output; about 300 bytes).")
     ] = False,
     warm_start: Annotated[
-        bool, typer.Option("--warm-start/--no-warm-start",
-                           help="Start each frame's training from the previous frame's model, in chains of the "
-                                "preset's warm_chain frames, where the preset does (every frame still decodes alone).")
-    ] = True,
+        bool | None, typer.Option("--warm-start/--no-warm-start",
+                                  help="Start each frame's training from the previous frame's model, in chains of "
+                                       "the preset's warm_chain frames (every frame still decodes alone). Default: "
+                                       "as the preset says (cfg/presets: warm_start).", show_default=False)
+    ] = None,
 ) -> None:
     """Code every frame of a video, or one picture, into a .vcc container.
 

@@ -28,6 +28,7 @@ DEVICES: tuple[str, ...] = ("cpu", "cuda")
 NOISE_QUANTIZERS: tuple[str, ...] = ("noise", "softround")
 NOISES: tuple[str, ...] = ("uniform", "gaussian", "kumaraswamy")
 WARM_STARTS: tuple[str, ...] = ("off", "network", "all")  # what a frame takes from the one before it
+WARM_START_ON = "network"  # what `--warm-start` turns on where the preset's warm_start is off (measured better)
 
 
 class ConfigError(VcodecError):

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from vcodec import __version__
-from vcodec.config import EncoderConfig, load_config, load_rate_points
+from vcodec.config import WARM_START_ON, EncoderConfig, load_config, load_preset, load_rate_points
 from vcodec.io import OptionError, frame_to_bytes
 from vcodec.types import Frame
 
@@ -64,7 +64,7 @@ class EncodeSettings:
     device: str = "cpu"
     loss: str = "logmse"
     keep_in_file: bool = False
-    warm_start: bool = True  # as the preset says (its warm_start); False codes every frame from scratch
+    warm_start: bool | None = None  # None: as the preset says; True: on (the preset's kind, else network); False: off
 
     def __post_init__(self) -> None:
         check_lambda(self.lmbda)
@@ -72,8 +72,17 @@ class EncodeSettings:
     def encoder_config(self) -> EncoderConfig:
         return load_config(
             self.arch, self.preset, iterations=self.iterations, device=self.device, seed=self.seed, loss=self.loss,
-            warm_start=None if self.warm_start else "off",
+            warm_start=self._warm_start(),
         )
+
+    def _warm_start(self) -> str | None:
+        """The warm_start override of --warm-start / --no-warm-start (None: the preset's own)."""
+        if self.warm_start is None:
+            return None
+        if not self.warm_start:
+            return "off"
+        chosen = load_preset(self.preset).warm_start
+        return chosen if chosen != "off" else WARM_START_ON
 
     def record(self, config: EncoderConfig, start: int, first_frame: Frame) -> dict[str, Any]:
         """The settings stored in the container header (informative, and checked by `--resume`)."""
