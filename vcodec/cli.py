@@ -281,8 +281,14 @@ def encode(
     csv_path: Annotated[Path | None, typer.Option("--csv", help="Write per-frame statistics to this CSV file.")] = None,
     keep_settings: Annotated[
         bool, typer.Option("--settings", help="Keep the encoder settings in the finished container (info shows "
-                                              "them, and --resume can recognise a complete output; about 250 bytes).")
+                                              "them, and --resume can recognise a complete output; about 300 bytes).")
     ] = False,
+    warm_start: Annotated[
+        bool | None, typer.Option("--warm-start/--no-warm-start",
+                                  help="Start each frame's training from the previous frame's model, in chains of "
+                                       "the preset's warm_chain frames (every frame still decodes alone). Default: "
+                                       "as the preset says (cfg/presets: warm_start).", show_default=False)
+    ] = None,
 ) -> None:
     """Code every frame of a video, or one picture, into a .vcc container.
 
@@ -290,7 +296,8 @@ def encode(
     --color-range say otherwise; the file records it."""
     value, rate_name = resolve_lambda(lmbda, rate)
     conversion = parse_conversion(color_matrix, color_range)
-    settings = EncodeSettings(value, arch, preset, rate_name, iterations, seed, device, keep_in_file=keep_settings)
+    settings = EncodeSettings(value, arch, preset, rate_name, iterations, seed, device, keep_in_file=keep_settings,
+                              warm_start=warm_start)
     bars = ProgressBars(quiet, Path(input).name if input != "-" else "stdin")
     try:
         with _open_input(input, size, pix_fmt, bitdepth, fps, start, frames, conversion) as source:

@@ -16,7 +16,8 @@ from vcodec.decoder import decode_frame
 from vcodec.encoder.quantize import QuantizedParameters, quantize_parameters
 from vcodec.encoder.rdoq import rdoq_parameters
 from vcodec.encoder.target import Target, make_target
-from vcodec.encoder.train import TrainProgress, train_frame_model
+from vcodec.encoder.train import TrainProgress, continue_training, train_frame_model
+from vcodec.encoder.warm_start import WarmState, capture, warm_config, warm_model
 from vcodec.entropy.latent_coder import Canvas, encode_latents, information_bits
 from vcodec.entropy.param_coder import encode_parameters, integer_arm
 from vcodec.metrics import YUV_WEIGHTS, FramePsnr, frame_mse, frame_psnr
@@ -70,15 +71,23 @@ def check_device(device: str) -> None:
 
 
 def fit(frame: Frame, lmbda: float, cfg: EncoderConfig,
-        progress: Callable[[TrainProgress], None] | None
+        progress: Callable[[TrainProgress], None] | None, start: WarmState | None = None
         ) -> tuple[FrameModel, Target, tuple[tuple[str, float], ...]]:
     """Overfit a model (of the architecture the warm-up picks, with --arch auto) to the frame; returns it
-    on the CPU with the CPU target, and the warm-up's candidate scores (none without a warm-up)."""
+    on the CPU with the CPU target, and the warm-up's candidate scores (none without a warm-up).
+
+    With `start` (and the preset's warm_start not off), training begins from that model, the previous
+    frame's, with the preset's warm schedule, in its architecture."""
     check_device(cfg.device)
     torch.manual_seed(cfg.seed)
     if cfg.device == "cuda":
         torch.backends.cuda.matmul.allow_tf32 = False
         torch.backends.cudnn.allow_tf32 = False
+    if start is not None and cfg.preset.warm_start != "off":
+        warm = warm_config(cfg, start.arch)
+        model = warm_model(start, frame.height, frame.width, cfg.preset.warm_start, cfg.preset.latent_gain or 1.0)
+        continue_training(model.to(cfg.device), make_target(frame, cfg.device), lmbda, warm, progress)
+        return model.cpu(), make_target(frame, "cpu"), ()
     several_archs = len(cfg.archs) > 1
     score = (lambda candidate: coded_cost(frame, candidate, lmbda, cfg)) if several_archs else None
     trained = train_frame_model(make_target(frame, cfg.device), lmbda, cfg, score, progress)
@@ -156,11 +165,25 @@ def encode_frame_report(frame: Frame, lmbda: float, cfg: EncoderConfig | None = 
 def encode_frame_and_model(frame: Frame, lmbda: float, cfg: EncoderConfig | None = None,
                            progress: Callable[[TrainProgress], None] | None = None) -> tuple[EncodedFrame, FrameModel]:
     """encode_frame_report, and the quantised model the bitstream codes (for checks and analysis)."""
-    cfg = cfg or load_config()
+    encoded, model, _ = _encode(frame, lmbda, cfg or load_config(), progress, None)
+    return encoded, model
+
+
+def encode_frame_chained(frame: Frame, lmbda: float, cfg: EncoderConfig, previous: WarmState | None,
+                         progress: Callable[[TrainProgress], None] | None = None) -> tuple[EncodedFrame, WarmState]:
+    """encode_frame_report for a frame of a chain: warm-started from `previous` (the float model of the
+    frame before it; None starts cold), and the float model the next frame of the chain starts from."""
+    encoded, _, trained = _encode(frame, lmbda, cfg, progress, previous)
+    return encoded, trained
+
+
+def _encode(frame: Frame, lmbda: float, cfg: EncoderConfig, progress: Callable[[TrainProgress], None] | None,
+            previous: WarmState | None) -> tuple[EncodedFrame, FrameModel, WarmState]:
     if not 0.0 < lmbda < 1.0:
         raise VcodecError(f"lambda must be within (0, 1), got {lmbda}")
     start = time.perf_counter()
-    model, target, candidate_costs = fit(frame, lmbda, cfg, progress)
+    model, target, candidate_costs = fit(frame, lmbda, cfg, progress, previous)
+    trained = capture(model)
     params = quantize_parameters(model, target, lmbda, cfg.preset.quantization_patience)
     if cfg.preset.rdoq_passes:
         params = rdoq_parameters(model, target, lmbda, params, cfg.preset.rdoq_passes).params
@@ -178,7 +201,7 @@ def encode_frame_and_model(frame: Frame, lmbda: float, cfg: EncoderConfig | None
         mac_per_pixel=macs_per_pixel(model.arch, frame.height, frame.width)["total"],
         seconds=time.perf_counter() - start,
     )
-    return encoded, model
+    return encoded, model, trained
 
 
 def encode_frame(frame: Frame, lmbda: float, cfg: EncoderConfig | None = None) -> bytes:

@@ -243,9 +243,30 @@ def train_frame_model(target: Target, lmbda: float, cfg: EncoderConfig, score: S
     else:
         rank = score or (lambda candidate: rounded_cost(candidate, target, lmbda, cfg.loss))
         model, scores = warm_up(candidates, target, lmbda, cfg, counter, rank, per_round)
+    _main_and_final(model, target, lmbda, cfg, counter, main_iterations, ste_iterations)
+    return TrainedModel(model, tuple((candidates[i].arch.name, scores[i]) for i in sorted(scores)))
+
+
+def _main_and_final(model: FrameModel, target: Target, lmbda: float, cfg: EncoderConfig, counter: _Counter,
+                    main_iterations: int, ste_iterations: int) -> None:
+    preset = cfg.preset
     lr = preset.learning_rate
     _run_phase(model, target, lmbda, cfg, counter, main_iterations, preset.noise_quantizer, lr,
                _latent_lr(preset, lr), cosine=preset.schedule == "cosine", validate_every=preset.validate_every)
     _run_phase(model, target, lmbda, cfg, counter, ste_iterations, "ste", preset.ste_learning_rate,
                preset.ste_learning_rate, cosine=False, validate_every=0)
-    return TrainedModel(model, tuple((candidates[i].arch.name, scores[i]) for i in sorted(scores)))
+
+
+def continue_training(model: FrameModel, target: Target, lmbda: float, cfg: EncoderConfig,
+                      progress: Callable[[TrainProgress], None] | None = None) -> FrameModel:
+    """Train a model that already exists (no new initialisation, no warm-up among candidates): the main and
+    final phases of `cfg.preset`, within its `iterations` (its `ste_fraction` of them with true rounding).
+
+    For starting from a state other than random: the previous frame's model (vcodec.encoder.warm_start),
+    or a model to refine further. Trains in place and returns the model."""
+    retain_freed_memory()
+    preset = cfg.preset
+    ste_iterations = round(preset.iterations * preset.ste_fraction)
+    counter = _Counter(preset.iterations, progress)
+    _main_and_final(model, target, lmbda, cfg, counter, preset.iterations - ste_iterations, ste_iterations)
+    return model

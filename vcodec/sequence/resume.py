@@ -20,7 +20,10 @@ from vcodec.sequence.settings import SOURCE_DIGEST_KEY
 from vcodec.types import VcodecError
 
 # Settings recorded in the container that must match for `--resume` to continue a file.
-RESUME_KEYS: tuple[str, ...] = ("arch", "preset", "lmbda", "iterations", "seed", "loss", "start")
+RESUME_KEYS: tuple[str, ...] = ("arch", "preset", "lmbda", "iterations", "seed", "loss", "start", "warm_start",
+                                "warm_chain", "warm_fraction")
+# Keys that files written before they existed lack: compared only where the file has them.
+LATER_KEYS: frozenset[str] = frozenset({"warm_start", "warm_chain", "warm_fraction"})
 
 
 class ResumeError(VcodecError):
@@ -48,6 +51,8 @@ def check_compatible(header: SequenceHeader, wanted: SequenceHeader, path: Path)
             f"whether it was coded with these cannot be checked; use -y to code it again"
         )
     for key in RESUME_KEYS:
+        if key in LATER_KEYS and key not in header.settings:
+            continue
         if header.settings.get(key) != wanted.settings.get(key):
             raise ResumeError(
                 f"cannot resume {path}: it was coded with {key}={header.settings.get(key)!r}, "

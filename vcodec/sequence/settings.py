@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from vcodec import __version__
-from vcodec.config import EncoderConfig, load_config, load_rate_points
+from vcodec.config import WARM_START_ON, EncoderConfig, load_config, load_preset, load_rate_points
 from vcodec.io import OptionError, frame_to_bytes
 from vcodec.types import Frame
 
@@ -53,7 +53,7 @@ def check_lambda(lmbda: float) -> float:
 class EncodeSettings:
     """What the user chose for an encode; `iterations` overrides the preset's when given. The record
     below is always in an unfinished container (for `--resume`); `keep_in_file` keeps it in the finished
-    one too, where it costs some 250 bytes a file."""
+    one too, where it costs some 300 bytes a file."""
 
     lmbda: float
     arch: str = "auto"
@@ -64,14 +64,25 @@ class EncodeSettings:
     device: str = "cpu"
     loss: str = "logmse"
     keep_in_file: bool = False
+    warm_start: bool | None = None  # None: as the preset says; True: on (the preset's kind, else network); False: off
 
     def __post_init__(self) -> None:
         check_lambda(self.lmbda)
 
     def encoder_config(self) -> EncoderConfig:
         return load_config(
-            self.arch, self.preset, iterations=self.iterations, device=self.device, seed=self.seed, loss=self.loss
+            self.arch, self.preset, iterations=self.iterations, device=self.device, seed=self.seed, loss=self.loss,
+            warm_start=self._warm_start(),
         )
+
+    def _warm_start(self) -> str | None:
+        """The warm_start override of --warm-start / --no-warm-start (None: the preset's own)."""
+        if self.warm_start is None:
+            return None
+        if not self.warm_start:
+            return "off"
+        chosen = load_preset(self.preset).warm_start
+        return chosen if chosen != "off" else WARM_START_ON
 
     def record(self, config: EncoderConfig, start: int, first_frame: Frame) -> dict[str, Any]:
         """The settings stored in the container header (informative, and checked by `--resume`)."""
@@ -86,5 +97,8 @@ class EncodeSettings:
             "loss": self.loss,
             "device": self.device,
             "start": start,
+            "warm_start": config.preset.warm_start,
+            "warm_chain": config.preset.warm_chain,
+            "warm_fraction": config.preset.warm_fraction,
             SOURCE_DIGEST_KEY: source_digest(first_frame),
         }
