@@ -3,7 +3,12 @@
 of the model, plus the parameters, gradients, optimiser state and target, and the process's peak RSS.
 
     .venv/bin/python scripts/memory_breakdown.py --size 1920x1080
-    .venv/bin/python scripts/memory_breakdown.py --size 1920x1080 --tile-pixels 0   # force the plain path
+    .venv/bin/python scripts/memory_breakdown.py --size 1920x1080 --memory-saving-pixels 0   # force it on
+    .venv/bin/python scripts/memory_breakdown.py --size 416x240 --compare-speed 20     # seconds per step
+
+With --compare-speed N: no breakdown; instead the seconds per training step on the plain path and on the
+memory-saving path, in one process, in alternating blocks of N steps (5 blocks each, the median), so
+that both see the same load.
 
 One step of the default preset's first phase (softround quantizer, logmse loss, SOAP on the networks and
 Adam on the latents, as vcodec's encoder runs it), one torch thread, the allocator set up as training
@@ -16,6 +21,8 @@ from __future__ import annotations
 import argparse
 import os
 import resource
+import statistics
+import time
 from collections import defaultdict
 
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
@@ -36,17 +43,58 @@ def _bytes(tensors) -> int:
     return sum(t.numel() * t.element_size() for t in tensors)
 
 
+def _trainer(arch: str, preset_name: str, width: int, height: int, memory_saving_pixels: int | None):
+    """A function running one training step of the preset's first phase, on a fresh model."""
+    cfg = load_config(arch, preset_name)
+    preset = cfg.preset
+    target = make_target(sample_frames(width, height, 1, 8, "astronaut")[0], "cpu")
+    torch.manual_seed(0)
+    model = FrameModel(cfg.arch, height, width, memory_saving_pixels=memory_saving_pixels)
+    optimizer = _Optimizers(model, preset.optimizer, preset.learning_rate, _latent_lr(preset, preset.learning_rate))
+    setting = QuantizerSetting(preset.noise_quantizer, preset.softround_temperature[0], preset.noise,
+                               preset.noise_parameter[0])
+
+    def step() -> None:
+        loss, _, _ = rd_loss(model, target, 0.001, cfg.loss, setting)
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+
+    return step
+
+
+def compare_speed(arch: str, preset: str, width: int, height: int, steps: int) -> None:
+    paths = {"plain": _trainer(arch, preset, width, height, None),
+             "memory-saving": _trainer(arch, preset, width, height, 0)}
+    for step in paths.values():
+        step()  # warm-up: allocator, SOAP's first preconditioners
+    times: dict[str, list[float]] = {name: [] for name in paths}
+    for _ in range(5):
+        for name, step in paths.items():
+            start = time.perf_counter()
+            for _ in range(steps):
+                step()
+            times[name].append((time.perf_counter() - start) / steps)
+    print(f"{width}x{height}, seconds per step (median of 5 blocks of {steps}; all blocks):")
+    for name, values in times.items():
+        print(f"  {name}: {statistics.median(values):.4f}  ({', '.join(f'{v:.4f}' for v in values)})")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--size", default="1920x1080")
     parser.add_argument("--arch", default="main")
     parser.add_argument("--preset", default="medium")
-    parser.add_argument("--tile-pixels", type=int, help="override the config's memory_saving_pixels")
+    parser.add_argument("--memory-saving-pixels", type=int, help="override the preset's memory_saving_pixels")
+    parser.add_argument("--compare-speed", type=int, default=0, metavar="N")
     args = parser.parse_args()
     width, height = (int(v) for v in args.size.split("x"))
     retain_freed_memory()
     torch.set_num_threads(1)
-    overrides = {} if args.tile_pixels is None else {"memory_saving_pixels": args.tile_pixels}
+    if args.compare_speed:
+        compare_speed(args.arch, args.preset, width, height, args.compare_speed)
+        return
+    overrides = {} if args.memory_saving_pixels is None else {"memory_saving_pixels": args.memory_saving_pixels}
     cfg = load_config(args.arch, args.preset, **overrides)
     preset = cfg.preset
     target = make_target(sample_frames(width, height, 1, 8, "astronaut")[0], "cpu")

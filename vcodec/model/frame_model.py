@@ -56,9 +56,13 @@ class FrameModel(nn.Module):
         planes = self.synthesis(self.upsampling(grids), recompute_chunk=chunk)
         return to_420(planes, self.arch.chroma_downscale)
 
+    def latent_bits(self, grids: list[torch.Tensor]) -> torch.Tensor:
+        """The grids' total rate in bits under the float ARM."""
+        return self.arm.bits(grids, ARM_BAND_POSITIONS if self.memory_saving else 0)
+
     def forward(self, grids: list[torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """Reconstruction from (quantised) latent grids, and their total rate in bits under the float ARM."""
-        bits = self.arm.bits(grids, ARM_BAND_POSITIONS if self.memory_saving else 0)
+        bits = self.latent_bits(grids)
         luma, chroma = self.decode_planes(grids)
         return luma, chroma, bits
 
