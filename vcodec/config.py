@@ -95,6 +95,9 @@ class PresetConfig:
     quantization_patience: int = 2  # coarser parameter steps tried after the best so far stops improving
     rdoq_passes: int = 0  # > 0: passes of +-1 moves over the integer parameters, kept where the RD cost falls
     optimizer: str = "adam"  # of the network weights (the latents always use Adam): adam or soap
+    # Frames of more pixels train on the memory-saving path (vcodec.model.frame_model): same result,
+    # a fraction of the memory, somewhat slower per pixel. 0: every frame does.
+    memory_saving_pixels: int = 1_000_000
     # Warm start (vcodec.encoder.warm_start): within a chain of `warm_chain` frames, each frame after the
     # first starts from the float model of the frame before it (its network, or network and latents) and
     # trains with the schedule below instead of the one above; every frame still decodes alone.
@@ -130,6 +133,7 @@ class PresetConfig:
         _require(0.0 <= self.gradient_clip, "gradient_clip must be >= 0")
         _require(0.0 <= self.learning_rate_floor < self.learning_rate, "learning_rate_floor must be in [0, learning_rate)")
         _require(0 <= self.validate_every, "validate_every must be >= 0")
+        _require(0 <= self.memory_saving_pixels, "memory_saving_pixels must be >= 0")
         _require(1 <= self.warmup_candidates <= 16, "warmup_candidates must be 1..16")
         _require(1 <= self.warmup_survivors <= self.warmup_candidates or self.warmup_candidates == 1,
                  "warmup_survivors must be 1..warmup_candidates")

@@ -85,7 +85,8 @@ def fit(frame: Frame, lmbda: float, cfg: EncoderConfig,
         torch.backends.cudnn.allow_tf32 = False
     if start is not None and cfg.preset.warm_start != "off":
         warm = warm_config(cfg, start.arch)
-        model = warm_model(start, frame.height, frame.width, cfg.preset.warm_start, cfg.preset.latent_gain or 1.0)
+        model = warm_model(start, frame.height, frame.width, cfg.preset.warm_start, cfg.preset.latent_gain or 1.0,
+                           cfg.preset.memory_saving_pixels)
         continue_training(model.to(cfg.device), make_target(frame, cfg.device), lmbda, warm, progress)
         return model.cpu(), make_target(frame, "cpu"), ()
     several_archs = len(cfg.archs) > 1

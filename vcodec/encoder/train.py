@@ -229,7 +229,7 @@ def train_frame_model(target: Target, lmbda: float, cfg: EncoderConfig, score: S
     for arch in cfg.archs:
         for index in range(preset.warmup_candidates):
             torch.manual_seed(cfg.seed + 1000 * index)
-            candidates.append(FrameModel(arch, height, width, gain).to(target.luma.device))
+            candidates.append(FrameModel(arch, height, width, gain, preset.memory_saving_pixels).to(target.luma.device))
     counter = _Counter(preset.iterations, progress)
     ste_iterations = round(preset.iterations * preset.ste_fraction)
     main_iterations = preset.iterations - ste_iterations - warmup_iterations(preset, len(cfg.archs))

@@ -36,14 +36,16 @@ def capture(model: FrameModel) -> WarmState:
     return WarmState(model.arch, model.height, model.width, parameters)
 
 
-def warm_model(state: WarmState, height: int, width: int, variant: str, latent_gain: float) -> FrameModel:
+def warm_model(state: WarmState, height: int, width: int, variant: str, latent_gain: float,
+               memory_saving_pixels: int | None = None) -> FrameModel:
     """A new model holding the previous frame's network, and with variant "all" its latents too (zero
-    latents otherwise, as a cold start has)."""
+    latents otherwise, as a cold start has); it trains on the memory-saving path above
+    memory_saving_pixels, as a cold model does."""
     if variant not in ("network", "all"):
         raise ConfigError(f"warm start {variant!r} starts from nothing (use network or all)")
     if (height, width) != (state.height, state.width):
         raise ConfigError(f"cannot warm-start a {width}x{height} frame from a {state.width}x{state.height} one")
-    model = FrameModel(state.arch, height, width, latent_gain)
+    model = FrameModel(state.arch, height, width, latent_gain, memory_saving_pixels)
     wanted = {name: value for name, value in state.parameters.items()
               if variant == "all" or not name.startswith(LATENTS_PREFIX)}
     model.load_state_dict(wanted, strict=False)
