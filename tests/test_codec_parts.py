@@ -448,7 +448,10 @@ def test_freed_training_memory_is_reused_without_page_faults() -> None:
 
     faults_of_one_round()
     faults_of_one_round()  # (the heap may take a round or two to grow to its working size)
-    assert faults_of_one_round() < 1000  # 64 MiB freshly mapped would be ~16000 faults of 4 KiB
+    # The best of a few rounds: a small allocation of another thread between two rounds can split the
+    # freed block once (seen failing 1 run in 3 on a loaded machine); a heap that returns freed memory
+    # to the system faults ~16000 times (64 MiB of 4 KiB pages) in every round.
+    assert min(faults_of_one_round() for _ in range(4)) < 1000
 
 
 def test_synthesis_without_gradients_is_bit_identical_to_training_path() -> None:
