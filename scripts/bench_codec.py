@@ -67,7 +67,7 @@ def training_throughput(arch: str, width: int, height: int, iterations: int, thr
     torch.set_num_threads(threads)
     frame = sample_frames(width, height, 1, 8, "astronaut")[0]
     torch.manual_seed(0)
-    model = FrameModel(load_arch(arch), height, width)
+    model = FrameModel(load_arch(arch), height, width, memory_saving_pixels=preset.memory_saving_pixels)
     target = make_target(frame, "cpu")
     optimizer = torch.optim.Adam(model.parameters(), lr=0.01)
 
@@ -168,8 +168,9 @@ def synthetic_bitstream(width: int, height: int, arch: str = "main") -> bytes:
 
 
 def child_peak_memory(kind: str, width: int, height: int, arch: str) -> None:
-    """Run in a fresh process (--child-memory): one training step or one decode, then print the
-    process's peak resident set size in bytes."""
+    """Run in a fresh process (--child-memory): one training step (on the memory-saving path where the
+    default preset puts a frame of this size) or one decode, then print the process's peak resident set
+    size in bytes."""
     if kind == "train":
         retain_freed_memory()
         torch.set_num_threads(1)
@@ -177,7 +178,7 @@ def child_peak_memory(kind: str, width: int, height: int, arch: str) -> None:
         preset = load_config(arch).preset
         setting = QuantizerSetting(preset.noise_quantizer, preset.softround_temperature[0], preset.noise,
                                    preset.noise_parameter[0])
-        model = FrameModel(load_arch(arch), height, width)
+        model = FrameModel(load_arch(arch), height, width, memory_saving_pixels=preset.memory_saving_pixels)
         optimizer = torch.optim.Adam(model.parameters(), lr=0.01)
         loss, _, _ = rd_loss(model, make_target(frame, "cpu"), 0.001, "mse", setting)
         optimizer.zero_grad(set_to_none=True)

@@ -20,7 +20,7 @@ exception, an input that takes over 10 s (libFuzzer's -timeout, wall clock), or 
 subprocess under those limits for its share of --minutes; after a finding the script keeps the input as
 a regression file in tests/data/fuzz/<target>/ and starts the target again for the rest of its time
 (the corpus in --workdir carries over). Seeds are the frames and files of tests/golden (every frame
-format version; container versions 1 and 2) and the regression files themselves. At the end it prints,
+format version; container versions 1 to 3) and the regression files themselves. At the end it prints,
 per target, the executions and the coverage libFuzzer reports (cov: edges of the instrumented vcodec
 code, ft: features), and writes them to <workdir>/summary.json. docs/fuzzing.md has the figures of a run.
 
@@ -67,6 +67,8 @@ CONTAINER_TOKENS: tuple[bytes, ...] = (
     # a non-minimal zero, six bytes), a record header of frame 0 with a 1-byte payload
     b"\x00\x02", b"\xff\xff\xff\xff\x0f", b"\x80\x80\x80\x80\x10", b"\x80\x00", b"\x80\x80\x80\x80\x80\x01",
     b"VCFR\x00\x01",
+    # version 3: the version field, and RGB picture bytes (BT.709 full range with odd sizes; an unknown matrix)
+    b"\x00\x03", b"\xd1", b"\x0f",
 )
 
 
@@ -154,13 +156,18 @@ def _container_header_end(data: bytes | bytearray, version: int) -> int | None:
     if len(data) < position:
         return None
     settings_follow = bool(data[15] & 0x80)
+    picture_follows = version >= 3 and bool(data[15] & 0x40)  # version 3: the RGB picture byte
     values = []
-    for _ in range(4 if settings_follow else 3):  # frame count, fps numerator, denominator[, settings length]
+    for count in range(4 if settings_follow else 3):  # frame count, fps numerator, denominator[, settings length]
+        if count == 3 and picture_follows:
+            position += 1
         varint = _lenient_varint(data, position)
         if varint is None:
             return None
         value, position = varint
         values.append(value)
+    if picture_follows and not settings_follow:
+        position += 1
     return position + (values[3] if settings_follow else 0)
 
 
@@ -185,13 +192,13 @@ def _record_layout(data: bytes | bytearray, offset: int, version: int) -> tuple[
 
 def repair_container(data: bytes) -> bytes:
     """The container with the CRC-32 of its file header, of its frame records and of the index the footer
-    points at recomputed (docs/container.md; versions 1 and 2, each by its own layout). The records are
+    points at recomputed (docs/container.md; versions 1 to 3, each by its own layout). The records are
     those a walk from the first finds, then, past where the walk stops, those a search for the next
     record marker finds (what `SalvageReader` resynchronises on). Anything else, and a file of another
     version (which the readers refuse before any CRC), is left as it is."""
     buffer = bytearray(data)
     version = int.from_bytes(buffer[8:10], "big") if len(buffer) >= 10 else None
-    if version not in (1, 2):
+    if version not in (1, 2, 3):
         return data
     header_end = _container_header_end(buffer, version)
     if header_end is None or header_end + 4 > len(buffer):

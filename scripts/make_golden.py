@@ -57,12 +57,14 @@ def _frame_version(vcc: Path) -> int:
         return reader.read_frame(0)[0]
 
 
-# name: (frame golden file whose frames it holds, finished, settings kept). Settings are fixed here, not
-# an encode's, so that the files are the same whoever writes them.
-CONTAINER_CASES: dict[str, tuple[str, bool, bool]] = {
-    "one_frame_lean": ("main_8bit_1f", True, False),
-    "two_frames_settings": ("light_8bit_2f", True, True),
-    "unfinished_10bit": ("tiny_10bit_2f", False, True),
+# name: (frame golden file whose frames it holds, finished, settings kept, RGB picture as (matrix, range,
+# width, height) or None). Settings are fixed here, not an encode's, so that the files are the same whoever
+# writes them. Version 3 added the RGB picture case (versions 1 and 2 cannot describe one).
+CONTAINER_CASES: dict[str, tuple[str, bool, bool, tuple[str, str, int, int] | None]] = {
+    "one_frame_lean": ("main_8bit_1f", True, False, None),
+    "two_frames_settings": ("light_8bit_2f", True, True, None),
+    "unfinished_10bit": ("tiny_10bit_2f", False, True, None),
+    "one_frame_rgb_picture": ("main_8bit_1f", True, False, ("bt709", "limited", 95, 63)),
 }
 CONTAINER_SETTINGS = {"arch": "main", "encoder": "vcodec golden", "preset": "fast", "lmbda": 0.001}
 
@@ -71,7 +73,8 @@ def write_container_goldens() -> None:
     """tests/golden/container/v<N>/: the current container version, from the newest frame golden files."""
     from dataclasses import replace
 
-    from vcodec.bitstream.container import FORMAT_VERSION, ContainerReader, ContainerWriter
+    from vcodec.bitstream.container import FORMAT_VERSION, ContainerReader, ContainerWriter, pack_picture
+    from vcodec.types import ColorConversion, RgbPicture
 
     frame_versions = sorted(int(p.name[1:]) for p in GOLDEN_DIR.glob("v*") if p.is_dir())
     source_dir = GOLDEN_DIR / f"v{frame_versions[-1]}"
@@ -80,9 +83,10 @@ def write_container_goldens() -> None:
         sys.exit(f"refusing: {target} exists; golden files of a version are never rewritten")
     target.mkdir(parents=True)
     manifest: dict[str, dict[str, object]] = {}
-    for name, (source, finished, keep) in CONTAINER_CASES.items():
+    for name, (source, finished, keep, rgb) in CONTAINER_CASES.items():
+        picture = RgbPicture(ColorConversion(rgb[0], rgb[1]), rgb[2], rgb[3]) if rgb else None
         with ContainerReader(source_dir / f"{source}.vcc") as reader:
-            header = replace(reader.header, frame_count=0, settings=CONTAINER_SETTINGS)
+            header = replace(reader.header, frame_count=0, settings=CONTAINER_SETTINGS, picture=picture)
             frames = [reader.read_frame(number) for number in range(reader.frame_count)]
         path = target / f"{name}.vcc"
         writer = ContainerWriter.create(path, header)
@@ -99,6 +103,9 @@ def write_container_goldens() -> None:
             "frame_sha256": [hashlib.sha256(frame).hexdigest() for frame in frames],
             "file_bytes": path.stat().st_size,
         }
+        if picture is not None:
+            manifest[name] |= {"rgb_picture": pack_picture(picture), "conversion": [rgb[0], rgb[1]],
+                               "picture_size": [rgb[2], rgb[3]]}
     (target / "manifest.json").write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n")
     print(f"wrote {len(CONTAINER_CASES)} golden files of container format version {FORMAT_VERSION} to {target}")
 

@@ -114,7 +114,7 @@ def test_a_one_frame_file_is_lean_and_info_shows_its_overhead(work: Path) -> Non
     overhead = (work / "lean.vcc").stat().st_size - len(payload)
     assert overhead <= 40, overhead
     data = info_json(work / "lean.vcc")
-    assert data["format_version"] == 2 and data["container_bytes"] == overhead and data["settings"] == {}
+    assert data["format_version"] == 3 and data["container_bytes"] == overhead and data["settings"] == {}
     header_bytes = data["frames"][0]["header_bytes"]
     assert 10 < header_bytes < len(payload)
     text = vcodec("info", "lean.vcc", cwd=work).stdout.decode()
@@ -552,7 +552,7 @@ ERRORS = [
     (["decode", "astro.vcc", "-o", "out.yuv", "--frames", "7:9"], ExitCode.USAGE, "starts after the last frame"),
     (["decode", "astro.vcc", "-o", "out.yuv", "--frames", "0"], ExitCode.USAGE, "frame range '0' is empty"),
     (["decode", "astro.vcc", "-o", "out.yuv", "--frames", "1:5"], ExitCode.USAGE, "the stream has 4 frames"),
-    (["decode", "astro.vcc", "-o", "out.mp4"], ExitCode.USAGE, "vcodec writes raw YUV (.yuv) or y4m (.y4m)"),
+    (["decode", "astro.vcc", "-o", "out.mp4"], ExitCode.USAGE, "vcodec writes raw YUV (.yuv), y4m (.y4m) or a PNG picture (.png)"),
     (["decode", "astro.vcc", "-o", "out.yuv", "--format", "y4m"], ExitCode.USAGE, "contradicts the suffix"),
     (["sample", "-o", "out.mp4", "--size", "64x48"], ExitCode.USAGE, "vcodec writes raw YUV (.yuv) or y4m (.y4m)"),
     (["encode", "Astro_64x48_30.yuv", "-o", "out.y4m", *FAST], ExitCode.USAGE, "is a .vcc container"),

@@ -46,10 +46,12 @@ from vcodec.format import LATENT_MAX, LATENT_MIN, LOG2_SCALE_MAX, LOG2_SCALE_MIN
 from vcodec.model.arm import Arm, laplace_bits
 from vcodec.encoder.quantizers import soft_round
 from vcodec.model.complexity import macs_per_pixel
+from vcodec.model import frame_model
 from vcodec.model.frame_model import FrameModel
 from vcodec.model.modules import DecoderModules, build_modules
 from vcodec.model.synthesis import Synthesis
 from vcodec.model.upsampling import Upsampling
+from vcodec.samples import sample_frames
 from vcodec.shapes import arm_layer_shapes, arm_residual_layers, context_offsets, grid_sizes, priority_order
 from vcodec.types import SUPPORTED_BITDEPTHS, BitstreamError, Frame
 
@@ -446,7 +448,10 @@ def test_freed_training_memory_is_reused_without_page_faults() -> None:
 
     faults_of_one_round()
     faults_of_one_round()  # (the heap may take a round or two to grow to its working size)
-    assert faults_of_one_round() < 1000  # 64 MiB freshly mapped would be ~16000 faults of 4 KiB
+    # The best of a few rounds: a small allocation of another thread between two rounds can split the
+    # freed block once (seen failing 1 run in 3 on a loaded machine); a heap that returns freed memory
+    # to the system faults ~16000 times (64 MiB of 4 KiB pages) in every round.
+    assert min(faults_of_one_round() for _ in range(4)) < 1000
 
 
 def test_synthesis_without_gradients_is_bit_identical_to_training_path() -> None:
@@ -461,6 +466,46 @@ def test_synthesis_without_gradients_is_bit_identical_to_training_path() -> None
         chunked = synthesis(upsampled)
     whole = synthesis(upsampled).detach()
     assert torch.equal(chunked, whole)
+
+
+def _step_gradients(memory_saving_pixels: int | None, frame: Frame, quantizer: str) -> tuple[float, list[torch.Tensor]]:
+    torch.manual_seed(3)
+    model = FrameModel(load_arch("main"), frame.height, frame.width, memory_saving_pixels=memory_saving_pixels)
+    with torch.no_grad():
+        for latent in model.latents:
+            latent.normal_(0, 2)
+    target = make_target(frame, "cpu")
+    torch.manual_seed(4)  # the same noise on both paths
+    loss, _, _ = rd_loss(model, target, 0.001, "logmse", QuantizerSetting(quantizer))
+    loss.backward()
+    return float(loss.detach()), [p.grad for p in model.parameters()]
+
+
+@pytest.mark.parametrize("quantizer", ["softround", "ste"])
+def test_memory_saving_path_gives_the_plain_gradients(quantizer: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Recomputing the ARM by bands of rows and the synthesis by chunks of pixels must change nothing but
+    the order of float sums; the pieces are forced small so that every grid and the frame span several."""
+    monkeypatch.setattr(frame_model, "ARM_BAND_POSITIONS", 300)
+    monkeypatch.setattr(frame_model, "SYNTHESIS_CHUNK_PIXELS", 1000)
+    frame = sample_frames(96, 64, 1, 8, "coffee")[0]
+    plain_loss, plain = _step_gradients(None, frame, quantizer)
+    saving_loss, saving = _step_gradients(0, frame, quantizer)
+    assert saving_loss == pytest.approx(plain_loss, rel=1e-6)
+    assert all(a is not None and b is not None for a, b in zip(plain, saving))
+    for a, b in zip(plain, saving):
+        assert torch.allclose(a, b, rtol=1e-4, atol=1e-6 * float(a.abs().max()))
+    assert FrameModel(load_arch("main"), 64, 96, memory_saving_pixels=96 * 64).memory_saving is False
+
+
+def test_memory_saving_rate_without_gradients_is_the_plain_rate() -> None:
+    """rounded_cost scores the model without gradients: the banded rate must be the plain one."""
+    torch.manual_seed(6)
+    arm = Arm(24, (24, 24), "raster")
+    with torch.no_grad():
+        for parameter in arm.parameters():
+            parameter.normal_(0, 0.2)
+        grids = [torch.round(torch.randn(1, 1, h, w) * 3) for h, w in grid_sizes(40, 56, 7)]
+        assert float(arm.bits(grids, 100)) == pytest.approx(float(arm.bits(grids)), rel=1e-6)
 
 
 def test_stage_times_cover_the_decode() -> None:

@@ -1,7 +1,7 @@
 """The .vcc container: layout, random access, and what happens to damaged or cut-short files.
 
-The version 2 layout is written out below as data (V2_HEADER, V2_RECORD), not read from the code under
-test, so that a change to the writer cannot change what the tests expect of the bytes."""
+The version 2 and 3 layouts are written out below as data (V2_HEADER, V3_HEADER, V2_RECORD), not read from
+the code under test, so that a change to the writer cannot change what the tests expect of the bytes."""
 
 from __future__ import annotations
 
@@ -30,7 +30,7 @@ from vcodec.bitstream.container import (
     parse_file_header,
 )
 from vcodec.bitstream.salvage import SalvageReader
-from vcodec.types import BitstreamError
+from vcodec.types import COLOR_MATRICES, COLOR_RANGES, BitstreamError, ColorConversion, RgbPicture
 
 HEADER = SequenceHeader(416, 240, 10, Fraction(30000, 1001), settings={"preset": "fast", "lmbda": 0.001})
 PAYLOADS = [bytes([i]) * (10 + 7 * i) for i in range(5)]
@@ -48,6 +48,15 @@ V2_HEADER: tuple[tuple[str, int | str], ...] = (
     ("frame_count", "v"), ("fps_num", "v"), ("fps_den", "v"), ("settings_length", "v if flags bit 7"),
     ("settings", "S"), ("crc32", 4),
 )
+# Version 3: version 2 with flags bit 6, "an RGB picture byte follows", and that byte after the frame rate:
+# bits 0-3 the matrix index, bits 4-5 the range index, bit 6 odd width (the picture is one column narrower
+# than the frame), bit 7 odd height. Its records, index and footer are version 2's.
+V3_HEADER: tuple[tuple[str, int | str], ...] = (
+    ("magic", 8), ("version", 2), ("width", 2), ("height", 2), ("bitdepth", 1), ("flags", 1),
+    ("frame_count", "v"), ("fps_num", "v"), ("fps_den", "v"), ("rgb_picture", "1 if flags bit 6"),
+    ("settings_length", "v if flags bit 7"), ("settings", "S"), ("crc32", 4),
+)
+FROZEN_HEADERS = {2: V2_HEADER, 3: V3_HEADER}
 V2_RECORD: tuple[tuple[str, int | str], ...] = (
     ("marker", 4), ("frame_number", "v"), ("payload_length", "v"), ("crc32", 4), ("payload", "payload_length"),
 )
@@ -60,6 +69,9 @@ def read_frozen(data: bytes, layout: tuple[tuple[str, int | str], ...], position
     for name, width in layout:
         if name == "settings_length" and not fields["flags"] & 0x80:
             fields[name] = 0
+        elif name == "rgb_picture":
+            fields[name] = data[position] if fields["flags"] & 0x40 else None
+            position += fields["flags"] & 0x40 and 1
         elif width == "v" or str(width).startswith("v "):
             value = shift = 0
             while True:
@@ -82,19 +94,31 @@ def test_frozen_enums_and_constants() -> None:
     # Stored in files: changing any of these makes existing containers unreadable.
     assert CHROMA_FORMATS == ("420",)
     assert MAGIC == b"\x89VCC\r\n\x1a\n"
-    assert FORMAT_VERSION == 2
+    assert FORMAT_VERSION == 3
+    assert COLOR_MATRICES == ("bt601", "bt709") and COLOR_RANGES == ("limited", "full")
     assert RECORD_HEADER_BYTES == 16 and FOOTER_BYTES == 16  # version 1 records; the footer of both
 
 
+PICTURES = {  # an RGB picture of a 416x240 frame, and its picture byte in the frozen layout
+    "yuv": (None, None),
+    "bt601-full": (RgbPicture(ColorConversion("bt601", "full"), 416, 240), 0x10),
+    "bt709-limited-odd-width": (RgbPicture(ColorConversion("bt709", "limited"), 415, 240), 0x41),
+    "bt709-full-odd-both": (RgbPicture(ColorConversion("bt709", "full"), 415, 239), 0xD1),
+}
+
+
+@pytest.mark.parametrize("picture", PICTURES)
 @pytest.mark.parametrize("settings", [{}, {"preset": "fast", "lmbda": 0.001}], ids=["lean", "settings"])
-def test_header_follows_the_frozen_layout(settings: dict) -> None:
-    header = SequenceHeader(416, 240, 10, Fraction(30000, 1001), frame_count=300, settings=settings)
+def test_header_follows_the_frozen_layout(settings: dict, picture: str) -> None:
+    rgb, stored = PICTURES[picture]
+    header = SequenceHeader(416, 240, 10, Fraction(30000, 1001), frame_count=300, settings=settings, picture=rgb)
     data = pack_file_header(header)
-    fields, end = read_frozen(data, V2_HEADER)
+    fields, end = read_frozen(data, V3_HEADER)
     assert end == len(data)
-    assert fields["magic"] == MAGIC and fields["version"] == 2
+    assert fields["magic"] == MAGIC and fields["version"] == 3
     assert (fields["width"], fields["height"], fields["bitdepth"]) == (416, 240, 10)
-    assert fields["flags"] == (0x80 if settings else 0)  # chroma index 0 (4:2:0)
+    assert fields["flags"] == (0x80 if settings else 0) | (0x40 if rgb else 0)  # chroma index 0 (4:2:0)
+    assert fields["rgb_picture"] == stored
     assert (fields["frame_count"], fields["fps_num"], fields["fps_den"]) == (300, 30000, 1001)
     assert fields["settings"] == (b'{"lmbda":0.001,"preset":"fast"}' if settings else b"")
     assert fields["crc32"] == zlib.crc32(data[8:-4])
@@ -111,10 +135,13 @@ def test_record_follows_the_frozen_layout() -> None:
     assert fields["crc32"] == zlib.crc32(data[4:8] + payload)
 
 
-def test_one_frame_file_overhead(tmp_path: Path) -> None:
-    """A one-frame file: header, one record, no index; its settings only when kept."""
+@pytest.mark.parametrize("picture", [None, RgbPicture(ColorConversion("bt709", "limited"), 1919, 1079)],
+                         ids=["yuv", "rgb-picture"])
+def test_one_frame_file_overhead(tmp_path: Path, picture: RgbPicture | None) -> None:
+    """A one-frame file: header, one record, no index; its settings only when kept; the RGB picture byte of
+    a picture's file within the same limit."""
     payload = bytes(range(256)) * 80  # 20 KB: a 3-byte length
-    header = SequenceHeader(1920, 1080, 10, Fraction(30000, 1001), settings={"preset": "fast"})
+    header = SequenceHeader(1920, 1080, 10, Fraction(30000, 1001), settings={"preset": "fast"}, picture=picture)
     for keep, limit in ((False, ONE_FRAME_OVERHEAD_LIMIT), (True, ONE_FRAME_OVERHEAD_LIMIT + 30)):
         path = tmp_path / f"one_{keep}.vcc"
         writer = ContainerWriter.create(path, header)
@@ -123,12 +150,13 @@ def test_one_frame_file_overhead(tmp_path: Path) -> None:
         writer.close()
         data = path.read_bytes()
         assert len(data) - len(payload) <= limit, len(data) - len(payload)
-        fields, end = read_frozen(data, V2_HEADER)
+        fields, end = read_frozen(data, V3_HEADER)
         record, end = read_frozen(data, V2_RECORD, end)
         assert end == len(data) and record["payload"] == payload and fields["frame_count"] == 1
         with ContainerReader(path) as reader:
             assert reader.complete and not reader.indexed and reader.read_frame(0) == payload
             assert reader.header.settings == ({"preset": "fast"} if keep else {})
+            assert reader.header.picture == picture
 
 
 def test_header_round_trip_and_layout() -> None:
@@ -158,8 +186,8 @@ def test_header_corruption_is_detected() -> None:
     with pytest.raises(BitstreamError, match="magic"):
         parse_file_header(b"RIFF" + bytes(data[4:]))
     future = bytearray(pack_file_header(HEADER))
-    future[9] = 3
-    with pytest.raises(BitstreamError, match="version 3 is not supported"):
+    future[9] = 4
+    with pytest.raises(BitstreamError, match="version 4 is not supported"):
         parse_file_header(bytes(future))
 
 
@@ -368,13 +396,16 @@ def test_golden_container_reads_and_follows_the_frozen_layout(version: int, name
             assert not getattr(reader, "problems", [])
         assert [hashlib.sha256(f).hexdigest() for f in frames] == expected["frame_sha256"]
         assert frames == source_frames
-    if version == 2:
-        fields, position = read_frozen(data, V2_HEADER)
+    if version in FROZEN_HEADERS:
+        fields, position = read_frozen(data, FROZEN_HEADERS[version])
         assert (fields["width"], fields["height"], fields["bitdepth"]) == (expected["width"], expected["height"],
                                                                           expected["bitdepth"])
         assert f"{fields['fps_num']}/{fields['fps_den']}" == expected["fps"]
         assert fields["frame_count"] == (len(frames) if expected["finished"] else 0)
         assert json.loads(fields["settings"] or b"{}") == expected["settings"]
+        assert fields.get("rgb_picture") == expected.get("rgb_picture")
+        assert reader.header.picture == (RgbPicture(ColorConversion(*expected["conversion"]), *expected["picture_size"])
+                                         if "conversion" in expected else None)
         for number, frame in enumerate(frames):
             record, position = read_frozen(data, V2_RECORD, position)
             assert (record["frame_number"], record["payload"]) == (number, frame)
@@ -405,3 +436,38 @@ def test_a_bad_version_2_header_is_one_bitstream_error(data: bytes, message: str
     for reader_type in (ContainerReader, SalvageReader):
         with pytest.raises(BitstreamError, match=message):
             reader_type(io.BytesIO(data), name="bad.vcc")
+
+
+def v3_header(rest: bytes, flags: int = 0) -> bytes:
+    """A version 3 header of 64x48 8-bit with a correct CRC: `rest` is what follows the flags."""
+    checked = struct.pack(">HHHBB", 3, 64, 48, 8, flags) + rest
+    return MAGIC + checked + struct.pack(">I", zlib.crc32(checked))
+
+
+@pytest.mark.parametrize(
+    ("data", "message"),
+    [
+        (v2_header(b"\x00\x19\x01", 0x40), "reserved bits"),  # version 2 knows no RGB picture
+        (v3_header(b"\x00\x19\x01", 0x20), "reserved bits"),
+        (v3_header(b"\x00\x19\x01\x12", 0x40), "unknown colour matrix index 2"),
+        (v3_header(b"\x00\x19\x01\x20", 0x40), "unknown colour range index 2"),
+        (v3_header(b"\x00\x19\x01", 0x40)[:-4], "truncated inside its sequence header"),
+    ],
+    ids=["v2 picture flag", "v3 reserved flag", "matrix", "range", "cut before the picture byte"],
+)
+def test_a_bad_version_3_header_is_one_bitstream_error(data: bytes, message: str) -> None:
+    for reader_type in (ContainerReader, SalvageReader):
+        with pytest.raises(BitstreamError, match=message):
+            reader_type(io.BytesIO(data), name="bad.vcc")
+
+
+def test_version_3_picture_byte_reads_back() -> None:
+    header = parse_file_header(v3_header(b"\x00\x19\x01\xd1", 0x40))  # bt709, full, odd width and height
+    assert header.picture == RgbPicture(ColorConversion("bt709", "full"), 63, 47)
+    assert pack_file_header(header) == v3_header(b"\x00\x19\x01\xd1", 0x40)
+
+
+def test_version_2_cannot_describe_a_picture() -> None:
+    header = SequenceHeader(64, 48, 8, Fraction(25), picture=RgbPicture(ColorConversion(), 64, 48))
+    with pytest.raises(BitstreamError, match="version 2 cannot describe an RGB picture"):
+        pack_file_header(header, version=2)

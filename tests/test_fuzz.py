@@ -134,7 +134,8 @@ def test_repair_frame_gets_a_damaged_header_past_its_crc(golden_frames: dict[int
 def golden_container(version: int) -> Path:
     """A finished golden file of two frames in container `version`: a header, two records and an index."""
     path = {1: ROOT / "tests" / "golden" / "v3" / "light_8bit_2f.vcc",
-            2: ROOT / "tests" / "golden" / "container" / "v2" / "two_frames_settings.vcc"}[version]
+            2: ROOT / "tests" / "golden" / "container" / "v2" / "two_frames_settings.vcc",
+            3: ROOT / "tests" / "golden" / "container" / "v3" / "two_frames_settings.vcc"}[version]
     assert path in fuzz.golden_containers()
     return path
 
@@ -147,7 +148,7 @@ def crc_positions(data: bytes) -> list[int]:
                 len(data) - FOOTER_BYTES - 4]
 
 
-@pytest.mark.parametrize("version", [1, 2])
+@pytest.mark.parametrize("version", [1, 2, 3])
 def test_repair_container_recomputes_every_crc(version: int) -> None:
     data = golden_container(version).read_bytes()
     for position in crc_positions(data):
@@ -160,7 +161,7 @@ def test_repair_container_recomputes_every_crc(version: int) -> None:
         assert fuzz.repair_container(bytes(damaged)) == data, f"CRC at byte {position}"
 
 
-@pytest.mark.parametrize("version", [1, 2])
+@pytest.mark.parametrize("version", [1, 2, 3])
 def test_repair_container_gets_a_damaged_payload_past_its_crc(version: int) -> None:
     data = bytearray(golden_container(version).read_bytes())
     with ContainerReader(io.BytesIO(bytes(data))) as reader:
@@ -182,7 +183,28 @@ def test_repair_container_gets_a_damaged_version_2_header_to_its_field_checks() 
             reader_type(io.BytesIO(fuzz.repair_container(bytes(data))))
 
 
-@pytest.mark.parametrize("version", [1, 2])
+@pytest.mark.parametrize(("flags", "picture", "message"), [
+    (0x20, None, "reserved bits"), (None, 0x0F, "unknown colour matrix index 15"),
+    (None, 0x30, "unknown colour range index 3"),
+])
+def test_repair_container_gets_a_damaged_version_3_header_to_its_field_checks(
+        flags: int | None, picture: int | None, message: str) -> None:
+    """The RGB picture byte of version 3 (after the frame rate, before the settings) is inside the header
+    CRC that the repair recomputes, so damage to it reaches the check of its matrix and range."""
+    data = bytearray((ROOT / "tests" / "golden" / "container" / "v3" / "one_frame_rgb_picture.vcc").read_bytes())
+    assert data[15] & 0x40 and data[16:19] == b"\x01\x19\x01"  # picture flag; 1 frame at 25/1 fps
+    if flags is not None:
+        data[15] |= flags
+    if picture is not None:
+        data[19] = picture
+    for reader_type in (ContainerReader, SalvageReader):
+        with pytest.raises(BitstreamError, match="CRC mismatch"):
+            reader_type(io.BytesIO(bytes(data)))
+        with pytest.raises(BitstreamError, match=message):
+            reader_type(io.BytesIO(fuzz.repair_container(bytes(data))))
+
+
+@pytest.mark.parametrize("version", [1, 2, 3])
 def test_repair_container_reaches_records_past_damage(version: int) -> None:
     """After a damaged stretch the salvage reader resynchronises on the next record whose CRC holds: the
     repair recomputes the CRCs of the records a search finds past where the walk stopped, too."""
@@ -195,7 +217,7 @@ def test_repair_container_reaches_records_past_damage(version: int) -> None:
         assert reader.read_frame(1)[0] == data[second.payload_offset]
 
 
-@pytest.mark.parametrize("version", [1, 2])
+@pytest.mark.parametrize("version", [1, 2, 3])
 def test_seeded_mutations_of_golden_containers_fail_cleanly(version: int) -> None:
     """Mutations of the golden files of each container version, through the container harness (as they
     are, and with their CRCs recomputed, so that damage to a field reaches the check of that field)."""
@@ -211,7 +233,7 @@ def test_seeded_mutations_of_golden_containers_fail_cleanly(version: int) -> Non
     assert repaired > 50  # most mutations are inside a CRC's reach
 
 
-@pytest.mark.parametrize("version", [1, 2])
+@pytest.mark.parametrize("version", [1, 2, 3])
 def test_unfinished_seed_reads_as_an_interrupted_encode(version: int) -> None:
     files = fuzz.golden_containers()
     number = next(n for n, path in enumerate(files) if container_version(path.read_bytes()) == version)
@@ -232,3 +254,15 @@ def test_fuzz_script_runs_and_reports(tmp_path: Path) -> None:
     (report,) = json.loads((tmp_path / "work" / "summary.json").read_text())
     assert report["target"] == "header" and report["executions"] > 0 and report["cov"] > 0
     assert "execs" in result.stdout
+
+
+def test_repair_container_finds_the_crc_of_a_version_3_header_with_picture_and_settings() -> None:
+    from fractions import Fraction
+
+    from vcodec.bitstream.container import SequenceHeader, pack_file_header
+    from vcodec.types import ColorConversion, RgbPicture
+
+    picture = RgbPicture(ColorConversion("bt709", "full"), 63, 48)
+    data = pack_file_header(SequenceHeader(64, 48, 8, Fraction(25), settings={"a": 1}, picture=picture))
+    damaged = data[:-4] + bytes(4)
+    assert fuzz.repair_container(damaged) == data

@@ -191,3 +191,19 @@ def test_encode_with_target_csv_and_info(tmp_path: Path, capsys) -> None:
     code = main(["encode", str(clip), "-o", str(out), "--preset", "fast", "--iterations", "120",
                  "--target-psnr", "29", "--resume", "-q"])
     assert code == ExitCode.RESUME and "target" in capsys.readouterr().err
+
+
+def test_rate_control_codes_every_frame_cold() -> None:
+    """A rate target and warm start do not combine: --warm-start with a target is refused, a preset's warm
+    start is turned off (and so recorded), and a warm config still codes a target's frames in chains of 1."""
+    from vcodec.sequence.jobs import chain_length
+
+    with pytest.raises(OptionError, match="codes every frame cold"):
+        EncodeSettings(None, preset="fast", target=("bpp", 0.5), warm_start=True)
+    assert EncodeSettings(None, preset="fast", target=("bpp", 0.5)).encoder_config().preset.warm_start == "off"
+    assert EncodeSettings(None, preset="fast", target=("bpp", 0.5),
+                          warm_start=False).encoder_config().preset.warm_start == "off"
+    warm = load_config("auto", "fast", warm_start="network")
+    assert warm.preset.warm_start == "network" and chain_length(warm) > 1
+    assert chain_length(warm, RateTarget("bpp", 0.5)) == 1
+    assert chain_length(warm, 0.001) == warm.preset.warm_chain

@@ -39,12 +39,13 @@ from vcodec.sequence.containers import open_container, open_for_decoding
 from vcodec.sequence.decode import decode_sequence, parse_frame_range
 from vcodec.sequence.encode import encode_sequence
 from vcodec.sequence.info import describe_container
-from vcodec.sequence.psnr import compare_sequences, mean_psnr, open_decoded
+from vcodec.io.rgb import parse_conversion
+from vcodec.sequence.psnr import compare_pictures, compare_sequences, mean_psnr, open_decoded, picture_pair
 from vcodec.sequence.reports import EncodeSummary, FrameStats, Progress
 from vcodec.sequence.resume import ResumeError
 from vcodec.sequence.sample import write_sample
 from vcodec.sequence.settings import EncodeSettings, resolve_rate
-from vcodec.types import VcodecError
+from vcodec.types import ColorConversion, VcodecError
 
 
 class ExitCode(IntEnum):
@@ -133,6 +134,7 @@ def _open_input(
     fps: str | None,
     start: int = 0,
     frames: int | None = None,
+    conversion: ColorConversion | None = None,
 ) -> VideoSource:
     return open_video(
         path,
@@ -142,6 +144,7 @@ def _open_input(
         fps=parse_fps(fps) if fps else None,
         start=start,
         frames=frames,
+        conversion=conversion,
     )
 
 
@@ -156,6 +159,13 @@ BitdepthOption = Annotated[
 FpsOption = Annotated[
     str | None, typer.Option("--fps", "-r", help="Frame rate: 50, 29.97 or 30000/1001 (raw default 25).")
 ]
+_DEFAULT_CONVERSION = ColorConversion()
+ColorMatrixOption = Annotated[str | None, typer.Option(
+    "--color-matrix", help=f"RGB picture input (PNG, JPEG, ...): the RGB to YUV matrix, bt601 or bt709 (default "
+                           f"{_DEFAULT_CONVERSION.matrix}, as JPEG/JFIF). Stored in the file; decode -o OUT.png undoes it.")]
+ColorRangeOption = Annotated[str | None, typer.Option(
+    "--color-range", help=f"RGB picture input: full (0-255) or limited (16-235) YUV codes (default "
+                          f"{_DEFAULT_CONVERSION.range}, as JPEG/JFIF). YUV PSNRs compare only under one conversion.")]
 OverwriteOption = Annotated[bool, typer.Option("-y", "--overwrite", help="Overwrite existing output files.")]
 QuietOption = Annotated[bool, typer.Option("-q", "--quiet", help="Print nothing but errors.")]
 
@@ -246,12 +256,15 @@ def _encode_summary_line(summary: EncodeSummary) -> str:
 
 @app.command()
 def encode(
-    input: Annotated[str, typer.Argument(help="Input video: .yuv, .y4m, any file FFmpeg reads, or - for stdin.")],
+    input: Annotated[str, typer.Argument(help="Input video: .yuv, .y4m, any file FFmpeg reads, or - for stdin; or "
+                                              "a picture (PNG, ...), converted from RGB by --color-matrix/--color-range.")],
     output: Annotated[Path, typer.Option("-o", "--output", help="Output .vcc container.")],
     size: SizeOption = None,
     pix_fmt: PixFmtOption = None,
     bitdepth: BitdepthOption = None,
     fps: FpsOption = None,
+    color_matrix: ColorMatrixOption = None,
+    color_range: ColorRangeOption = None,
     frames: Annotated[int | None, typer.Option("--frames", "-n", help="Code at most N frames.")] = None,
     start: Annotated[int, typer.Option("--start", help="First frame of the input to code (0-based).")] = 0,
     lmbda: Annotated[float | None, typer.Option("--lmbda", "-l", help="Rate-distortion weight lambda.")] = None,
@@ -279,16 +292,27 @@ def encode(
     csv_path: Annotated[Path | None, typer.Option("--csv", help="Write per-frame statistics to this CSV file.")] = None,
     keep_settings: Annotated[
         bool, typer.Option("--settings", help="Keep the encoder settings in the finished container (info shows "
-                                              "them, and --resume can recognise a complete output; about 250 bytes).")
+                                              "them, and --resume can recognise a complete output; about 300 bytes).")
     ] = False,
+    warm_start: Annotated[
+        bool | None, typer.Option("--warm-start/--no-warm-start",
+                                  help="Start each frame's training from the previous frame's model, in chains of "
+                                       "the preset's warm_chain frames (every frame still decodes alone). Default: "
+                                       "as the preset says (cfg/presets: warm_start).", show_default=False)
+    ] = None,
 ) -> None:
-    """Code every frame of a video into a .vcc container."""
+    """Code every frame of a video, or one picture, into a .vcc container.
+
+    A picture's RGB becomes YUV 4:2:0 by BT.601 full range (JPEG's conversion) unless --color-matrix and
+    --color-range say otherwise; the file records it. A rate target (--target-bpp, --target-kbps,
+    --target-psnr) codes every frame cold: it cannot be combined with --warm-start."""
     value, rate_name, target = resolve_rate(lmbda, rate, target_bpp, target_kbps, target_psnr)
+    conversion = parse_conversion(color_matrix, color_range)
     settings = EncodeSettings(value, arch, preset, rate_name, iterations, seed, device, keep_in_file=keep_settings,
-                              target=target)
+                              target=target, warm_start=warm_start)
     bars = ProgressBars(quiet, Path(input).name if input != "-" else "stdin")
     try:
-        with _open_input(input, size, pix_fmt, bitdepth, fps, start, frames) as source:
+        with _open_input(input, size, pix_fmt, bitdepth, fps, start, frames, conversion) as source:
             summary = encode_sequence(
                 source, output, settings, start=start, jobs=jobs, threads=threads, overwrite=overwrite,
                 resume=resume, csv_path=csv_path, observer=bars,
@@ -306,12 +330,13 @@ def encode(
 @app.command()
 def decode(
     input: Annotated[str, typer.Argument(help="Input .vcc container, or - for stdin.")],
-    output: Annotated[str, typer.Option("-o", "--output", help="Output .yuv, .y4m, or - for stdout.")],
+    output: Annotated[str, typer.Option("-o", "--output", help="Output .yuv, .y4m, .png (a file coded from a "
+                                                                "picture), or - for stdout.")],
     frames: Annotated[
         str | None, typer.Option("--frames", help="Frames to decode: N (the first N), A:B (A to B-1), A: or :B.")
     ] = None,
     fmt: Annotated[
-        str | None, typer.Option("--format", "-f", help="raw or y4m (default: from the suffix; raw for -).")
+        str | None, typer.Option("--format", "-f", help="raw, y4m or png (default: from the suffix; raw for -).")
     ] = None,
     strict: Annotated[
         bool, typer.Option("--strict", help="Write nothing if the container is damaged (default: write the "
@@ -320,10 +345,11 @@ def decode(
     overwrite: OverwriteOption = False,
     quiet: QuietOption = False,
 ) -> None:
-    """Decode a .vcc container to planar YUV (10-bit as 2-byte little-endian) or y4m.
+    """Decode a .vcc container to planar YUV (10-bit as 2-byte little-endian) or y4m; a file coded from a
+    picture also to PNG, converted back to RGB as the file records.
 
     Of a damaged container the intact frames are written, one line names the damaged ones, exit 4."""
-    fmt = video_format_of(output, fmt)  # a wrong name fails before stdin is read or a frame decoded
+    fmt = video_format_of(output, fmt, pictures=True)  # a wrong name fails before stdin is read or a frame decoded
     with open_for_decoding(input) as reader:
         selection = parse_frame_range(frames, reader.frame_count)
         if not reader.finished:
@@ -391,6 +417,11 @@ def _info_text(data: dict[str, Any]) -> str:
         f"4:{':'.join(seq['chroma_format'][1:])}), {seq['fps']} fps ({float(Fraction(seq['fps'])):.3f}), "
         f"{seq['frame_count']} frames, {seq['duration_seconds']:.3f} s",
     ]
+    picture = data["picture"]
+    if picture:
+        conversion = ColorConversion(picture["color_matrix"], picture["color_range"])
+        lines.append(f"  Picture: {picture['width']}x{picture['height']} RGB, converted to YUV by {conversion} "
+                     f"(color_matrix {conversion.matrix}, color_range {conversion.range})")
     arch = data["architecture"]
     if arch:
         name = arch.get("arch_name", arch.get("arch", "?"))
@@ -440,10 +471,18 @@ def psnr(
     start: Annotated[int, typer.Option("--start", help="First frame of the reference to compare.")] = 0,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of text.")] = False,
 ) -> None:
-    """Per-frame and mean PSNR (HM peak, YUV weighted 6:1:1) of a decoded video against its source.
+    """Per-frame and mean PSNR (HM peak, YUV weighted 6:1:1) of a decoded video against its source; of two
+    pictures (PNG, ...), RGB PSNR per channel and over all three (peak 255; 65535 for 16-bit pictures).
 
     Raw inputs take --size and --pix-fmt (or their names); a y4m input describes itself.
     """
+    if not (size or pix_fmt or bitdepth) and picture_pair(reference, distorted):  # (those options mean raw YUV)
+        value = compare_pictures(reference, distorted)
+        if as_json:
+            print(json.dumps({"rgb": {"r": value.r, "g": value.g, "b": value.b, "mean": value.rgb}}, indent=2))
+        else:
+            print(f"PSNR RGB R {value.r:.2f} G {value.g:.2f} B {value.b:.2f} mean {value.rgb:.2f} dB")
+        return
     with _open_input(reference, size, pix_fmt, bitdepth, None, start, frames) as ref:
         explicit = parse_size(size) if size else None
         dist, size_assumed = open_decoded(distorted, ref, size=explicit, pix_fmt=pix_fmt, bitdepth=bitdepth,

@@ -27,6 +27,8 @@ OPTIMIZERS: tuple[str, ...] = ("adam", "soap")
 DEVICES: tuple[str, ...] = ("cpu", "cuda")
 NOISE_QUANTIZERS: tuple[str, ...] = ("noise", "softround")
 NOISES: tuple[str, ...] = ("uniform", "gaussian", "kumaraswamy")
+WARM_STARTS: tuple[str, ...] = ("off", "network", "all")  # what a frame takes from the one before it
+WARM_START_ON = "network"  # what `--warm-start` turns on where the preset's warm_start is off (measured better)
 
 
 class ConfigError(VcodecError):
@@ -93,6 +95,23 @@ class PresetConfig:
     quantization_patience: int = 2  # coarser parameter steps tried after the best so far stops improving
     rdoq_passes: int = 0  # > 0: passes of +-1 moves over the integer parameters, kept where the RD cost falls
     optimizer: str = "adam"  # of the network weights (the latents always use Adam): adam or soap
+    # Frames of more pixels train on the memory-saving path (vcodec.model.frame_model): same result,
+    # a fraction of the memory, somewhat slower per pixel. 0: every frame does.
+    memory_saving_pixels: int = 1_000_000
+    # Warm start (vcodec.encoder.warm_start): within a chain of `warm_chain` frames, each frame after the
+    # first starts from the float model of the frame before it (its network, or network and latents) and
+    # trains with the schedule below instead of the one above; every frame still decodes alone.
+    warm_start: str = "off"  # off, network or all (network and latents)
+    warm_chain: int = 8  # frames per chain: frame n starts cold where n % warm_chain == 0
+    warm_fraction: float = 0.25  # a warm frame trains this share of `iterations` (an --iterations override too)
+    warm_learning_rate: float = 0.01  # network, at the start of the warm frame's cosine schedule
+    warm_latent_learning_rate: float = 0.1
+    warm_softround_temperature: tuple[float, float] = (0.3, 0.1)
+
+    @property
+    def warm_iterations(self) -> int:
+        """Iterations of a warm-started frame: the warm_fraction of iterations, at least 1."""
+        return max(1, round(self.iterations * self.warm_fraction))
 
     def __post_init__(self) -> None:
         _require(1 <= self.iterations <= 1_000_000, f"iterations must be 1..1000000, got {self.iterations}")
@@ -114,9 +133,19 @@ class PresetConfig:
         _require(0.0 <= self.gradient_clip, "gradient_clip must be >= 0")
         _require(0.0 <= self.learning_rate_floor < self.learning_rate, "learning_rate_floor must be in [0, learning_rate)")
         _require(0 <= self.validate_every, "validate_every must be >= 0")
+        _require(0 <= self.memory_saving_pixels, "memory_saving_pixels must be >= 0")
         _require(1 <= self.warmup_candidates <= 16, "warmup_candidates must be 1..16")
         _require(1 <= self.warmup_survivors <= self.warmup_candidates or self.warmup_candidates == 1,
                  "warmup_survivors must be 1..warmup_candidates")
+        _require(self.warm_start in WARM_STARTS, f"warm_start must be one of {WARM_STARTS}")
+        _require(1 <= self.warm_chain <= 1_000_000, f"warm_chain must be 1..1000000, got {self.warm_chain}")
+        _require(0.0 < self.warm_fraction <= 1.0, f"warm_fraction must be within (0, 1], got {self.warm_fraction}")
+        _require(self.learning_rate_floor < self.warm_learning_rate < 1.0,
+                 "warm_learning_rate must be within (learning_rate_floor, 1)")
+        _require(0.0 < self.warm_latent_learning_rate < 1.0, "warm_latent_learning_rate must be within (0, 1)")
+        _require(len(self.warm_softround_temperature) == 2
+                 and all(0.01 <= t <= 10.0 for t in self.warm_softround_temperature),
+                 "warm_softround_temperature must be two numbers (start, end) within [0.01, 10]")
         warmup = self.iterations // 4  # the most the warm-up may take (encoder/train.py WARMUP_SHARE_MAX)
         _require(warmup + round(self.iterations * self.ste_fraction) < self.iterations,
                  "the warm-up and the final phase leave no iterations for the main phase")

@@ -56,6 +56,25 @@ def frame_psnr(reference: Frame, decoded: Frame, hm_peak: bool = True) -> FrameP
     return FramePsnr(*values)
 
 
+@dataclass(frozen=True)
+class RgbPsnr:
+    """PSNR of an RGB picture: per channel, and `rgb` of the mean squared error over all three channels (the
+    PSNR-RGB of image coding papers, which weights the channels alike)."""
+
+    r: float
+    g: float
+    b: float
+    rgb: float
+
+
+def rgb_psnr(reference: np.ndarray, decoded: np.ndarray, peak: float) -> RgbPsnr:
+    """PSNR of H x W x 3 RGB samples at `peak` (255 for 8-bit pictures, 65535 for 16-bit)."""
+    if reference.shape != decoded.shape or reference.ndim != 3 or reference.shape[2] != 3:
+        raise ValueError("pictures differ in size or are not RGB")
+    errors = [plane_mse(reference[..., c], decoded[..., c]) for c in range(3)]
+    return RgbPsnr(*(psnr_from_mse(e, peak) for e in errors), psnr_from_mse(sum(errors) / 3, peak))
+
+
 # MS-SSIM with its standard 5 scales and 11-tap window needs the smaller side to exceed (11 - 1) * 2**4.
 MS_SSIM_MIN_SIDE = 161
 

@@ -54,3 +54,39 @@ def sample_frames(
         crop = rgb[top + 4 * i : top + 4 * i + height, left + 4 * i : left + 4 * i + width]
         clip.append(rgb_to_frame(np.ascontiguousarray(crop), bitdepth))
     return clip
+
+
+def pan_zoom_frames(
+    width: int = 416, height: int = 240, frames: int = 8, bitdepth: int = 8, photo: str = "astronaut",
+    pan: tuple[float, float] = (3.0, 1.5), zoom: float = 1.2,
+) -> list[Frame]:
+    """A clip with motion that is not whole pixels: a width x height window that pans `pan` photo pixels a
+    frame (x, y) and zooms in by `zoom` over the clip, resampled bicubically from the photo.
+
+    For measuring what one frame's model is worth to the next (warm start): every frame differs from the
+    one before by a sub-pixel shift and a slight scaling, as a slow camera move gives."""
+    if width % 2 or height % 2 or width <= 0 or height <= 0:
+        raise VcodecError(f"sample size {width}x{height} must be positive and even")
+    if bitdepth not in (8, 10):
+        raise VcodecError(f"unsupported bit depth {bitdepth} (supported: 8, 10)")
+    if frames < 1 or zoom < 1.0:
+        raise VcodecError(f"a pan-zoom clip needs at least one frame and a zoom of 1 or more, got {frames}, {zoom}")
+    from skimage.transform import AffineTransform, warp
+
+    rgb = _rgb_photo(photo).astype(np.float64) / 255.0
+    rows, cols = rgb.shape[:2]
+    steps = max(frames - 1, 1)
+    travel = (abs(pan[0]) * steps, abs(pan[1]) * steps)
+    first_scale = 0.98 * min((cols - travel[0]) / width, (rows - travel[1]) / height)  # photo pixels per output pixel
+    centre = (cols / 2 - pan[0] * steps / 2, rows / 2 - pan[1] * steps / 2)
+    clip = []
+    for i in range(frames):
+        scale = first_scale / zoom ** (i / steps)
+        x0 = centre[0] + pan[0] * i - width * scale / 2
+        y0 = centre[1] + pan[1] * i - height * scale / 2
+        # output pixel centre (c + 1/2) maps to photo position x0 + (c + 1/2) * scale, less the photo's 1/2
+        transform = AffineTransform(scale=scale, translation=(x0 + 0.5 * scale - 0.5, y0 + 0.5 * scale - 0.5))
+        window = warp(rgb, transform, output_shape=(height, width), order=3, mode="edge")
+        samples = np.clip(np.round(window * 255.0), 0, 255).astype(np.uint8)
+        clip.append(rgb_to_frame(np.ascontiguousarray(samples), bitdepth))
+    return clip

@@ -84,3 +84,45 @@ class RateTarget:
 
     def describe(self) -> str:
         return f"{self.value:g} bpp" if self.metric == "bpp" else f"{self.value:g} dB PSNR-YUV"
+
+
+# How an RGB picture became YUV: the YCbCr matrix (ITU-R BT.601 or BT.709 luma weights) and the range of the
+# codes (limited: Y 16..235, Cb/Cr 16..240 at 8 bits; full: 0..255). Container version 3 stores each as an
+# index into its tuple: append, never reorder (tests/test_container.py freezes them).
+COLOR_MATRICES: tuple[str, ...] = ("bt601", "bt709")
+COLOR_RANGES: tuple[str, ...] = ("limited", "full")
+
+
+@dataclass(frozen=True)
+class ColorConversion:
+    """The RGB <-> YUV conversion of a picture. The default is JPEG's (JFIF: BT.601, full range), which
+    libavif also uses for still pictures: full range keeps all 256 codes of an 8-bit picture, so that the
+    conversion alone costs least. A YUV PSNR means something only with its conversion (and an RGB one
+    differs by it too): it is named in `vcodec encode --help` and stored in the file."""
+
+    matrix: str = "bt601"
+    range: str = "full"
+
+    def __post_init__(self) -> None:
+        if self.matrix not in COLOR_MATRICES:
+            raise VcodecError(f"unknown colour matrix {self.matrix!r} (known: {', '.join(COLOR_MATRICES)})")
+        if self.range not in COLOR_RANGES:
+            raise VcodecError(f"unknown colour range {self.range!r} (known: {', '.join(COLOR_RANGES)})")
+
+    def __str__(self) -> str:
+        return f"BT.{self.matrix[2:]} {self.range} range"
+
+
+@dataclass(frozen=True)
+class RgbPicture:
+    """A sequence coded from an RGB (or grey) picture: how to convert it back, and the picture's own size.
+
+    4:2:0 needs even sizes: a picture of odd width or height is coded one column or row larger (its last
+    one repeated), and cropped back to `width` x `height` when it is decoded to a picture."""
+
+    conversion: ColorConversion
+    width: int
+    height: int
+
+    def coded_size(self) -> tuple[int, int]:
+        return self.width + self.width % 2, self.height + self.height % 2

@@ -1,25 +1,28 @@
 """The `.vcc` container: one sequence of independently coded intra frames, with random access.
 
-Byte layout of version 2 (integers big-endian, `v` an unsigned LEB128 varint; the full tables, and
-those of version 1, are in docs/container.md):
+Byte layout of version 3 (integers big-endian, `v` an unsigned LEB128 varint; the full tables, and
+those of versions 1 and 2, are in docs/container.md):
 
     file header      magic (8) | version u16 | width u16 | height u16 | bit depth u8 | flags u8 |
-                     frame count v | fps numerator v | fps denominator v | [settings length v | settings] | CRC-32
+                     frame count v | fps numerator v | fps denominator v | [RGB picture u8] |
+                     [settings length v | settings] | CRC-32
     frame record     "VCFR" | frame number v | payload length v | CRC-32 | frame bitstream
     ...              one record per frame, in frame order
     index            "VCIX" | count u32 | count x (record offset u64, payload length u32) | CRC-32
     footer           index offset u64 | "VCCINDEX"          (index and footer: files of 2 frames or more)
 
-A one-frame file thus carries 34 to 38 bytes around its frame bitstream (version 1: 94 plus a JSON
-settings record of some 240). The encoder settings are always in an unfinished file, where
+A one-frame file thus carries 34 to 38 bytes around its frame bitstream, one more when it was coded
+from an RGB picture (version 1: 94 plus a JSON settings record of some 240). Version 3 is version 2 with
+the RGB picture byte: how a picture's RGB became YUV (matrix, range) and whether its width or height is
+one less than the coded frame's, so that `vcodec decode -o out.png` converts back the same way. The encoder settings are always in an unfinished file, where
 `--resume` compares them, and in a finished one only when asked: `finish` writes the finished file
 anew (header, records, index) and puts it in place of the unfinished one in one rename.
 
 Records are self-delimiting and are appended and flushed one at a time, so a file cut short at any
 byte still holds every frame completed before the cut. A reader uses the index when there is one and
 otherwise walks the records, so the index only saves time, never holds information the records lack.
-Version 1 files are still read (and an unfinished one is continued in its own record format until
-`finish` writes it as version 2).
+Versions 1 and 2 are still read (and an unfinished file is continued in its own record format until
+`finish` writes it as version 3).
 
 Parsing is done by pure functions over bytes; every length is checked against the bytes that remain
 before anything is allocated, and every failure raises `BitstreamError` with a message.
@@ -39,11 +42,18 @@ from pathlib import Path
 from typing import Any, BinaryIO, Self
 
 from vcodec.format import check_frame_size
-from vcodec.types import SUPPORTED_BITDEPTHS, BitstreamError
+from vcodec.types import (
+    COLOR_MATRICES,
+    COLOR_RANGES,
+    SUPPORTED_BITDEPTHS,
+    BitstreamError,
+    ColorConversion,
+    RgbPicture,
+)
 
 MAGIC = b"\x89VCC\r\n\x1a\n"
-FORMAT_VERSION = 2  # what this vcodec writes
-READABLE_VERSIONS: tuple[int, ...] = (1, 2)
+FORMAT_VERSION = 3  # what this vcodec writes
+READABLE_VERSIONS: tuple[int, ...] = (1, 2, 3)
 FRAME_MARKER = b"VCFR"
 INDEX_MARKER = b"VCIX"
 FOOTER_MAGIC = b"VCCINDEX"
@@ -67,9 +77,19 @@ _INDEX_ENTRY = struct.Struct(">QI")  # record offset, payload length
 _CRC = struct.Struct(">I")
 _FOOTER = struct.Struct(">Q8s")  # index offset, footer magic
 
-# Version 2 flags byte: bits 0-3 the chroma format index, bit 7 "settings follow"; bits 4-6 are 0.
+# Flags byte (versions 2 and 3): bits 0-3 the chroma format index, bit 7 "settings follow"; version 3 adds
+# bit 6, "an RGB picture byte follows". The other bits are 0.
 _FLAG_CHROMA = 0x0F
 _FLAG_SETTINGS = 0x80
+_FLAG_PICTURE = 0x40
+_KNOWN_FLAGS: dict[int, int] = {2: _FLAG_CHROMA | _FLAG_SETTINGS, 3: _FLAG_CHROMA | _FLAG_SETTINGS | _FLAG_PICTURE}
+# RGB picture byte (version 3): bits 0-3 the matrix index (COLOR_MATRICES), bits 4-5 the range index
+# (COLOR_RANGES), bit 6 "the picture is one column narrower than the frame", bit 7 "one row shorter".
+_PICTURE_MATRIX = 0x0F
+_PICTURE_RANGE_SHIFT = 4
+_PICTURE_RANGE = 0x30
+_PICTURE_ODD_WIDTH = 0x40
+_PICTURE_ODD_HEIGHT = 0x80
 _VARINT_MAX_BYTES = 5  # a u32 in 7-bit groups
 
 RECORD_HEADER_BYTES = _V1_RECORD.size  # version 1; a version 2 record header takes 10 to 18 bytes
@@ -77,18 +97,22 @@ INDEX_ENTRY_BYTES = _INDEX_ENTRY.size
 FOOTER_BYTES = _FOOTER.size
 # Bytes from the start of a file that are enough to learn the size of its header (any version), and to
 # read a too-long settings length whole (so that it is refused as such, not as a file cut short).
-HEADER_PROBE_BYTES = _PREAMBLE.size + _V2_FIXED.size + 4 * _VARINT_MAX_BYTES
+HEADER_PROBE_BYTES = _PREAMBLE.size + _V2_FIXED.size + 4 * _VARINT_MAX_BYTES + 1
 # The most bytes a record header takes, the fewest a record takes (a 1-byte payload), and the fewest a
 # frame takes in a finished file (its record, and in version 1 its index entry), by version.
+# (Version 3 records are version 2's.)
 MAX_RECORD_HEADER_BYTES: dict[int, int] = {1: RECORD_HEADER_BYTES, 2: 4 + 2 * _VARINT_MAX_BYTES + _CRC.size}
 MIN_RECORD_BYTES: dict[int, int] = {1: RECORD_HEADER_BYTES + 1, 2: 4 + 1 + 1 + _CRC.size + 1}
 MIN_FRAME_BYTES: dict[int, int] = {1: RECORD_HEADER_BYTES + INDEX_ENTRY_BYTES, 2: MIN_RECORD_BYTES[2]}
+for _table in (MAX_RECORD_HEADER_BYTES, MIN_RECORD_BYTES, MIN_FRAME_BYTES):
+    _table[3] = _table[2]
 
 
 @dataclass(frozen=True)
 class SequenceHeader:
     """What is common to all frames; `frame_count` is 0 while the file is being written. Empty
-    `settings` are not stored (version 2)."""
+    `settings` are not stored (versions 2 and 3). `picture`: the sequence is one RGB picture's (version 3),
+    None for YUV video (and every file of versions 1 and 2)."""
 
     width: int
     height: int
@@ -97,6 +121,7 @@ class SequenceHeader:
     frame_count: int = 0
     chroma_format: str = "420"
     settings: dict[str, Any] = field(default_factory=dict)
+    picture: RgbPicture | None = None
 
     def __post_init__(self) -> None:
         # The fields are 16-bit, but a sequence holds only sizes its frames can have (vcodec.format).
@@ -109,6 +134,9 @@ class SequenceHeader:
             raise BitstreamError(f"frame rate {self.fps} is out of range")
         if not 0 <= self.frame_count <= MAX_FRAMES:
             raise BitstreamError(f"frame count {self.frame_count} is out of range")
+        if self.picture is not None and self.picture.coded_size() != (self.width, self.height):
+            raise BitstreamError(f"picture size {self.picture.width}x{self.picture.height} does not fit the "
+                                 f"frame size {self.width}x{self.height}")
 
 
 @dataclass(frozen=True)
@@ -207,12 +235,16 @@ def pack_file_header(header: SequenceHeader, version: int = FORMAT_VERSION) -> b
         body = _V1_SEQUENCE_FIXED.pack(header.width, header.height, header.bitdepth, chroma, header.fps.numerator,
                                        header.fps.denominator, header.frame_count, len(settings)) + settings
         checked = _PREAMBLE.pack(MAGIC, 1)[len(MAGIC) :] + _V1_LENGTH.pack(len(body)) + body
-    elif version == 2:
+    elif version in (2, 3):
+        if header.picture is not None and version < 3:
+            raise BitstreamError(f"container format version {version} cannot describe an RGB picture")
         stored = bool(header.settings)
+        flags = chroma | (_FLAG_SETTINGS if stored else 0) | (_FLAG_PICTURE if header.picture else 0)
         checked = b"".join([
-            struct.pack(">H", 2),
-            _V2_FIXED.pack(header.width, header.height, header.bitdepth, chroma | (_FLAG_SETTINGS if stored else 0)),
+            struct.pack(">H", version),
+            _V2_FIXED.pack(header.width, header.height, header.bitdepth, flags),
             pack_varint(header.frame_count), pack_varint(header.fps.numerator), pack_varint(header.fps.denominator),
+            bytes([pack_picture(header.picture)]) if header.picture else b"",
             pack_varint(len(settings)) + settings if stored else b"",
         ])
     else:
@@ -235,6 +267,24 @@ def container_version(data: bytes) -> int:
     return version
 
 
+def pack_picture(picture: RgbPicture) -> int:
+    """The RGB picture byte of a version 3 header."""
+    conversion = picture.conversion
+    return (COLOR_MATRICES.index(conversion.matrix) | COLOR_RANGES.index(conversion.range) << _PICTURE_RANGE_SHIFT
+            | (_PICTURE_ODD_WIDTH if picture.width % 2 else 0) | (_PICTURE_ODD_HEIGHT if picture.height % 2 else 0))
+
+
+def parse_picture(value: int, width: int, height: int) -> RgbPicture:
+    """The RGB picture a version 3 header's byte describes, for frames of `width` x `height`."""
+    matrix, range_index = value & _PICTURE_MATRIX, (value & _PICTURE_RANGE) >> _PICTURE_RANGE_SHIFT
+    if matrix >= len(COLOR_MATRICES):
+        raise BitstreamError(f"unknown colour matrix index {matrix}")
+    if range_index >= len(COLOR_RANGES):
+        raise BitstreamError(f"unknown colour range index {range_index}")
+    conversion = ColorConversion(COLOR_MATRICES[matrix], COLOR_RANGES[range_index])
+    return RgbPicture(conversion, width - bool(value & _PICTURE_ODD_WIDTH), height - bool(value & _PICTURE_ODD_HEIGHT))
+
+
 @dataclass(frozen=True)
 class _V2Fields:
     width: int
@@ -244,6 +294,7 @@ class _V2Fields:
     frame_count: int
     fps_num: int
     fps_den: int
+    picture: int | None  # the RGB picture byte (version 3, flags bit 6)
     settings_at: int
     settings_length: int
 
@@ -252,8 +303,8 @@ class _V2Fields:
         return self.settings_at + self.settings_length + _CRC.size
 
 
-def _v2_fields(data: bytes) -> _V2Fields:
-    """The fields of a version 2 header up to its settings, from the file's first bytes."""
+def _v2_fields(data: bytes, version: int) -> _V2Fields:
+    """The fields of a version 2 or 3 header up to its settings, from the file's first bytes."""
     position = _PREAMBLE.size + _V2_FIXED.size
     if len(data) < position:
         raise BitstreamError(f"file is truncated inside its sequence header ({len(data)} bytes)")
@@ -262,6 +313,11 @@ def _v2_fields(data: bytes) -> _V2Fields:
         count, position = read_varint(data, position, "frame count")
         fps_num, position = read_varint(data, position, "frame rate numerator")
         fps_den, position = read_varint(data, position, "frame rate denominator")
+        picture = None
+        if flags & _FLAG_PICTURE and version >= 3:
+            if position >= len(data):
+                raise RecordCutShort("the data ends inside the RGB picture byte")
+            picture, position = data[position], position + 1
         settings_length = 0
         if flags & _FLAG_SETTINGS:
             settings_length, position = read_varint(data, position, "settings length")
@@ -269,7 +325,7 @@ def _v2_fields(data: bytes) -> _V2Fields:
         raise BitstreamError(f"file is truncated inside its sequence header ({len(data)} bytes)") from None
     if settings_length > MAX_SETTINGS_BYTES:
         raise BitstreamError(f"settings length {settings_length} is out of range")
-    return _V2Fields(width, height, bitdepth, flags, count, fps_num, fps_den, position, settings_length)
+    return _V2Fields(width, height, bitdepth, flags, count, fps_num, fps_den, picture, position, settings_length)
 
 
 def file_header_size(data: bytes) -> int:
@@ -282,7 +338,7 @@ def file_header_size(data: bytes) -> int:
         if not _V1_SEQUENCE_FIXED.size <= length <= _V1_SEQUENCE_FIXED.size + MAX_SETTINGS_BYTES:
             raise BitstreamError(f"sequence header length {length} is out of range")
         return _PREAMBLE.size + _V1_LENGTH.size + length + _CRC.size
-    return _v2_fields(data).size
+    return _v2_fields(data, version).size
 
 
 def parse_file_header(data: bytes) -> SequenceHeader:
@@ -293,25 +349,30 @@ def parse_file_header(data: bytes) -> SequenceHeader:
     (stored_crc,) = _CRC.unpack_from(data, size - _CRC.size)
     if stored_crc != _crc(data[len(MAGIC) : size - _CRC.size]):
         raise BitstreamError("sequence header CRC mismatch: the file header is corrupted")
-    if container_version(data) == 1:
+    version = container_version(data)
+    picture = None
+    if version == 1:
         body = data[_PREAMBLE.size + _V1_LENGTH.size : size - _CRC.size]
         width, height, bitdepth, chroma, fps_num, fps_den, count, settings_len = _V1_SEQUENCE_FIXED.unpack_from(body)
         if _V1_SEQUENCE_FIXED.size + settings_len != len(body):
             raise BitstreamError("sequence header length disagrees with its settings length")
         settings = _parse_settings(body[_V1_SEQUENCE_FIXED.size :])
     else:
-        fields = _v2_fields(data)
+        fields = _v2_fields(data, version)
         width, height, bitdepth, count = fields.width, fields.height, fields.bitdepth, fields.frame_count
         fps_num, fps_den, chroma = fields.fps_num, fields.fps_den, fields.flags & _FLAG_CHROMA
-        if fields.flags & ~(_FLAG_CHROMA | _FLAG_SETTINGS):
+        if fields.flags & ~_KNOWN_FLAGS[version]:
             raise BitstreamError(f"sequence header flags {fields.flags:#04x} set reserved bits")
+        if fields.picture is not None:
+            picture = parse_picture(fields.picture, width, height)
         stored = data[fields.settings_at : fields.settings_at + fields.settings_length]
         settings = _parse_settings(stored) if fields.flags & _FLAG_SETTINGS else {}
     if chroma >= len(CHROMA_FORMATS):
         raise BitstreamError(f"unknown chroma format index {chroma}")
     if fps_num == 0 or fps_den == 0:
         raise BitstreamError(f"frame rate {fps_num}/{fps_den} is invalid")
-    return SequenceHeader(width, height, bitdepth, Fraction(fps_num, fps_den), count, CHROMA_FORMATS[chroma], settings)
+    return SequenceHeader(width, height, bitdepth, Fraction(fps_num, fps_den), count, CHROMA_FORMATS[chroma], settings,
+                          picture)
 
 
 def _parse_settings(data: bytes) -> dict[str, Any]:

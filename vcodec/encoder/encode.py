@@ -17,6 +17,7 @@ from vcodec.encoder.quantize import QuantizedParameters, quantize_parameters
 from vcodec.encoder.rdoq import rdoq_parameters
 from vcodec.encoder.target import Target, make_target
 from vcodec.encoder.train import FrameTraining, TrainProgress
+from vcodec.encoder.warm_start import WarmState, capture, warm_config, warm_model
 from vcodec.entropy.latent_coder import Canvas, encode_latents, information_bits
 from vcodec.entropy.param_coder import encode_parameters, integer_arm
 from vcodec.metrics import YUV_WEIGHTS, FramePsnr, frame_mse, frame_psnr
@@ -70,25 +71,38 @@ def check_device(device: str) -> None:
 
 
 def start_training(frame: Frame, lmbda: float, cfg: EncoderConfig,
-                   progress: Callable[[TrainProgress], None] | None) -> FrameTraining:
+                   progress: Callable[[TrainProgress], None] | None, start: WarmState | None = None
+                   ) -> FrameTraining:
     """Set up the frame's training on the configured device and run its warm-up (which, with --arch auto,
-    ranks the candidates by their coded cost at `lmbda`); the main and final phases are the caller's."""
+    ranks the candidates by their coded cost at `lmbda`); the main and final phases are the caller's.
+
+    With `start` (and the preset's warm_start not off), training begins from that model, the previous
+    frame's, with the preset's warm schedule, in its architecture (no warm-up)."""
     check_device(cfg.device)
     torch.manual_seed(cfg.seed)
     if cfg.device == "cuda":
         torch.backends.cuda.matmul.allow_tf32 = False
         torch.backends.cudnn.allow_tf32 = False
+    if start is not None and cfg.preset.warm_start != "off":
+        warm = warm_config(cfg, start.arch)
+        model = warm_model(start, frame.height, frame.width, cfg.preset.warm_start, cfg.preset.latent_gain or 1.0,
+                           cfg.preset.memory_saving_pixels)
+        return FrameTraining(make_target(frame, cfg.device), lmbda, warm, progress=progress,
+                             model=model.to(cfg.device))
     several_archs = len(cfg.archs) > 1
     score = (lambda candidate: coded_cost(frame, candidate, lmbda, cfg)) if several_archs else None
     return FrameTraining(make_target(frame, cfg.device), lmbda, cfg, score, progress)
 
 
 def fit(frame: Frame, lmbda: float, cfg: EncoderConfig,
-        progress: Callable[[TrainProgress], None] | None
+        progress: Callable[[TrainProgress], None] | None, start: WarmState | None = None
         ) -> tuple[FrameModel, Target, tuple[tuple[str, float], ...]]:
     """Overfit a model (of the architecture the warm-up picks, with --arch auto) to the frame; returns it
-    on the CPU with the CPU target, and the warm-up's candidate scores (none without a warm-up)."""
-    trained = start_training(frame, lmbda, cfg, progress).finish(lmbda)
+    on the CPU with the CPU target, and the warm-up's candidate scores (none without a warm-up).
+
+    With `start` (and the preset's warm_start not off), training begins from that model, the previous
+    frame's, with the preset's warm schedule, in its architecture."""
+    trained = start_training(frame, lmbda, cfg, progress, start).finish(lmbda)
     return trained.model.cpu(), make_target(frame, "cpu"), trained.candidate_scores
 
 
@@ -163,12 +177,26 @@ def encode_frame_report(frame: Frame, lmbda: float, cfg: EncoderConfig | None = 
 def encode_frame_and_model(frame: Frame, lmbda: float, cfg: EncoderConfig | None = None,
                            progress: Callable[[TrainProgress], None] | None = None) -> tuple[EncodedFrame, FrameModel]:
     """encode_frame_report, and the quantised model the bitstream codes (for checks and analysis)."""
-    cfg = cfg or load_config()
+    encoded, model, _ = _encode(frame, lmbda, cfg or load_config(), progress, None)
+    return encoded, model
+
+
+def encode_frame_chained(frame: Frame, lmbda: float, cfg: EncoderConfig, previous: WarmState | None,
+                         progress: Callable[[TrainProgress], None] | None = None) -> tuple[EncodedFrame, WarmState]:
+    """encode_frame_report for a frame of a chain: warm-started from `previous` (the float model of the
+    frame before it; None starts cold), and the float model the next frame of the chain starts from."""
+    encoded, _, trained = _encode(frame, lmbda, cfg, progress, previous)
+    return encoded, trained
+
+
+def _encode(frame: Frame, lmbda: float, cfg: EncoderConfig, progress: Callable[[TrainProgress], None] | None,
+            previous: WarmState | None) -> tuple[EncodedFrame, FrameModel, WarmState]:
     if not 0.0 < lmbda < 1.0:
         raise VcodecError(f"lambda must be within (0, 1), got {lmbda}")
     start = time.perf_counter()
-    model, target, candidate_costs = fit(frame, lmbda, cfg, progress)
-    return code_model(frame, model, target, lmbda, cfg, candidate_costs, start), model
+    model, target, candidate_costs = fit(frame, lmbda, cfg, progress, previous)
+    trained = capture(model)
+    return code_model(frame, model, target, lmbda, cfg, candidate_costs, start), model, trained
 
 
 def code_model(frame: Frame, model: FrameModel, target: Target, lmbda: float, cfg: EncoderConfig,

@@ -74,8 +74,7 @@ class _Cost:
         tensors = list(getattr(self.model, module).parameters())
         with torch.enable_grad():
             if module == "arm":
-                mean, log2_scale = self.model.arm(self.grids)
-                cost = self.lmbda * laplace_bits(self.values, mean, log2_scale).sum() / self.target.pixels
+                cost = self.lmbda * self.model.latent_bits(self.grids) / self.target.pixels
             else:
                 luma, chroma = self.model.decode_planes(self.grids)
                 cost = mse_yuv(luma, chroma, self.target.luma, self.target.chroma)

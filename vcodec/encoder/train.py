@@ -258,20 +258,29 @@ class FrameTraining:
     main phase to go back to (a correction retrains only the tail)."""
 
     def __init__(self, target: Target, lmbda: float, cfg: EncoderConfig, score: Score | None = None,
-                 progress: Callable[[TrainProgress], None] | None = None) -> None:
+                 progress: Callable[[TrainProgress], None] | None = None, model: FrameModel | None = None) -> None:
+        """With `model`, training continues that model (a warm start from another frame's): no new
+        initialisation and no warm-up, the main and final phases take all the preset's iterations."""
         retain_freed_memory()
         preset = cfg.preset
         self.target = target
         self.cfg = cfg
+        self.counter = _Counter(preset.iterations, progress)
+        self.ste_iterations = round(preset.iterations * preset.ste_fraction)
+        if model is not None:
+            self.model = model
+            self.candidate_scores: tuple[tuple[str, float], ...] = ()
+            self.warmup_iterations = 0
+            self._start_main(preset.iterations - self.ste_iterations)
+            return
         height, width = target.luma.shape[-2:]
         gain = preset.latent_gain or 1.0
         candidates = []
         for arch in cfg.archs:
             for index in range(preset.warmup_candidates):
                 torch.manual_seed(cfg.seed + 1000 * index)
-                candidates.append(FrameModel(arch, height, width, gain).to(target.luma.device))
-        self.counter = _Counter(preset.iterations, progress)
-        self.ste_iterations = round(preset.iterations * preset.ste_fraction)
+                candidates.append(FrameModel(arch, height, width, gain, preset.memory_saving_pixels)
+                                  .to(target.luma.device))
         main_iterations = preset.iterations - self.ste_iterations - warmup_iterations(preset, len(cfg.archs))
         if main_iterations <= 0:
             raise ConfigError(f"{preset.iterations} iterations leave none for the main phase after the warm-up of "
@@ -287,9 +296,14 @@ class FrameTraining:
         self.model = model
         self.candidate_scores = tuple((candidates[i].arch.name, scores[i]) for i in sorted(scores))
         self.warmup_iterations = self.counter.done
+        self._start_main(main_iterations)
+
+    def _start_main(self, main_iterations: int) -> None:
+        preset = self.cfg.preset
         lr = preset.learning_rate
-        self.main = PhaseRun(model, cfg, main_iterations, preset.noise_quantizer, lr, _latent_lr(preset, lr),
-                             cosine=preset.schedule == "cosine", validate_every=preset.validate_every)
+        self.main = PhaseRun(self.model, self.cfg, main_iterations, preset.noise_quantizer, lr,
+                             _latent_lr(preset, lr), cosine=preset.schedule == "cosine",
+                             validate_every=preset.validate_every)
 
     def train_main(self, until: int, lmbda: float) -> None:
         """Advance the main phase to its iteration `until` at `lmbda`."""
@@ -326,3 +340,13 @@ def train_frame_model(target: Target, lmbda: float, cfg: EncoderConfig, score: S
     `score` ranks warm-up candidates (lower is better); by default the rounded RD cost, which ignores the
     parameters' bits and so suits candidates of one architecture only."""
     return FrameTraining(target, lmbda, cfg, score, progress).finish(lmbda)
+
+
+def continue_training(model: FrameModel, target: Target, lmbda: float, cfg: EncoderConfig,
+                      progress: Callable[[TrainProgress], None] | None = None) -> FrameModel:
+    """Train a model that already exists (no new initialisation, no warm-up among candidates): the main and
+    final phases of `cfg.preset`, within its `iterations` (its `ste_fraction` of them with true rounding).
+
+    For starting from a state other than random: the previous frame's model (vcodec.encoder.warm_start),
+    or a model to refine further. Trains in place and returns the model."""
+    return FrameTraining(target, lmbda, cfg, progress=progress, model=model).finish(lmbda).model

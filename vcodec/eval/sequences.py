@@ -292,3 +292,26 @@ def write_sample_class(
         path.write_bytes(b"".join(frame_to_bytes(frame) for frame in clip))
         paths.append(path)
     return paths
+
+
+def write_pan_zoom_clip(
+    directory: str | Path,
+    photo: str = "astronaut",
+    width: int = 416,
+    height: int = 240,
+    frames: int = 8,
+    bitdepth: int = 8,
+    fps: int = 30,
+) -> Path:
+    """A CTC-named raw clip of a window panning and zooming slowly across a scikit-image photo
+    (vcodec.samples.pan_zoom_frames): content that moves a little from frame to frame, as warm start
+    needs to be measured on; a still crop would flatter it."""
+    from vcodec.io import frame_to_bytes
+    from vcodec.samples import pan_zoom_frames
+
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    clip = pan_zoom_frames(width, height, frames, bitdepth, photo)
+    path = directory / f"{photo}-panzoom_{width}x{height}_{fps}_{bitdepth}bit_420.yuv"
+    path.write_bytes(b"".join(frame_to_bytes(frame) for frame in clip))
+    return path

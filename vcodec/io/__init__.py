@@ -1,4 +1,5 @@
-"""Reading and writing YUV 4:2:0 video: raw planar files, y4m, pipes, and anything FFmpeg decodes."""
+"""Reading and writing YUV 4:2:0 video (raw planar files, y4m, pipes, anything FFmpeg decodes), and pictures:
+RGB in (PNG, JPEG, ...) and PNG out, converted by vcodec.io.rgb."""
 
 from vcodec.io.errors import InputError, OptionError, OutputExistsError
 from vcodec.io.formats import (

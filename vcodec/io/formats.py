@@ -11,7 +11,7 @@ import numpy as np
 
 from vcodec.format import check_frame_size
 from vcodec.io.errors import InputError, OptionError
-from vcodec.types import SUPPORTED_BITDEPTHS, Frame
+from vcodec.types import SUPPORTED_BITDEPTHS, Frame, RgbPicture
 
 # FFmpeg's names for the two pixel formats vcodec codes, and the bit depth of each.
 PIXEL_FORMATS: dict[str, int] = {"yuv420p": 8, "yuv420p10le": 10}
@@ -33,13 +33,15 @@ class ByteSink(Protocol):
 
 @dataclass(frozen=True)
 class VideoInfo:
-    """What a reader knows about a sequence before decoding it; `frame_count` is None when unknown."""
+    """What a reader knows about a sequence before decoding it; `frame_count` is None when unknown.
+    `picture`: the sequence is an RGB picture converted to YUV (vcodec.io.picture), None for YUV video."""
 
     width: int
     height: int
     bitdepth: int
     fps: Fraction
     frame_count: int | None = None
+    picture: RgbPicture | None = None
 
     @property
     def pix_fmt(self) -> str:

@@ -8,6 +8,7 @@ raw video at its reference's size), then the defaults (8 bit, 25 fps); the size 
 from __future__ import annotations
 
 import sys
+from dataclasses import replace
 from fractions import Fraction
 from pathlib import Path
 
@@ -19,6 +20,7 @@ from vcodec.io.raw import RawReader
 from vcodec.io.source import VideoSource
 from vcodec.io.stream import ByteStream
 from vcodec.io.y4m import SIGNATURE, Y4mReader
+from vcodec.types import ColorConversion
 
 STDIN = "-"
 
@@ -70,9 +72,14 @@ def _check_against_header(
 
 def _with_fps(source: VideoSource, fps: Fraction | None) -> VideoSource:
     if fps is not None:
-        info = source.info
-        source.info = VideoInfo(info.width, info.height, info.bitdepth, fps, info.frame_count)
+        source.info = replace(source.info, fps=fps)
     return source
+
+
+def _refuse_conversion(conversion: ColorConversion | None, path: str) -> None:
+    if conversion is not None:
+        raise OptionError(f"{path}: --color-matrix and --color-range apply to RGB pictures; this input is "
+                          "YUV, coded as it is")
 
 
 def open_video(
@@ -85,16 +92,19 @@ def open_video(
     start: int = 0,
     frames: int | None = None,
     like: VideoInfo | None = None,
+    conversion: ColorConversion | None = None,
 ) -> VideoSource:
     """Open `path` (or stdin for `-`) and select `frames` frames from frame `start` on.
 
     `like`: the size and bit depth of a raw input that neither the options nor its name give (y4m and
-    FFmpeg inputs describe themselves and ignore it)."""
+    FFmpeg inputs describe themselves and ignore it). `conversion`: how a picture's RGB becomes YUV
+    (vcodec.io.picture; default ColorConversion()); refused for YUV inputs, which are coded as they are."""
     if start < 0:
         raise OptionError(f"--start {start} is negative")
     if frames is not None and frames <= 0:
         raise OptionError(f"--frames {frames} must be positive")
     if path == STDIN:
+        _refuse_conversion(conversion, "stdin")
         stream = ByteStream(sys.stdin.buffer, "stdin")
         if stream.peek(len(SIGNATURE)) == SIGNATURE:
             source: VideoSource = Y4mReader(stream, start, frames)
@@ -110,18 +120,20 @@ def open_video(
     file_size = file.stat().st_size
     try:
         if stream.peek(len(SIGNATURE)) == SIGNATURE:
+            _refuse_conversion(conversion, path)
             source = Y4mReader(stream, start, frames, file_size)
             _check_against_header(source, size, pix_fmt, bitdepth)
             return _with_fps(source, fps)
         if file.suffix.lower() in RAW_SUFFIXES or size is not None:
+            _refuse_conversion(conversion, path)
             return RawReader(stream, _raw_info(path, size, pix_fmt, bitdepth, fps, like), start, frames, file_size)
     except BaseException:
         stream.close()
         raise
     stream.close()
-    from vcodec.io.pyav import PyAVReader  # PyAV loads only for the inputs that need it
+    from vcodec.io.pyav import open_with_ffmpeg  # PyAV loads only for the inputs that need it
 
-    source = PyAVReader(path, start, frames)
+    source = open_with_ffmpeg(path, start, frames, conversion)
     try:
         _check_against_header(source, size, pix_fmt, bitdepth)
     except BaseException:

@@ -71,27 +71,32 @@ def atomic_output(target: Path, overwrite: bool) -> Iterator[BinaryIO]:
 
 
 VIDEO_FORMATS: tuple[str, ...] = ("raw", "y4m")
+PICTURE_FORMAT = "png"  # `vcodec decode` also writes a picture coded from one (vcodec.io.picture)
 
 
-def video_format_of(path: str, requested: str | None = None) -> str:
-    """`raw` or `y4m`, as ffmpeg chooses a muxer: the suffix says (`.yuv`, `.y4m`), stdout is raw.
+def video_format_of(path: str, requested: str | None = None, pictures: bool = False) -> str:
+    """`raw` or `y4m`, as ffmpeg chooses a muxer: the suffix says (`.yuv`, `.y4m`), stdout is raw; with
+    `pictures`, also `png` (`.png`).
 
     `requested` (`--format`) wins for stdout and for a name without a known suffix; it may not
     contradict a known suffix. A name the suffix cannot place is refused rather than filled with raw
     samples that a player would take for the format its name promises (`out.mp4`).
     """
-    if requested is not None and requested not in VIDEO_FORMATS:
-        raise OptionError(f"--format {requested}: expected {' or '.join(VIDEO_FORMATS)}")
+    formats = VIDEO_FORMATS + ((PICTURE_FORMAT,) if pictures else ())
+    if requested is not None and requested not in formats:
+        raise OptionError(f"--format {requested}: expected {', '.join(formats[:-1])} or {formats[-1]}")
     if path == STDIO:
         return requested or "raw"
     suffix = Path(path).suffix.lower()
     by_suffix = "y4m" if suffix == ".y4m" else "raw" if suffix in RAW_SUFFIXES else None
+    if pictures and suffix == f".{PICTURE_FORMAT}":
+        by_suffix = PICTURE_FORMAT
     if by_suffix is None:
         if requested is not None:
             return requested
         raise OptionError(
             f"{path}: cannot tell the output format from its suffix {suffix or '(none)'!r}: "
-            "vcodec writes raw YUV (.yuv) or y4m (.y4m)"
+            f"vcodec writes raw YUV (.yuv){', y4m (.y4m) or a PNG picture (.png)' if pictures else ' or y4m (.y4m)'}"
         )
     if requested is not None and requested != by_suffix:
         raise OptionError(f"--format {requested} contradicts the suffix of {path} ({suffix} is {by_suffix})")

@@ -1,7 +1,8 @@
 """Any other video file, decoded by FFmpeg through PyAV and converted to YUV 4:2:0 at its bit depth.
 
 Sources of 8 bits per sample become `yuv420p`; 9- and 10-bit sources become `yuv420p10le`.
-Deeper sources are refused rather than silently rounded.
+Deeper sources are refused rather than silently rounded. A file FFmpeg reads as a still picture (PNG,
+JPEG, ...) is read by vcodec.io.picture instead, which converts its RGB by a named conversion.
 """
 
 from __future__ import annotations
@@ -13,10 +14,11 @@ import av
 import numpy as np
 
 from vcodec.format import check_frame_size
-from vcodec.io.errors import InputError
+from vcodec.io.errors import InputError, OptionError
 from vcodec.io.formats import DEFAULT_FPS, VideoInfo
+from vcodec.io.picture import PictureReader, is_picture_demuxer
 from vcodec.io.source import VideoSource, selected_count
-from vcodec.types import Frame
+from vcodec.types import ColorConversion, Frame
 
 
 def _bitdepth(pix_fmt: str) -> int:
@@ -31,17 +33,34 @@ def _bitdepth(pix_fmt: str) -> int:
     )
 
 
-class PyAVReader(VideoSource):
-    """Decodes the first video stream; frames before `start` are decoded and dropped."""
+def open_with_ffmpeg(
+    path: str, start: int = 0, limit: int | None = None, conversion: ColorConversion | None = None
+) -> VideoSource:
+    """A reader of `path`: a picture's when FFmpeg reads it as a still picture, else a video's.
+    `conversion` (a picture's RGB to YUV; default ColorConversion()) is refused for a video."""
+    try:
+        container = av.open(path)
+    except (av.error.FFmpegError, UnicodeDecodeError) as err:
+        raise InputError(f"{path}: cannot read it as a video or a picture ({err})") from None
+    if is_picture_demuxer(container.format.name):
+        return PictureReader(container, path, conversion or ColorConversion(), start, limit)
+    if conversion is not None:
+        container.close()
+        raise OptionError(f"{path}: --color-matrix and --color-range apply to RGB pictures; this input is a "
+                          "video, whose YUV is coded as it is")
+    return PyAVReader(container, path, start, limit)
 
-    def __init__(self, path: str, start: int = 0, limit: int | None = None) -> None:
+
+class PyAVReader(VideoSource):
+    """Decodes the first video stream of an opened file (which it closes); frames before `start` are decoded
+    and dropped."""
+
+    def __init__(self, container: av.container.InputContainer, path: str, start: int = 0,
+                 limit: int | None = None) -> None:
         self.name = path
         self._start = start
         self._limit = limit
-        try:
-            self._container = av.open(path)
-        except (av.error.FFmpegError, UnicodeDecodeError) as err:
-            raise InputError(f"{path}: cannot read it as a video ({err})") from None
+        self._container = container
         if not self._container.streams.video:
             self._container.close()
             raise InputError(f"{path}: holds no video stream")

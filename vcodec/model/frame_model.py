@@ -9,16 +9,26 @@ from torch import nn
 
 from vcodec.config import ArchConfig
 from vcodec.format import LATENT_MAX, LATENT_MIN
-from vcodec.model.arm import laplace_bits
 from vcodec.model.modules import build_modules
 from vcodec.model.synthesis import to_420
 from vcodec.shapes import grid_sizes
 from vcodec.types import Frame
 
 
+# Sizes of the pieces that the memory-saving path recomputes in the backward pass: big enough that the
+# per-piece overhead (one checkpoint each) is small, small enough that a piece's activations stay cheap.
+ARM_BAND_POSITIONS = 1 << 16
+SYNTHESIS_CHUNK_PIXELS = 1 << 16
+
+
 class FrameModel(nn.Module):
-    def __init__(self, arch: ArchConfig, height: int, width: int, latent_gain: float = 1.0) -> None:
+    def __init__(self, arch: ArchConfig, height: int, width: int, latent_gain: float = 1.0,
+                 memory_saving_pixels: int | None = None) -> None:
+        """memory_saving_pixels: frames of more pixels than this train on the memory-saving path (the ARM
+        and the synthesis' 1x1 layers recomputed piecewise in the backward pass: PresetConfig's field of the
+        same name); None never does."""
         super().__init__()
+        self.memory_saving = memory_saving_pixels is not None and height * width > memory_saving_pixels
         self.latent_gain = latent_gain
         self.arch = arch
         self.height = height
@@ -42,14 +52,17 @@ class FrameModel(nn.Module):
 
     def decode_planes(self, grids: list[torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
         """Latent grids -> luma (1, 1, H, W) and 4:2:0 chroma (1, 2, H/2, W/2), normalised to [0, 1]."""
-        planes = self.synthesis(self.upsampling(grids))
+        chunk = SYNTHESIS_CHUNK_PIXELS if self.memory_saving else 0
+        planes = self.synthesis(self.upsampling(grids), recompute_chunk=chunk)
         return to_420(planes, self.arch.chroma_downscale)
+
+    def latent_bits(self, grids: list[torch.Tensor]) -> torch.Tensor:
+        """The grids' total rate in bits under the float ARM."""
+        return self.arm.bits(grids, ARM_BAND_POSITIONS if self.memory_saving else 0)
 
     def forward(self, grids: list[torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """Reconstruction from (quantised) latent grids, and their total rate in bits under the float ARM."""
-        mean, log2_scale = self.arm(grids)
-        values = torch.cat([grid.flatten() for grid in grids])
-        bits = laplace_bits(values, mean, log2_scale).sum()
+        bits = self.latent_bits(grids)
         luma, chroma = self.decode_planes(grids)
         return luma, chroma, bits
 

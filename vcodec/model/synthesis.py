@@ -11,6 +11,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 from torch import nn
+from torch.utils.checkpoint import checkpoint
 
 OUTPUT_PLANES = 3
 # Without gradients the 1x1 layers run on this many pixels at a time, so the widest hidden activation
@@ -41,11 +42,20 @@ class Synthesis(nn.Module):
                 x = x.relu_()  # in place: addmm's backward does not need its output
         return x
 
-    def forward(self, upsampled: torch.Tensor) -> torch.Tensor:
-        """(1, L, H, W) -> (1, 3, H, W)."""
+    def forward(self, upsampled: torch.Tensor, recompute_chunk: int = 0) -> torch.Tensor:
+        """(1, L, H, W) -> (1, 3, H, W).
+
+        recompute_chunk > 0 (training only): the 1x1 layers run on that many pixels at a time, their hidden
+        activations recomputed in the backward pass instead of kept (torch.utils.checkpoint); the widest
+        (e.g. 40 floats per pixel) is the second largest part of a training step's memory. Same values
+        and gradients: every pixel's column is computed alone either way.
+        """
         _, channels, height, width = upsampled.shape
         x = upsampled.reshape(channels, height * width)
-        if torch.is_grad_enabled() or height * width <= _INFERENCE_CHUNK:
+        if torch.is_grad_enabled() and 0 < recompute_chunk < height * width:
+            x = torch.cat([checkpoint(self._pointwise, part, use_reentrant=False)
+                           for part in x.split(recompute_chunk, dim=1)], dim=1)
+        elif torch.is_grad_enabled() or height * width <= _INFERENCE_CHUNK:
             x = self._pointwise(x)
         else:
             x = torch.cat([self._pointwise(part) for part in x.split(_INFERENCE_CHUNK, dim=1)], dim=1)

@@ -13,7 +13,7 @@ imports it by name (this package re-exports nothing):
 - `containers`: opening a container to read, from a file or stdin;
 - `decode`: `decode_sequence`, which still gives the intact frames of a damaged container;
 - `info`: `describe_container`, what `vcodec info` shows;
-- `psnr`: comparing a decoded video with its source;
+- `psnr`: comparing a decoded video with its source (in YUV), or a decoded picture with its own (in RGB);
 - `sample`: a short test clip from a photo.
 
 The info and decode paths import neither torch nor the encoder at module level, so that `vcodec info`

@@ -1,4 +1,4 @@
-"""`vcodec decode`: decode a range of a container's frames to planar YUV or y4m.
+"""`vcodec decode`: decode a range of a container's frames to planar YUV or y4m, or a picture's to PNG.
 
 A damaged container still gives what it can: the intact frames of the range are written and the
 damage is named (DamagedStreamError), unless `--strict` asks for all or nothing. The decoder, and so
@@ -12,7 +12,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from vcodec.bitstream.salvage import DamagedFrame, SalvageReader
-from vcodec.io import OptionError, VideoInfo, open_video_writer
+from vcodec.io import OptionError, VideoInfo, open_video_writer, video_format_of
+from vcodec.io.output import PICTURE_FORMAT
 from vcodec.types import BitstreamError, Frame
 
 
@@ -109,7 +110,8 @@ def decode_sequence(
     strict: bool = False,
     on_frame: Callable[[int], None] | None = None,
 ) -> DecodeSummary:
-    """Decode `frames` of a container to planar YUV or y4m (`output` may be `-` for stdout).
+    """Decode `frames` of a container to planar YUV or y4m, or one frame to a PNG picture by the RGB
+    conversion the container records (`output` may be `-` for stdout).
 
     A damaged container still gives every intact frame of the range: damaged ones are skipped (the
     output holds the intact frames, in order), the output is finished, and DamagedStreamError names the
@@ -122,6 +124,8 @@ def decode_sequence(
     if not frames:
         raise OptionError("the frame range is empty: nothing to decode")
     problems = tuple(reader.problems)
+    if video_format_of(output, fmt, pictures=True) == PICTURE_FORMAT:
+        return _decode_picture(reader, output, frames, overwrite, strict)
     if strict:
         damaged = {}
         for number in frames:
@@ -160,4 +164,36 @@ def decode_sequence(
                 else f"all {written} frames are intact and were written to {output}")
         skipped = " and skipped" if damaged else ""
         raise DamagedStreamError(f"{_damage_message(reader.name, problems, damaged)}{skipped}: {kept}", summary)
+    return summary
+
+
+def _decode_picture(reader: SalvageReader, output: str, frames: range, overwrite: bool, strict: bool) -> DecodeSummary:
+    """One frame of a file coded from an RGB picture, written as a PNG by the conversion the file records.
+    Nothing is written when the frame is damaged (there is nothing else to give), nor with `strict` when
+    anything else in the file is."""
+    from vcodec.io.picture import write_picture
+
+    picture = reader.header.picture
+    if picture is None:
+        raise OptionError(f"{reader.name} holds YUV video, not a picture coded from RGB: it records no RGB "
+                          "conversion to undo; decode it to .yuv or .y4m")
+    if len(frames) != 1:
+        raise OptionError(f"a PNG holds one picture and the range selects {len(frames)} frames of {reader.name}: "
+                          "select one (--frames A:A+1) or decode to .yuv or .y4m")
+    if strict and reader.problems:
+        message = _damage_message(reader.name, tuple(reader.problems), {})
+        raise DamagedStreamError(f"{message}; nothing was written (--strict)")
+    began = time.perf_counter()
+    try:
+        frame = _decode_checked(reader, frames[0])
+    except DamagedFrame as error:
+        raise DamagedStreamError(f"{error}: nothing was written") from None
+    seconds = time.perf_counter() - began
+    write_picture(output, frame, picture, overwrite)
+    header = reader.header
+    summary = DecodeSummary(1, seconds, VideoInfo(header.width, header.height, header.bitdepth, header.fps, 1,
+                                                  picture), {}, tuple(reader.problems))
+    if reader.problems:
+        raise DamagedStreamError(f"{_damage_message(reader.name, summary.problems, {})}: the frame is intact and "
+                                 f"was written to {output}", summary)
     return summary

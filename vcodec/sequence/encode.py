@@ -2,8 +2,10 @@
 
 The encode can stop and resume at any frame: each finished frame is appended to `<output>.partial`
 and made durable before the next is written, and the partial file is renamed over the output only
-when the sequence is complete. `encode_sequence` is the pipeline; its steps live in the modules it
-imports (settings, resume, jobs, csv_log, reports).
+when the sequence is complete. A resume inside a warm-start chain (vcodec.sequence.jobs) trains the
+chain's earlier frames again, unwritten, so that it writes what an uninterrupted encode writes.
+`encode_sequence` is the pipeline; its steps live in the modules it imports (settings, resume, jobs,
+csv_log, reports).
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ from vcodec.format import check_frame_size
 from vcodec.io import STDIN, InputError, OptionError, VideoInfo, VideoSource, check_overwrite
 from vcodec.io.output import commit_partial
 from vcodec.sequence.csv_log import CsvLog, csv_row
-from vcodec.sequence.jobs import coded_frames, threads_per_job
+from vcodec.sequence.jobs import chain_start, coded_frames, threads_per_job
 from vcodec.sequence.rate_targets import REACHED_KEY, coding_goal, reached_record
 from vcodec.sequence.reports import EncodeObserver, EncodeSummary, SilentObserver
 from vcodec.sequence.resume import header_for, open_output, refuse_existing
@@ -73,8 +75,11 @@ def encode_sequence(
         return opened
     writer = opened
     resumed = writer.frame_count
-    # Frames a resume keeps are read past (the first one was needed for its digest anyway).
-    remaining = itertools.islice(itertools.chain([first], frames), resumed, None)
+    # Frames a resume keeps are read past (the first one was needed for its digest anyway), except those of
+    # a warm-start chain it stopped in: they are trained again, not written, so that the frame after them
+    # starts from the same model as in an uninterrupted encode.
+    replayed = chain_start(resumed, config)
+    remaining = itertools.islice(itertools.chain([first], frames), replayed, None)
     log = None
     append_begun = False
     summary = EncodeSummary(output, source.info, 0, 0, resumed)
@@ -83,7 +88,9 @@ def encode_sequence(
             log = CsvLog(csv_path, resumed)
         observer.started(source.info.frame_count, resumed)
         per_job = threads_per_job(jobs, threads)
-        for data, stats in coded_frames(remaining, resumed, goal, config, jobs, per_job, observer):
+        for data, stats in coded_frames(remaining, replayed, goal, config, jobs, per_job, observer):
+            if stats.number < resumed:
+                continue  # trained again for the model the next frame starts from; the file has it already
             # The CSV row first: a kill between the two leaves a row for a frame not in the container,
             # which a resume drops and writes again, never a kept frame without its row.
             if log is not None:

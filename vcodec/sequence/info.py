@@ -55,6 +55,13 @@ def describe_container(reader: ContainerReader) -> dict[str, Any]:
             "frame_count": count,
             "duration_seconds": count / float(header.fps),
         },
+        # How the frames were made from an RGB picture (container version 3), or None for YUV video.
+        "picture": None if header.picture is None else {
+            "width": header.picture.width,
+            "height": header.picture.height,
+            "color_matrix": header.picture.conversion.matrix,
+            "color_range": header.picture.conversion.range,
+        },
         "architecture": architecture,
         "settings": header.settings,
         "bitrate": {

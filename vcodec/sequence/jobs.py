@@ -1,7 +1,11 @@
 """Coding the frames of a sequence, in this process or in `--jobs` worker processes, in frame order.
 
-Frames are independent, so several can train at once. Workers are spawned processes: what they run
-(`_init_worker`, `_encode_in_worker`) must stay top-level functions of this module, and what they
+Frames decode independently, so several can train at once. With warm start (the preset's `warm_start`)
+frames are coded in chains of `warm_chain` frames, each frame after a chain's first starting from the
+float model of the frame before it; chains begin at frame numbers that are multiples of `warm_chain`,
+whatever `--jobs`, so the bytes do not depend on how many jobs code them. A worker takes a whole chain
+and codes it in order. Workers are spawned processes: what they run
+(`_init_worker`, `_encode_chain_in_worker`) must stay top-level functions of this module, and what they
 return or report (FrameStats, Progress) plain picklable dataclasses. A worker dies with its parent,
 ignores Ctrl-C (the parent stops them all) and sends its training progress through a queue that the
 parent drains into the observer.
@@ -16,7 +20,7 @@ import queue
 import signal
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from contextlib import contextmanager
 from typing import Any
@@ -62,7 +66,7 @@ def _init_worker(threads: int, progress_queue: Any, parent: int) -> None:
     _worker_progress = progress_queue
 
 
-def _queue_reporter(progress_queue: Any, number: int) -> Callable[[Progress], None]:
+def _queue_reporter(progress_queue: Any) -> Callable[[Progress], None]:
     """Send training progress to the parent at most every 0.2 s, always the last iteration."""
     last = 0.0
 
@@ -79,37 +83,63 @@ def _queue_reporter(progress_queue: Any, number: int) -> Callable[[Progress], No
     return report
 
 
-def encode_one_frame(
-    number: int, frame: Frame, lmbda: float | RateTarget, config: EncoderConfig,
-    report: Callable[[Progress], None] | None = None,
-) -> tuple[bytes, FrameStats]:
-    """Code one frame, at a lambda or, by rate control, at the lambda that meets a RateTarget. Its quality
-    and decode time are those of the encoder's final step, which decodes the frame's bytes with the real
-    decoder (`EncodedFrame.reconstruction`), not of a training estimate.
-    """
-    from vcodec.encoder import encode_frame_report
-
-    def on_progress(step: Any) -> None:
-        if report is not None:
-            report(Progress(number, step.iteration, step.total_iterations, step.loss, step.psnr_yuv, step.bpp))
-
-    began = time.perf_counter()
+def chain_length(config: EncoderConfig, lmbda: float | RateTarget | None = None) -> int:
+    """Frames per warm-start chain: 1 (every frame alone) when warm start is off, and for a rate target
+    (rate control codes every frame cold)."""
     if isinstance(lmbda, RateTarget):
-        from vcodec.encoder.rate_control import encode_to_target
-
-        result = encode_to_target(frame, lmbda, config, progress=on_progress)
-        encoded, control = result.encoded, (result.lmbda, lmbda, result.probes, result.within)
-    else:
-        encoded, control = encode_frame_report(frame, lmbda, config, progress=on_progress), (lmbda, None, 0, None)
-    encode_seconds = time.perf_counter() - began
-    stats = FrameStats(number, encoded.bits, encoded.bpp(), encoded.psnr,
-                       encode_seconds, encoded.decode_seconds, encoded.arch_name, *control)
-    return encoded.data, stats
+        return 1
+    return 1 if config.preset.warm_start == "off" else config.preset.warm_chain
 
 
-def _encode_in_worker(number: int, frame: Frame, lmbda: float | RateTarget, config: EncoderConfig) -> tuple[bytes, FrameStats]:
-    report = _queue_reporter(_worker_progress, number) if _worker_progress is not None else None
-    return encode_one_frame(number, frame, lmbda, config, report)
+def chain_start(number: int, config: EncoderConfig) -> int:
+    """The first frame of the warm-start chain that frame `number` belongs to."""
+    return number - number % chain_length(config)
+
+
+def encode_frames(
+    numbered: Iterable[tuple[int, Frame]], lmbda: float | RateTarget, config: EncoderConfig,
+    report: Callable[[Progress], None] | None = None,
+) -> Iterator[tuple[bytes, FrameStats]]:
+    """Code frames in order, at a lambda or, by rate control, at the lambda that meets a RateTarget.
+    At a lambda, each frame is warm-started from the one before it where both are of one chain
+    (consecutive numbers, not crossing a multiple of the chain length); others start cold. With a
+    RateTarget every frame starts cold (rate control probes and continues its own training).
+
+    Each frame's quality and decode time are those of the encoder's final step, which decodes the frame's
+    bytes with the real decoder (`EncodedFrame.reconstruction`), not of a training estimate."""
+    from vcodec.encoder.encode import encode_frame_chained
+
+    chain = chain_length(config, lmbda)
+    previous: Any = None  # the float model of the frame before, while the chain goes on
+    last = None
+    for number, frame in numbered:
+        if chain == 1 or number % chain == 0 or last != number - 1:
+            previous = None
+
+        def on_progress(step: Any, number: int = number) -> None:
+            if report is not None:
+                report(Progress(number, step.iteration, step.total_iterations, step.loss, step.psnr_yuv, step.bpp))
+
+        began = time.perf_counter()
+        if isinstance(lmbda, RateTarget):
+            from vcodec.encoder.rate_control import encode_to_target
+
+            result = encode_to_target(frame, lmbda, config, progress=on_progress)
+            encoded, control = result.encoded, (result.lmbda, lmbda, result.probes, result.within)
+        else:
+            encoded, trained = encode_frame_chained(frame, lmbda, config, previous, progress=on_progress)
+            previous = trained if chain > 1 else None
+            control = (lmbda, None, 0, None)
+        last = number
+        encode_seconds = time.perf_counter() - began
+        yield encoded.data, FrameStats(number, encoded.bits, encoded.bpp(), encoded.psnr,
+                                       encode_seconds, encoded.decode_seconds, encoded.arch_name, *control)
+
+
+def _encode_chain_in_worker(numbered: list[tuple[int, Frame]], lmbda: float | RateTarget,
+                            config: EncoderConfig) -> list[tuple[bytes, FrameStats]]:
+    report = _queue_reporter(_worker_progress) if _worker_progress is not None else None
+    return list(encode_frames(numbered, lmbda, config, report))
 
 
 # --- all the frames, serially or in parallel ------------------------------------------------------
@@ -147,8 +177,7 @@ def _encode_serial(
     previous = torch.get_num_threads()
     torch.set_num_threads(threads)
     try:
-        for number, frame in enumerate(frames, start=first):
-            yield encode_one_frame(number, frame, lmbda, config, observer.iteration)
+        yield from encode_frames(enumerate(frames, start=first), lmbda, config, observer.iteration)
     finally:
         torch.set_num_threads(previous)
 
@@ -162,7 +191,8 @@ def _encode_parallel(
     threads: int,
     observer: EncodeObserver,
 ) -> Iterator[tuple[bytes, FrameStats]]:
-    """Frames go to `jobs` worker processes, at most 2 x jobs read ahead; results come back in order."""
+    """Frames go to `jobs` worker processes, at most 2 x jobs read ahead (with warm start, whole chains,
+    at most jobs + 1 of them); results come back in frame order."""
     context = multiprocessing.get_context("spawn")
     progress_queue = context.Queue()
     pool = ProcessPoolExecutor(jobs, mp_context=context, initializer=_init_worker,
@@ -170,7 +200,9 @@ def _encode_parallel(
     pending: dict[Future, int] = {}
     done: dict[int, tuple[bytes, FrameStats]] = {}
     next_to_yield = first
-    numbered = enumerate(frames, start=first)
+    length = chain_length(config, lmbda)
+    chains = _chains(enumerate(frames, start=first), length)
+    ahead = 2 * jobs if length == 1 else jobs + 1  # chains in flight or read ahead (a chain holds its frames)
     exhausted = False
     finished_normally = False
     try:
@@ -178,18 +210,20 @@ def _encode_parallel(
             # Workers start on the first submissions; they inherit a blocked SIGINT, so that a Ctrl-C
             # while one is still importing prints no traceback (the parent stops them all).
             with _sigint_blocked(len(pending) < jobs):
-                while not exhausted and len(pending) < 2 * jobs:
-                    item = next(numbered, None)
-                    if item is None:
+                while not exhausted and len(pending) < ahead:
+                    chain = next(chains, None)
+                    if chain is None:
                         exhausted = True
                         break
-                    pending[pool.submit(_encode_in_worker, item[0], item[1], lmbda, config)] = item[0]
+                    pending[pool.submit(_encode_chain_in_worker, chain, lmbda, config)] = chain[0][0]
             if not pending and next_to_yield not in done:
                 break
             finished, _ = wait(pending, timeout=0.2, return_when=FIRST_COMPLETED)
             _drain(progress_queue, observer)
             for future in finished:
-                done[pending.pop(future)] = future.result()
+                pending.pop(future)
+                for data, stats in future.result():
+                    done[stats.number] = (data, stats)
             while next_to_yield in done:
                 yield done.pop(next_to_yield)
                 next_to_yield += 1
@@ -198,6 +232,18 @@ def _encode_parallel(
         _drain(progress_queue, observer)
         _shutdown(pool, finished_normally)
         progress_queue.close()
+
+
+def _chains(numbered: Iterator[tuple[int, Frame]], length: int) -> Iterator[list[tuple[int, Frame]]]:
+    """Consecutive frames grouped by chain (frame number // length), read one chain at a time."""
+    chain: list[tuple[int, Frame]] = []
+    for number, frame in numbered:
+        if chain and number // length != chain[0][0] // length:
+            yield chain
+            chain = []
+        chain.append((number, frame))
+    if chain:
+        yield chain
 
 
 @contextmanager

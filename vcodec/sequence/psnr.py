@@ -1,4 +1,5 @@
-"""`vcodec psnr`: the quality of a decoded video against its source, frame by frame and on average.
+"""`vcodec psnr`: the quality of a decoded video against its source, frame by frame and on average; of
+a decoded picture against its source picture, in RGB (compare_pictures).
 
 A raw decoded file may not say its own size; it is then read at the reference's, and a mismatch is
 named as a size that may differ rather than blamed on frame counts (open_decoded, compare_sequences).
@@ -13,7 +14,7 @@ from vcodec.io import STDIN, OptionError, VideoSource, open_video
 from vcodec.io.formats import RAW_SUFFIXES, bitdepth_of_pix_fmt, frame_bytes
 from vcodec.io.names import infer_from_name
 from vcodec.io.raw import RawReader
-from vcodec.metrics import FramePsnr, frame_psnr
+from vcodec.metrics import FramePsnr, RgbPsnr, frame_psnr, rgb_psnr
 
 
 def open_decoded(
@@ -92,3 +93,36 @@ def mean_psnr(values: list[FramePsnr]) -> FramePsnr:
     """Average of per-frame PSNRs, plane by plane (as HM reports a sequence)."""
     n = len(values)
     return FramePsnr(*(sum(getattr(p, c) for p in values) / n for c in "yuv"))
+
+
+def _is_picture(path: str) -> bool:
+    """Whether FFmpeg reads `path` as a still picture; raw YUV, stdin and y4m are never probed."""
+    if path == STDIN or Path(path).suffix.lower() in RAW_SUFFIXES or not Path(path).is_file():
+        return False
+    from vcodec.io.picture import is_picture
+
+    return is_picture(path)
+
+
+def picture_pair(reference: str, distorted: str) -> bool:
+    """Whether `vcodec psnr` compares two pictures (in RGB) rather than two videos (in YUV); a picture and a
+    video cannot be compared."""
+    kinds = (_is_picture(reference), _is_picture(distorted))
+    if kinds[0] != kinds[1]:
+        picture, video = (reference, distorted) if kinds[0] else (distorted, reference)
+        raise OptionError(f"cannot compare the picture {picture} with the video {video}: compare two pictures "
+                          "(RGB PSNR) or two videos (YUV PSNR)")
+    return kinds[0]
+
+
+def compare_pictures(reference: str, distorted: str) -> RgbPsnr:
+    """RGB PSNR of a decoded picture against its source: per channel and over all three, peak 255 for 8-bit
+    pictures (65535 for 16-bit). Pictures of different sizes or bit depths are refused."""
+    from vcodec.io.picture import read_picture
+
+    a, b = read_picture(reference), read_picture(distorted)
+    if a.samples.shape != b.samples.shape or a.peak != b.peak:
+        bits = {255: 8, 65535: 16}
+        raise OptionError(f"picture sizes or bit depths differ: {reference} is {a.width}x{a.height} {bits[a.peak]}-bit RGB, "
+                          f"{distorted} is {b.width}x{b.height} {bits[b.peak]}-bit RGB")
+    return rgb_psnr(a.samples, b.samples, a.peak)

@@ -20,7 +20,10 @@ from vcodec.sequence.settings import SOURCE_DIGEST_KEY
 from vcodec.types import VcodecError
 
 # Settings recorded in the container that must match for `--resume` to continue a file.
-RESUME_KEYS: tuple[str, ...] = ("arch", "preset", "lmbda", "target", "iterations", "seed", "loss", "start")
+RESUME_KEYS: tuple[str, ...] = ("arch", "preset", "lmbda", "target", "iterations", "seed", "loss", "start",
+                                "warm_start", "warm_chain", "warm_fraction")
+# Keys that files written before they existed lack: compared only where the file has them.
+LATER_KEYS: frozenset[str] = frozenset({"warm_start", "warm_chain", "warm_fraction"})
 
 
 class ResumeError(VcodecError):
@@ -28,7 +31,7 @@ class ResumeError(VcodecError):
 
 
 def header_for(info: VideoInfo, record: dict[str, Any]) -> SequenceHeader:
-    return SequenceHeader(info.width, info.height, info.bitdepth, info.fps, settings=record)
+    return SequenceHeader(info.width, info.height, info.bitdepth, info.fps, settings=record, picture=info.picture)
 
 
 def check_compatible(header: SequenceHeader, wanted: SequenceHeader, path: Path) -> None:
@@ -40,12 +43,16 @@ def check_compatible(header: SequenceHeader, wanted: SequenceHeader, path: Path)
             f"cannot resume {path}: it holds {header.width}x{header.height} {header.bitdepth}-bit {header.fps} fps, "
             f"the input is {wanted.width}x{wanted.height} {wanted.bitdepth}-bit {wanted.fps} fps"
         )
+    if header.picture != wanted.picture:
+        raise ResumeError(f"cannot resume {path}: it holds {_picture_text(header)}, the input is {_picture_text(wanted)}")
     if not header.settings:
         raise ResumeError(
             f"cannot resume {path}: it holds no encoder settings (it was written without --settings), so "
             f"whether it was coded with these cannot be checked; use -y to code it again"
         )
     for key in RESUME_KEYS:
+        if key in LATER_KEYS and key not in header.settings:
+            continue
         if header.settings.get(key) != wanted.settings.get(key):
             raise ResumeError(
                 f"cannot resume {path}: it was coded with {key}={header.settings.get(key)!r}, "
@@ -57,6 +64,13 @@ def check_compatible(header: SequenceHeader, wanted: SequenceHeader, path: Path)
             f"cannot resume {path}: it was coded from another input (first frame sha256 {str(coded)[:16]}..., "
             f"this input's {str(given)[:16]}...)"
         )
+
+
+def _picture_text(header: SequenceHeader) -> str:
+    picture = header.picture
+    if picture is None:
+        return "YUV video"
+    return f"a {picture.width}x{picture.height} RGB picture converted with {picture.conversion}"
 
 
 def open_output(

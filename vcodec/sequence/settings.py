@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from vcodec import __version__
-from vcodec.config import EncoderConfig, load_config, load_rate_points
+from vcodec.config import WARM_START_ON, EncoderConfig, load_config, load_preset, load_rate_points
 from vcodec.io import OptionError, frame_to_bytes
 from vcodec.types import Frame
 
@@ -87,9 +87,10 @@ def check_lambda(lmbda: float) -> float:
 class EncodeSettings:
     """What the user chose for an encode; `iterations` overrides the preset's when given. The record
     below is always in an unfinished container (for `--resume`); `keep_in_file` keeps it in the finished
-    one too, where it costs some 250 bytes a file. An encode with a `target` (kind "bpp", "kbps" or
+    one too, where it costs some 300 bytes a file. An encode with a `target` (kind "bpp", "kbps" or
     "psnr", and its value) has no lambda of its own, and always keeps its record: `vcodec info` shows
-    the target and what was reached."""
+    the target and what was reached. A rate-controlled encode codes every frame cold (no warm start):
+    `--warm-start` with a target is refused, and the preset's warm start is turned off."""
 
     lmbda: float | None
     arch: str = "auto"
@@ -101,6 +102,7 @@ class EncodeSettings:
     loss: str = "logmse"
     keep_in_file: bool = False
     target: tuple[str, float] | None = None
+    warm_start: bool | None = None  # None: as the preset says; True: on (the preset's kind, else network); False: off
 
     def __post_init__(self) -> None:
         if (self.lmbda is None) == (self.target is None):
@@ -111,6 +113,9 @@ class EncodeSettings:
             if self.target[0] not in TARGET_RANGES:
                 raise OptionError(f"unknown rate target {self.target[0]!r} (one of {', '.join(TARGET_RANGES)})")
             check_target(*self.target)
+            if self.warm_start:
+                raise OptionError("--warm-start cannot be combined with a rate target: a rate-controlled encode "
+                                  "codes every frame cold (leave out --warm-start)")
 
     @property
     def keeps_settings(self) -> bool:
@@ -118,8 +123,20 @@ class EncodeSettings:
 
     def encoder_config(self) -> EncoderConfig:
         return load_config(
-            self.arch, self.preset, iterations=self.iterations, device=self.device, seed=self.seed, loss=self.loss
+            self.arch, self.preset, iterations=self.iterations, device=self.device, seed=self.seed, loss=self.loss,
+            warm_start=self._warm_start(),
         )
+
+    def _warm_start(self) -> str | None:
+        """The warm_start override of --warm-start / --no-warm-start (None: the preset's own)."""
+        if self.target is not None:
+            return "off"  # rate control codes every frame cold
+        if self.warm_start is None:
+            return None
+        if not self.warm_start:
+            return "off"
+        chosen = load_preset(self.preset).warm_start
+        return chosen if chosen != "off" else WARM_START_ON
 
     def record(self, config: EncoderConfig, start: int, first_frame: Frame) -> dict[str, Any]:
         """The settings stored in the container header (informative, and checked by `--resume`)."""
@@ -135,5 +152,8 @@ class EncodeSettings:
             "loss": self.loss,
             "device": self.device,
             "start": start,
+            "warm_start": config.preset.warm_start,
+            "warm_chain": config.preset.warm_chain,
+            "warm_fraction": config.preset.warm_fraction,
             SOURCE_DIGEST_KEY: source_digest(first_frame),
         }
