@@ -409,7 +409,10 @@ def test_parameter_quantisation_costs_almost_no_quality(frame_8bit: Frame) -> No
 
     before = psnr()
     quantize_parameters(model, target, 0.0001, cfg.preset.quantization_patience)
-    assert psnr() > before - 0.1
+    # The step search trades quality for parameter bits by D + lambda R, and on this 64x48 frame it
+    # gives up -0.001 to 0.13 dB depending on the training's float path (1 or 2 threads, load): measured.
+    # The failure this guards against cost 3 dB.
+    assert psnr() > before - 0.3
 
 
 def test_soft_round_goes_from_identity_to_rounding() -> None:

@@ -42,6 +42,7 @@ from pathlib import Path
 from typing import Any, BinaryIO, Self
 
 from vcodec.format import check_frame_size
+from vcodec.io.output import fsync_directory
 from vcodec.types import (
     COLOR_MATRICES,
     COLOR_RANGES,
@@ -750,7 +751,7 @@ class ContainerWriter:
             out.close()
             staging.unlink(missing_ok=True)
             raise
-        _sync_directory(self.path.parent)
+        fsync_directory(self.path.parent)
         self._handle.close()
         self._handle, self.header, self.entries, self.version = out, final, entries, FORMAT_VERSION
         return final
@@ -788,17 +789,3 @@ def _lock(handle: BinaryIO, path: Path) -> None:
 def _sync(handle: BinaryIO) -> None:
     handle.flush()
     os.fsync(handle.fileno())
-
-
-def _sync_directory(directory: Path) -> None:
-    """Make a rename durable; some file systems refuse to open directories, which is harmless here."""
-    try:
-        fd = os.open(directory, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
