@@ -1,9 +1,10 @@
 """Fit the rate models of cfg/rate_control.toml from real encodes.
 
-For each photo crop and lambda: a probe (the first `probe_fraction` of the main phase) is measured (real
-bitstream bpp, PSNR-YUV of its quantised model), the same training goes on to the end and is coded as a
-plain encode (this is bit-identical to `vcodec encode` at that lambda), then the tail of the main phase
-is trained again at twice the lambda (what a correction does). Each point is appended to a JSON-lines
+For each photo crop and lambda, one training at that lambda is measured at the search's three
+checkpoints (the probe, the middle, the start of the tail: real bitstream bpp and PSNR-YUV of its
+quantised model), goes on to the end and is coded as a plain encode (bit-identical to `vcodec encode` at
+that lambda); then the training is taken back to the middle and to the tail and finished at twice the
+lambda (what steering there, or a correction, can still move). Each point is appended to a JSON-lines
 file as it is measured; `--fit` reads it and prints the [model.PRESET.*] tables.
 
     PYTHONPATH=. python scripts/fit_rate_model.py --preset fast --size 208x120 \
@@ -14,6 +15,7 @@ file as it is measured; `--fit` reads it and prints the [model.PRESET.*] tables.
 from __future__ import annotations
 
 import argparse
+import copy
 import json
 import math
 import time
@@ -47,24 +49,23 @@ def measure(args: argparse.Namespace) -> None:
             began = time.perf_counter()
             training = start_training(frame, lmbda, cfg, None)
             main = training.main.iterations
-            training.train_main(max(1, round(rc.probe_fraction * main)), lmbda)
-            probe_bpp, probe_psnr = measure_model(frame, training, lmbda, cfg)
-            training.train_main(main - max(1, round(rc.tail_fraction * main)), lmbda)
-            tail = training.snapshot()
-            trained = training.finish(lmbda)
-            final = code_model(frame, trained.model.cpu(), make_target(frame, "cpu"), lmbda, cfg, (), began)
-            seconds = time.perf_counter() - began
-            training.restore(tail)
-            retrained = training.finish(2 * lmbda)
-            tail_coded = code_model(frame, retrained.model.cpu(), make_target(frame, "cpu"), 2 * lmbda, cfg, (),
-                                    began)
-            point = {
-                "photo": photo, "size": args.size, "preset": args.preset, "lmbda": lmbda,
-                "gradient_energy": gradient_energy(frame),
-                "probe_bpp": probe_bpp, "probe_psnr": probe_psnr,
-                "bpp": final.bpp(), "psnr": final.psnr.yuv, "encode_seconds": seconds,
-                "tail_bpp": tail_coded.bpp(), "tail_psnr": tail_coded.psnr.yuv,
-            }
+            point = {"photo": photo, "size": args.size, "preset": args.preset, "lmbda": lmbda,
+                     "gradient_energy": gradient_energy(frame)}
+            snapshots = {}
+            for where, until in (("probe", max(1, round(rc.probe_fraction * main))),
+                                 ("mid", round(rc.mid_fraction * main)),
+                                 ("tail", main - max(1, round(rc.tail_fraction * main)))):
+                training.train_main(until, lmbda)
+                point[f"{where}_bpp"], point[f"{where}_psnr"] = measure_model(frame, training, lmbda, cfg)
+                snapshots[where] = training.snapshot()
+            final = code_model(frame, copy.deepcopy(training.finish(lmbda).model).cpu(), make_target(frame, "cpu"),
+                               lmbda, cfg, (), began)
+            point.update(bpp=final.bpp(), psnr=final.psnr.yuv, encode_seconds=time.perf_counter() - began)
+            for where in ("mid", "tail"):  # what a change of lambda from there on still moves
+                training.restore(snapshots[where])
+                late = code_model(frame, copy.deepcopy(training.finish(2 * lmbda).model).cpu(),
+                                  make_target(frame, "cpu"), 2 * lmbda, cfg, (), began)
+                point[f"{where}2x_bpp"], point[f"{where}2x_psnr"] = late.bpp(), late.psnr.yuv
             with out.open("a") as handle:
                 handle.write(json.dumps(point) + "\n")
             print(json.dumps(point), flush=True)
@@ -77,11 +78,19 @@ def fit(path: Path, preset: str) -> None:
         y = np.array([convert(p[key]) for p in points])
         coefficients, *_ = np.linalg.lstsq(design, y, rcond=None)
         residual = y - design @ coefficients
-        offset = float(np.mean([convert(p[key]) - convert(p[f"probe_{key}"]) for p in points]))
-        tail = float(np.mean([(convert(p[f"tail_{key}"]) - convert(p[key])) / math.log(2) for p in points]))
+        offsets = {where: float(np.mean([convert(p[key]) - convert(p[f"{where}_{key}"]) for p in points]))
+                   for where in ("probe", "mid", "tail")}
+        slopes = {where: float(np.mean([(convert(p[f"{where}2x_{key}"]) - convert(p[key])) / math.log(2)
+                                        for p in points])) for where in ("mid", "tail")}
         print(f"[model.{preset}.{metric}]  # {len(points)} points, rms residual {float(np.sqrt(np.mean(residual ** 2))):.3f}")
         print(f"intercept = {coefficients[0]:.4f}\nslope = {coefficients[1]:.4f}\nfeature = {coefficients[2]:.4f}")
-        print(f"probe_offset = {offset:.4f}\ntail_slope = {tail:.4f}\n")
+        for where, offset in offsets.items():
+            spread = np.std([convert(p[key]) - convert(p[f"{where}_{key}"]) for p in points])
+            line = f"{where}_offset = {offset:.4f}  # spread {spread:.3f}"
+            print(line if where != "tail" else f"# {line} (the search does not steer at the tail)")
+        for where, slope in slopes.items():
+            print(f"{where}_slope = {slope:.4f}")
+        print()
 
 
 def main() -> None:

@@ -277,21 +277,31 @@ RATE_METRICS: tuple[str, ...] = ("bpp", "psnr")
 
 @dataclass(frozen=True)
 class RateModel:
-    """How one preset's coded result y (log bpp, or PSNR-YUV in dB) follows lambda and the frame's content:
-    y = intercept + slope * ln(lambda) + feature * ln(gradient energy of the luma); `probe_offset` is y at
-    the end of the encode minus y of a probe at the same lambda; `tail_slope` is dy / d ln(lambda) when
-    only the tail of the main phase trains at the new lambda (a correction)."""
+    """How one preset's coded result y (log bpp, or PSNR-YUV in dB) follows lambda and the frame's content.
+
+    y = intercept + slope * ln(lambda) + feature * ln(gradient energy of the luma) for the finished frame.
+    The search measures y at two checkpoints of one training (the probe and the middle of the main phase);
+    `probe_offset` / `mid_offset` are y finished minus y measured there, at one lambda throughout, and
+    `mid_slope` / `tail_slope` are dy / d ln(lambda) when only the rest of the training, from the middle or
+    from the tail, runs at a new lambda: how much a late change of lambda can still move y."""
 
     intercept: float
     slope: float
     feature: float = 0.0
     probe_offset: float = 0.0
+    mid_offset: float = 0.0
+    mid_slope: float = 0.0   # 0: the slope itself
     tail_slope: float = 0.0  # 0: the slope itself
 
     def __post_init__(self) -> None:
         _require(self.slope != 0.0, "a rate model's slope must not be 0")
-        _require(self.tail_slope == 0.0 or self.tail_slope * self.slope > 0,
-                 "a rate model's tail_slope must have the slope's sign")
+        for name in ("mid_slope", "tail_slope"):
+            value = getattr(self, name)
+            _require(value == 0.0 or value * self.slope > 0, f"a rate model's {name} must have the slope's sign")
+
+    def late_slope(self, where: str) -> float:
+        """dy / d ln(lambda) of a change of lambda from checkpoint `where` ("mid" or "tail") on."""
+        return getattr(self, f"{where}_slope") or self.slope
 
 
 @dataclass(frozen=True)
@@ -299,7 +309,9 @@ class RateControlConfig:
     """The lambda search of `--target-bpp/--target-kbps/--target-psnr` (vcodec.encoder.rate_control)."""
 
     probe_fraction: float = 0.15  # of the main phase: the length of a probe (after the warm-up)
+    mid_fraction: float = 0.5     # of the main phase: the second checkpoint, where the search steers again
     tail_fraction: float = 0.2    # of the main phase: what a correction trains again at a corrected lambda
+    steer_accuracy: float = 0.5   # at a checkpoint, lambda moves only when the forecast misses by this many tolerances
     max_probes: int = 2           # probes trained from scratch (the continuation reuses one)
     probe_accuracy: float = 5.0   # a second probe only when the first misses its goal by this many tolerances
     max_corrections: int = 2      # tail retrainings when the finished frame misses the tolerance
@@ -313,8 +325,10 @@ class RateControlConfig:
 
     def __post_init__(self) -> None:
         _require(0.0 < self.probe_fraction < 1.0, "probe_fraction must be within (0, 1)")
-        _require(0.0 < self.tail_fraction < 1.0 - self.probe_fraction,
-                 "tail_fraction must be within (0, 1 - probe_fraction)")
+        _require(self.probe_fraction < self.mid_fraction < 1.0 - self.tail_fraction,
+                 "need probe_fraction < mid_fraction < 1 - tail_fraction")
+        _require(0.0 < self.tail_fraction < 1.0, "tail_fraction must be within (0, 1)")
+        _require(self.steer_accuracy >= 0.0, "steer_accuracy must be >= 0")
         _require(1 <= self.max_probes <= 8, "max_probes must be 1..8")
         _require(0 <= self.max_corrections <= 8, "max_corrections must be 0..8")
         _require(self.probe_accuracy >= 0.0, "probe_accuracy must be >= 0")
