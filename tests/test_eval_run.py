@@ -193,3 +193,26 @@ def test_same_eval_on_a_dask_local_cluster(clip_class: Path, evaluated: Path, tm
     for key, row in dask_rows.items():
         assert {c: row[c] for c in compared} == {c: local_rows[key][c] for c in compared}, key
     assert (tmp_path / "dask" / "table.md").is_file() and (tmp_path / "dask" / "plots" / "class_tiny.png").is_file()
+
+
+def test_match_anchor_codes_at_the_anchors_rates(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """--match-anchor: the anchor runs first, then vcodec codes the sequence at each of the anchor's bpp
+    points through rate control; the rate points name those targets and the coded rates follow them."""
+    folder = tmp_path / "one"
+    write_sample_class(folder, ["astronaut"], 64, 48, frames=1)
+    out = tmp_path / "matched"
+    args = ["eval", "--class-dir", str(folder), "-o", str(out), "--preset", "fast", "--iterations", "120",
+            "--qps", "27,32,37", "--workers", "0", "--seed", "1", "-q"]
+    assert main([*args, "--report-only", "--match-anchor"]) == 1
+    assert "the anchor has no rates for astronaut" in capsys.readouterr().err
+    assert main([*args, "--match-anchor"]) == 0
+    rows = _rows(out / "points.csv")
+    anchor = sorted(float(r["bpp"]) for r in rows if r["codec"] == "x265-slow")
+    matched = sorted((float(r["rate_point"].removeprefix("bpp=")), float(r["bpp"]))
+                     for r in rows if r["codec"] == "vcodec-auto-fast")
+    assert len(anchor) == 3 and [t for t, _ in matched] == pytest.approx(anchor, rel=1e-5)
+    # rate control on a 64x48 frame at 120 iterations is coarse (its accuracy on real frames is measured in
+    # docs/results/rate-control-2026-11-24.md), but the coded rates follow the targets' order and size
+    assert [bpp for _, bpp in matched] == sorted(bpp for _, bpp in matched)
+    assert all(abs(bpp / target - 1) < 0.35 for target, bpp in matched), matched
+    assert "the anchor's rates" in (out / "table.md").read_text()

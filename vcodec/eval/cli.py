@@ -114,6 +114,8 @@ def eval_command(
     store: Annotated[str | None, typer.Option("--store", help="Results store (default OUTPUT/results.sqlite).")] = None,
     report_only: Annotated[bool, typer.Option("--report-only", help="Run nothing: write the reports from "
                                               "what the store holds.")] = False,
+    match_anchor: Annotated[bool, typer.Option("--match-anchor", help="Code each sequence at the anchor's own "
+                                               "bits per pixel (rate control; --lambdas is not used).")] = False,
     quiet: QuietOption = False,
 ) -> None:
     """Code sequences with vcodec and an HEVC anchor; write per-class BD-rates, tables and RD plots.
@@ -136,7 +138,7 @@ def eval_command(
     outputs = evaluate(
         sequences, tests, anchor_codec, output, first_frame=first_frame, frames=frames, method=method,
         hm_peak=peak == "hm", axis=rate_axis, workers=workers, threads=threads, scheduler=scheduler,
-        store_path=store, quiet=quiet, report_only=report_only,
+        store_path=store, quiet=quiet, report_only=report_only, match_anchor=match_anchor,
     )
     if not quiet:
         summary = outputs.summary

@@ -70,6 +70,11 @@ class Codec(ABC):
         """For imported results: a digest of the files they come from, so a replaced file is re-read."""
         return ""
 
+    def match_rates(self, rates: dict[str, tuple[float, ...]]) -> None:
+        """Code each sequence at these bits per pixel (sequence name -> the anchor's rates) instead of at
+        the codec's own rate points: what `vcodec eval --match-anchor` asks of the codecs under test."""
+        raise AnchorError(f"{self.name} cannot code at given rates (only vcodec has rate control)")
+
     @abstractmethod
     def code(self, sequence: Sequence, first_frame: int, frames: int, rate_point: str) -> PointResult:
         """Code (or import) `frames` frames of `sequence` from `first_frame` at `rate_point`."""

@@ -53,6 +53,20 @@ def plan_jobs(sequences: list[Sequence], codecs: list[Codec], first_frame: int, 
     return jobs
 
 
+def anchor_rates(anchor_jobs: list[Job], store: ResultStore) -> dict[str, tuple[float, ...]]:
+    """Sequence name -> the bits per pixel of each of the anchor's rate points (frames' mean), for the
+    sequences whose anchor points are all in the store: the rates `--match-anchor` codes at."""
+    rates: dict[str, list[float]] = {}
+    missing: set[str] = set()
+    for job in anchor_jobs:
+        stored = store.get(job.key)
+        if stored is None:
+            missing.add(job.sequence.name)
+        else:
+            rates.setdefault(job.sequence.name, []).append(stored.result.rate_point_row().bpp)
+    return {name: tuple(values) for name, values in rates.items() if name not in missing}
+
+
 def _check_options(codecs: list[Codec], method: str, axis: str) -> None:
     if method not in BD_METHODS:
         raise EvalError(f"unknown BD-rate method {method!r} (choose from {', '.join(BD_METHODS)})")
@@ -93,8 +107,12 @@ def evaluate(
     store_path: str | Path | None = None,
     quiet: bool = False,
     report_only: bool = False,
+    match_anchor: bool = False,
 ) -> EvalOutputs:
     """Code every sequence with every codec at each of its rate points, then write the reports.
+
+    With `match_anchor`, the anchor runs first and the codecs under test code each sequence at the
+    anchor's own bits per pixel (rate control), so the curves span the anchor's whole PSNR range.
 
     With `report_only`, nothing runs: the reports are written from what the store holds (e.g. while a
     long run is under way elsewhere), and say how many jobs have no result yet.
@@ -105,17 +123,35 @@ def evaluate(
     codecs = [anchor, *test_codecs]
     _check_options(codecs, method, axis)
     out = Path(out_dir)
-    jobs = plan_jobs(sequences, codecs, first_frame, frames)
     with ResultStore(store_path or out / STORE_NAME) as store:
         def announce(total: int, skipped: int) -> None:
             if not quiet:
                 print(f"{total} jobs, {skipped} already in {store.path}", file=sys.stderr)
 
-        if report_only:
-            summary = RunSummary(total=len(jobs), skipped=sum(store.has(job.key) for job in jobs))
-        else:
-            summary = run_jobs(jobs, store, workers=workers, threads=threads, scheduler=scheduler, quiet=quiet,
-                               on_start=announce)
+        def run(jobs: list[Job]) -> RunSummary:
+            if report_only:
+                return RunSummary(total=len(jobs), skipped=sum(store.has(job.key) for job in jobs))
+            return run_jobs(jobs, store, workers=workers, threads=threads, scheduler=scheduler, quiet=quiet,
+                            on_start=announce)
+
+        anchor_run = None
+        if match_anchor:
+            anchor_jobs = plan_jobs(sequences, [anchor], first_frame, frames)
+            anchor_run = run(anchor_jobs)
+            rates = anchor_rates(anchor_jobs, store)
+            unmatched = sorted({job.sequence.name for job in anchor_jobs} - set(rates))
+            if unmatched:
+                raise AnchorError(f"--match-anchor: the anchor has no rates for {', '.join(unmatched)} "
+                                  + ("(run without --report-only first)" if report_only else "(its jobs failed)"))
+            for codec in test_codecs:
+                codec.match_rates(rates)
+        jobs = plan_jobs(sequences, codecs, first_frame, frames)
+        summary = run(jobs)
+        if anchor_run is not None:  # the anchor's jobs ran in the first pass, not skipped in the second
+            summary.skipped -= anchor_run.computed
+            summary.computed += anchor_run.computed
+            summary.failed[:0] = anchor_run.failed
+            summary.seconds += anchor_run.seconds
         points = []
         for job in jobs:
             stored = store.get(job.key)

@@ -1,4 +1,5 @@
-"""The codec under test: vcodec at one architecture and encoder preset, over a list of lambdas.
+"""The codec under test: vcodec at one architecture and encoder preset, over a list of lambdas, or at the
+anchor's own rates through rate control (`match_rates`, `vcodec eval --match-anchor`).
 
 Rates are the size of the frame bitstream (8 x its bytes); qualities come from `decode_frame` of those
 bytes against the source: the encoder's `reconstruction` is that decode, never a training estimate.
@@ -55,6 +56,14 @@ def lambda_label(lmbda: float) -> str:
     return f"{lmbda:g}"
 
 
+TARGET_PREFIX = "bpp="
+
+
+def target_label(bpp: float) -> str:
+    """The rate point of a matched rate: `bpp=0.412345` (6 significant digits, so the store key is stable)."""
+    return f"{TARGET_PREFIX}{bpp:.6g}"
+
+
 @dataclass
 class VcodecCodec(Codec):
     """`overrides` are load_config's keyword overrides (iterations, device, seed, ...)."""
@@ -64,6 +73,7 @@ class VcodecCodec(Codec):
     lambdas: tuple[float, ...] = DEFAULT_LAMBDAS
     overrides: dict[str, object] = field(default_factory=dict)
     name: str = ""
+    matched: dict[str, tuple[float, ...]] | None = None  # sequence -> bpp targets (set by match_rates)
 
     def __post_init__(self) -> None:
         if not self.lambdas or any(not 0.0 < lmbda < 1.0 for lmbda in self.lambdas):
@@ -90,25 +100,38 @@ class VcodecCodec(Codec):
         return f"vcodec-{vcodec.__version__}-frame-format-{FORMAT_VERSION}-src-{codec_source_digest()}"
 
     def settings(self) -> dict[str, object]:
-        return {"codec": "vcodec", "config": dataclasses.asdict(self.config())}
+        # Matched rates change how a point is coded (a lambda search): its key must differ from a lambda's.
+        return {"codec": "vcodec", "config": dataclasses.asdict(self.config()), "rate_control": self.matched is not None}
+
+    def match_rates(self, rates: dict[str, tuple[float, ...]]) -> None:
+        self.matched = {name: tuple(sorted(set(values))) for name, values in rates.items()}
 
     def describe(self) -> str:
         cfg = self.config()
-        lambdas = "/".join(lambda_label(v) for v in self.lambdas)
+        points = ("the anchor's rates (--target-bpp rate control per frame)" if self.matched is not None
+                  else "lambda " + "/".join(lambda_label(v) for v in self.lambdas))
         return (f"vcodec {vcodec.__version__}, architecture {self.arch}, preset {self.preset} "
-                f"({cfg.preset.iterations} iterations, {cfg.device}), lambda {lambdas}")
+                f"({cfg.preset.iterations} iterations, {cfg.device}), {points}")
 
     def rate_points(self, sequence: Sequence) -> list[str]:
+        if self.matched is not None:
+            return [target_label(v) for v in self.matched.get(sequence.name, ())]
         return [lambda_label(v) for v in self.lambdas]
 
     def code(self, sequence: Sequence, first_frame: int, frames: int, rate_point: str) -> PointResult:
         from vcodec.encoder import encode_frame_report
+        from vcodec.encoder.rate_control import encode_to_target
+        from vcodec.types import RateTarget
 
         cfg = self.config()
         results = []
         for offset, source in enumerate(sequence.read_frames(first_frame, frames)):
             start = time.perf_counter()
-            encoded = encode_frame_report(source, float(rate_point), cfg)
+            if rate_point.startswith(TARGET_PREFIX):  # every frame at the anchor's mean bpp
+                encoded = encode_to_target(source, RateTarget("bpp", float(rate_point[len(TARGET_PREFIX):])),
+                                           cfg).encoded
+            else:
+                encoded = encode_frame_report(source, float(rate_point), cfg)
             seconds = time.perf_counter() - start
             # The reconstruction is decode_frame(encoded.data): quality is measured on decoded output.
             results.append(measured_frame(first_frame + offset, source, encoded.reconstruction,
