@@ -45,6 +45,7 @@ def codec_source_digest() -> str:
         files += sorted(path.rglob("*.py")) if path.is_dir() else [path]
     cfg = package.parent / "cfg"
     files += sorted((cfg / "arch").glob("*.toml")) + sorted((cfg / "presets").glob("*.toml"))
+    files.append(cfg / "rate_control.toml")  # what --match-anchor's rate control searches with
     digest = hashlib.sha256()
     for path in files:
         if path.is_file():
