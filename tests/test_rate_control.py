@@ -207,3 +207,21 @@ def test_rate_control_codes_every_frame_cold() -> None:
     assert warm.preset.warm_start == "network" and chain_length(warm) > 1
     assert chain_length(warm, RateTarget("bpp", 0.5)) == 1
     assert chain_length(warm, 0.001) == warm.preset.warm_chain
+
+
+def test_trimming_the_parameters_never_moves_away_from_the_goal(frame, config) -> None:
+    """A near miss is re-coded at other parameter lambdas without training: the kept result is never
+    further from the goal than the plain coding, and it is a real, decodable bitstream."""
+    from vcodec.decoder import decode_frame
+    from vcodec.encoder.rate_control import _code, _finish, _trim
+
+    rc = load_rate_control()
+    training = start_training(frame, 0.002, config, None)
+    finished = _finish(training, 0.002)
+    plain = _code(frame, finished, 0.002, config, 0.0)
+    target = RateTarget("bpp", plain.bpp() * 0.97)  # 3 % fewer bits than the plain coding: a near miss
+    goal = target.goal
+    trimmed = _trim(frame, finished, 0.002, plain, goal, 1e-4, target, -0.45, config, rc, 0.0)
+    assert abs(goal - math.log(trimmed.bpp())) <= abs(goal - math.log(plain.bpp()))
+    assert trimmed.bpp() < plain.bpp()  # here a coarser parameter step does save bits
+    assert decode_frame(trimmed.data).y.tobytes() == trimmed.reconstruction.y.tobytes()

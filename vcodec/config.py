@@ -315,6 +315,7 @@ class RateControlConfig:
     max_probes: int = 2           # probes trained from scratch (the continuation reuses one)
     probe_accuracy: float = 5.0   # a second probe only when the first misses its goal by this many tolerances
     max_corrections: int = 2      # tail retrainings when the finished frame misses the tolerance
+    trim_factors: tuple[float, ...] = (2.0, 4.0, 8.0, 0.5, 0.25, 0.125)  # parameter-coding lambdas tried, x training's
     time_budget: float = 1.6      # a correction only if the encode stays within this x a plain encode's time
     bpp_tolerance: float = 0.03   # relative
     psnr_tolerance: float = 0.15  # dB
@@ -329,6 +330,8 @@ class RateControlConfig:
                  "need probe_fraction < mid_fraction < 1 - tail_fraction")
         _require(0.0 < self.tail_fraction < 1.0, "tail_fraction must be within (0, 1)")
         _require(self.steer_accuracy >= 0.0, "steer_accuracy must be >= 0")
+        _require(len(self.trim_factors) <= 16 and all(0.0 < f < 1e3 and f != 1.0 for f in self.trim_factors),
+                 "trim_factors must be at most 16 positive factors other than 1")
         _require(1 <= self.max_probes <= 8, "max_probes must be 1..8")
         _require(0 <= self.max_corrections <= 8, "max_corrections must be 0..8")
         _require(self.probe_accuracy >= 0.0, "probe_accuracy must be >= 0")
