@@ -158,12 +158,13 @@ def encode_to_target(frame: Frame, target: RateTarget, cfg: EncoderConfig,
     # A plain encode at this lambda, by this encode's own pace: the preset's iterations and one coding.
     tail_iterations = main - tail_start + training.ste_iterations
     plain = per_iteration * cfg.preset.iterations + finish_seconds - per_iteration * tail_iterations
+    correction_seconds = per_iteration * (main - tail_start) + finish_seconds  # the tail again, and its finish
     untrimmed_y = _y(target, encoded)
     best = (_trim(frame, finished, lmbda, encoded, goal, allowed, target, model.slope, cfg, rc, start), lmbda)
     corrections = 0
     tail_slope = model.late_slope("tail")
     while abs(goal - _y(target, best[0])) > allowed and corrections < rc.max_corrections:
-        if time.perf_counter() - start + finish_seconds > rc.time_budget * plain:
+        if time.perf_counter() - start + correction_seconds > rc.time_budget * plain:
             break  # another tail retraining would take the encode past its time budget
         retry = _step(lmbda, goal - untrimmed_y, tail_slope, rc)
         if retry == lmbda:
