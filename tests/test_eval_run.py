@@ -216,3 +216,17 @@ def test_match_anchor_codes_at_the_anchors_rates(tmp_path: Path, capsys: pytest.
     assert [bpp for _, bpp in matched] == sorted(bpp for _, bpp in matched)
     assert all(abs(bpp / target - 1) < 0.35 for target, bpp in matched), matched
     assert "the anchor's rates" in (out / "table.md").read_text()
+    # --match-metric psnr: the anchor's PSNR-YUVs as targets (the anchor's results are reused). A probe of
+    # 120 iterations' 15 % says nothing of a PSNR; 400 iterations make the search meaningful at 64x48
+    assert main([*args, "--match-anchor", "--match-metric", "psnr", "-o", str(tmp_path / "psnr"),
+                 "--store", str(out / "results.sqlite"), "--iterations", "400"]) == 0
+    rows = _rows(tmp_path / "psnr" / "points.csv")
+    anchor = sorted(float(r["psnr_yuv"]) for r in rows if r["codec"] == "x265-slow")
+    matched = sorted((float(r["rate_point"].removeprefix("psnr=")), float(r["psnr_yuv"]))
+                     for r in rows if r["codec"] == "vcodec-auto-fast")
+    assert [t for t, _ in matched] == pytest.approx(anchor, abs=1e-3)
+    assert [psnr for _, psnr in matched] == sorted(psnr for _, psnr in matched)
+    assert all(abs(psnr - target) < 1.0 for target, psnr in matched), matched
+    assert main([*args, "--match-metric", "psnr"]) == 2
+    assert main([*args, "--match-anchor", "--match-metric", "ssim"]) == 2
+    assert "--match-metric" in capsys.readouterr().err

@@ -18,7 +18,7 @@ from vcodec.eval.evaluate import bdrate_tables, evaluate, plot_tables
 from vcodec.eval.report import markdown_table, write_bdrate_csv, write_table
 from vcodec.eval.results import write_points
 from vcodec.eval.sequences import Sequence, class_from_directory, find_sequences, load_class_list
-from vcodec.eval.vcodec_codec import DEFAULT_LAMBDAS, VcodecCodec
+from vcodec.eval.vcodec_codec import DEFAULT_LAMBDAS, MATCH_METRICS, VcodecCodec
 from vcodec.io import OptionError
 
 ANCHOR_KINDS: tuple[str, ...] = ("x265", "hm-logs", "hm-bitstreams", "csv")
@@ -115,7 +115,9 @@ def eval_command(
     report_only: Annotated[bool, typer.Option("--report-only", help="Run nothing: write the reports from "
                                               "what the store holds.")] = False,
     match_anchor: Annotated[bool, typer.Option("--match-anchor", help="Code each sequence at the anchor's own "
-                                               "bits per pixel (rate control; --lambdas is not used).")] = False,
+                                               "rate points (rate control; --lambdas is not used).")] = False,
+    match_metric: Annotated[str, typer.Option("--match-metric", help="With --match-anchor: match the anchor's "
+                                              "bpp (default) or its PSNR-YUV (psnr).")] = "bpp",
     quiet: QuietOption = False,
 ) -> None:
     """Code sequences with vcodec and an HEVC anchor; write per-class BD-rates, tables and RD plots.
@@ -124,6 +126,10 @@ def eval_command(
     """
     if peak not in ("hm", "max"):
         raise OptionError(f"--peak {peak!r}: expected hm or max")
+    if match_metric not in MATCH_METRICS:
+        raise OptionError(f"--match-metric {match_metric!r}: expected {' or '.join(MATCH_METRICS)}")
+    if match_metric != "bpp" and not match_anchor:
+        raise OptionError("--match-metric goes with --match-anchor")
     if workers is not None and workers < 0:
         raise OptionError("--workers must be 0 or more")
     if threads is not None and threads < 1:
@@ -139,6 +145,7 @@ def eval_command(
         sequences, tests, anchor_codec, output, first_frame=first_frame, frames=frames, method=method,
         hm_peak=peak == "hm", axis=rate_axis, workers=workers, threads=threads, scheduler=scheduler,
         store_path=store, quiet=quiet, report_only=report_only, match_anchor=match_anchor,
+        match_metric=match_metric,
     )
     if not quiet:
         summary = outputs.summary

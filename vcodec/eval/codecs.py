@@ -70,9 +70,10 @@ class Codec(ABC):
         """For imported results: a digest of the files they come from, so a replaced file is re-read."""
         return ""
 
-    def match_rates(self, rates: dict[str, tuple[float, ...]]) -> None:
-        """Code each sequence at these bits per pixel (sequence name -> the anchor's rates) instead of at
-        the codec's own rate points: what `vcodec eval --match-anchor` asks of the codecs under test."""
+    def match_points(self, metric: str, values: dict[str, tuple[float, ...]]) -> None:
+        """Code each sequence at these targets (sequence name -> the anchor's bpp or PSNR-YUV per rate
+        point) instead of at the codec's own rate points: what `vcodec eval --match-anchor` asks of the
+        codecs under test."""
         raise AnchorError(f"{self.name} cannot code at given rates (only vcodec has rate control)")
 
     @abstractmethod

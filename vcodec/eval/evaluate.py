@@ -53,9 +53,10 @@ def plan_jobs(sequences: list[Sequence], codecs: list[Codec], first_frame: int, 
     return jobs
 
 
-def anchor_rates(anchor_jobs: list[Job], store: ResultStore) -> dict[str, tuple[float, ...]]:
-    """Sequence name -> the bits per pixel of each of the anchor's rate points (frames' mean), for the
-    sequences whose anchor points are all in the store: the rates `--match-anchor` codes at."""
+def anchor_points(anchor_jobs: list[Job], store: ResultStore, metric: str) -> dict[str, tuple[float, ...]]:
+    """Sequence name -> the bits per pixel (`metric` bpp) or PSNR-YUV (psnr; HM's peak, as rate control
+    measures) of each of the anchor's rate points, for the sequences whose anchor points are all in the
+    store: the targets `--match-anchor` codes at."""
     rates: dict[str, list[float]] = {}
     missing: set[str] = set()
     for job in anchor_jobs:
@@ -63,7 +64,8 @@ def anchor_rates(anchor_jobs: list[Job], store: ResultStore) -> dict[str, tuple[
         if stored is None:
             missing.add(job.sequence.name)
         else:
-            rates.setdefault(job.sequence.name, []).append(stored.result.rate_point_row().bpp)
+            row = stored.result.rate_point_row(hm_peak=True)
+            rates.setdefault(job.sequence.name, []).append(row.bpp if metric == "bpp" else row.psnr_yuv)
     return {name: tuple(values) for name, values in rates.items() if name not in missing}
 
 
@@ -108,11 +110,13 @@ def evaluate(
     quiet: bool = False,
     report_only: bool = False,
     match_anchor: bool = False,
+    match_metric: str = "bpp",
 ) -> EvalOutputs:
     """Code every sequence with every codec at each of its rate points, then write the reports.
 
     With `match_anchor`, the anchor runs first and the codecs under test code each sequence at the
-    anchor's own bits per pixel (rate control), so the curves span the anchor's whole PSNR range.
+    anchor's own bits per pixel (`match_metric` bpp) or PSNR-YUV (psnr), through rate control: matched
+    PSNRs make the curves span the anchor's whole PSNR range, matched rates its whole rate range.
 
     With `report_only`, nothing runs: the reports are written from what the store holds (e.g. while a
     long run is under way elsewhere), and say how many jobs have no result yet.
@@ -138,13 +142,13 @@ def evaluate(
         if match_anchor:
             anchor_jobs = plan_jobs(sequences, [anchor], first_frame, frames)
             anchor_run = run(anchor_jobs)
-            rates = anchor_rates(anchor_jobs, store)
+            rates = anchor_points(anchor_jobs, store, match_metric)
             unmatched = sorted({job.sequence.name for job in anchor_jobs} - set(rates))
             if unmatched:
                 raise AnchorError(f"--match-anchor: the anchor has no rates for {', '.join(unmatched)} "
                                   + ("(run without --report-only first)" if report_only else "(its jobs failed)"))
             for codec in test_codecs:
-                codec.match_rates(rates)
+                codec.match_points(match_metric, rates)
         jobs = plan_jobs(sequences, codecs, first_frame, frames)
         summary = run(jobs)
         if anchor_run is not None:  # the anchor's jobs ran in the first pass, not skipped in the second

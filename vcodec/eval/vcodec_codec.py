@@ -1,5 +1,5 @@
 """The codec under test: vcodec at one architecture and encoder preset, over a list of lambdas, or at the
-anchor's own rates through rate control (`match_rates`, `vcodec eval --match-anchor`).
+anchor's own rates or PSNRs through rate control (`match_points`, `vcodec eval --match-anchor`).
 
 Rates are the size of the frame bitstream (8 x its bytes); qualities come from `decode_frame` of those
 bytes against the source: the encoder's `reconstruction` is that decode, never a training estimate.
@@ -57,12 +57,19 @@ def lambda_label(lmbda: float) -> str:
     return f"{lmbda:g}"
 
 
-TARGET_PREFIX = "bpp="
+MATCH_METRICS: tuple[str, ...] = ("bpp", "psnr")  # what --match-anchor can match: RateTarget's metrics
 
 
-def target_label(bpp: float) -> str:
-    """The rate point of a matched rate: `bpp=0.412345` (6 significant digits, so the store key is stable)."""
-    return f"{TARGET_PREFIX}{bpp:.6g}"
+def target_label(metric: str, value: float) -> str:
+    """The rate point of a matched target, `bpp=0.412345` or `psnr=36.8018` (6 significant digits, so the
+    store key is stable)."""
+    return f"{metric}={value:.6g}"
+
+
+def parse_target_label(rate_point: str) -> tuple[str, float] | None:
+    """(metric, value) of a matched target's rate point; None for a lambda."""
+    metric, sign, value = rate_point.partition("=")
+    return (metric, float(value)) if sign and metric in MATCH_METRICS else None
 
 
 @dataclass
@@ -74,7 +81,8 @@ class VcodecCodec(Codec):
     lambdas: tuple[float, ...] = DEFAULT_LAMBDAS
     overrides: dict[str, object] = field(default_factory=dict)
     name: str = ""
-    matched: dict[str, tuple[float, ...]] | None = None  # sequence -> bpp targets (set by match_rates)
+    matched: dict[str, tuple[float, ...]] | None = None  # sequence -> targets (set by match_points)
+    matched_metric: str = "bpp"
 
     def __post_init__(self) -> None:
         if not self.lambdas or any(not 0.0 < lmbda < 1.0 for lmbda in self.lambdas):
@@ -104,19 +112,23 @@ class VcodecCodec(Codec):
         # Matched rates change how a point is coded (a lambda search): its key must differ from a lambda's.
         return {"codec": "vcodec", "config": dataclasses.asdict(self.config()), "rate_control": self.matched is not None}
 
-    def match_rates(self, rates: dict[str, tuple[float, ...]]) -> None:
-        self.matched = {name: tuple(sorted(set(values))) for name, values in rates.items()}
+    def match_points(self, metric: str, values: dict[str, tuple[float, ...]]) -> None:
+        if metric not in MATCH_METRICS:
+            raise EvalError(f"cannot match the anchor's {metric!r} (choose from {', '.join(MATCH_METRICS)})")
+        self.matched_metric = metric
+        self.matched = {name: tuple(sorted(set(points))) for name, points in values.items()}
 
     def describe(self) -> str:
         cfg = self.config()
-        points = ("the anchor's rates (--target-bpp rate control per frame)" if self.matched is not None
+        matched = {"bpp": "rates (--target-bpp", "psnr": "PSNR-YUVs (--target-psnr"}[self.matched_metric]
+        points = (f"the anchor's {matched} rate control per frame)" if self.matched is not None
                   else "lambda " + "/".join(lambda_label(v) for v in self.lambdas))
         return (f"vcodec {vcodec.__version__}, architecture {self.arch}, preset {self.preset} "
                 f"({cfg.preset.iterations} iterations, {cfg.device}), {points}")
 
     def rate_points(self, sequence: Sequence) -> list[str]:
         if self.matched is not None:
-            return [target_label(v) for v in self.matched.get(sequence.name, ())]
+            return [target_label(self.matched_metric, v) for v in self.matched.get(sequence.name, ())]
         return [lambda_label(v) for v in self.lambdas]
 
     def code(self, sequence: Sequence, first_frame: int, frames: int, rate_point: str) -> PointResult:
@@ -126,11 +138,11 @@ class VcodecCodec(Codec):
 
         cfg = self.config()
         results = []
+        target = parse_target_label(rate_point)
         for offset, source in enumerate(sequence.read_frames(first_frame, frames)):
             start = time.perf_counter()
-            if rate_point.startswith(TARGET_PREFIX):  # every frame at the anchor's mean bpp
-                encoded = encode_to_target(source, RateTarget("bpp", float(rate_point[len(TARGET_PREFIX):])),
-                                           cfg).encoded
+            if target is not None:  # every frame at the anchor point's mean bpp, or mean PSNR-YUV
+                encoded = encode_to_target(source, RateTarget(*target), cfg).encoded
             else:
                 encoded = encode_frame_report(source, float(rate_point), cfg)
             seconds = time.perf_counter() - start
