@@ -190,9 +190,12 @@ def test_jobs_write_frames_in_order_and_runs_are_reproducible(work: Path, astro:
     assert (work / "astro_again.vcc").read_bytes() == astro.read_bytes()
 
 
-def test_start_and_frames_select_the_input(work: Path, astro: Path) -> None:
-    vcodec("encode", "Astro_64x48_30.yuv", "-o", "astro_12.vcc", *FAST, "--start", "1", "--frames", "2", cwd=work)
-    with ContainerReader(astro) as full, ContainerReader(work / "astro_12.vcc") as part:
+def test_start_and_frames_select_the_input(work: Path) -> None:
+    # cold frames: a warm-started frame depends on the frame coded before it, which --start leaves out
+    cold = [*FAST, "--no-warm-start"]
+    vcodec("encode", "Astro_64x48_30.yuv", "-o", "astro_cold.vcc", *cold, "--frames", "3", cwd=work)
+    vcodec("encode", "Astro_64x48_30.yuv", "-o", "astro_12.vcc", *cold, "--start", "1", "--frames", "2", cwd=work)
+    with ContainerReader(work / "astro_cold.vcc") as full, ContainerReader(work / "astro_12.vcc") as part:
         assert [part.read_frame(i) for i in range(2)] == [full.read_frame(i) for i in (1, 2)]
         assert part.header.settings["start"] == 1
 
@@ -223,6 +226,14 @@ def uninterrupted(work: Path) -> Path:
     """The first 3 frames coded in one go, with the settings of the encodes the tests below interrupt."""
     vcodec("encode", "Astro_64x48_30.yuv", "-o", "uninterrupted.vcc", *STOPPABLE, "--settings", "-q", cwd=work)
     return work / "uninterrupted.vcc"
+
+
+@pytest.fixture(scope="module")
+def uninterrupted_cold(work: Path) -> Path:
+    """The same, every frame cold (--no-warm-start): what an encode spread over two workers writes."""
+    vcodec("encode", "Astro_64x48_30.yuv", "-o", "uninterrupted_cold.vcc", *STOPPABLE, "--no-warm-start",
+           "--settings", "-q", cwd=work)
+    return work / "uninterrupted_cold.vcc"
 
 
 def assert_frames_kept(partial: Path, reference: Path) -> int:
@@ -311,10 +322,11 @@ def test_interrupt_while_the_first_frame_is_synced_keeps_it(work: Path, monkeypa
     assert (summary.resumed_frames, summary.frames) == (1, 2)
 
 
-def test_sigterm_keeps_finished_frames_and_stops_the_workers(work: Path, uninterrupted: Path) -> None:
+def test_sigterm_keeps_finished_frames_and_stops_the_workers(work: Path, uninterrupted_cold: Path) -> None:
     """SIGTERM (what kill, systemd and batch schedulers send) stops an encode as Ctrl-C does: exit 130,
     one line, the finished frames kept for --resume, and no worker left behind."""
-    args = ["encode", "Astro_64x48_30.yuv", "-o", "terminated.vcc", *STOPPABLE, "--jobs", "2"]
+    # cold frames (no warm chain), so that the two workers each take one
+    args = ["encode", "Astro_64x48_30.yuv", "-o", "terminated.vcc", *STOPPABLE, "--jobs", "2", "--no-warm-start"]
     process = subprocess.Popen([*VCODEC, *args], cwd=work, stderr=subprocess.PIPE, start_new_session=True)
     try:
         wait_for_frames(work / "terminated.vcc.partial", 1, process)
@@ -330,14 +342,14 @@ def test_sigterm_keeps_finished_frames_and_stops_the_workers(work: Path, uninter
     kept_in = "terminated.vcc.partial: add --resume to continue"
     assert text == f"vcodec: error: interrupted; finished frames are kept in {kept_in}\n"
     assert len(workers) == 2 and wait_for_exit(workers, 10) == []
-    assert_frames_kept(work / "terminated.vcc.partial", uninterrupted)
+    assert_frames_kept(work / "terminated.vcc.partial", uninterrupted_cold)
     assert not (work / "terminated.vcc").exists()
 
 
 def test_workers_die_with_a_killed_encoder(work: Path) -> None:
     """kill -9 of `vcodec encode -j 2` takes its workers with it: they would otherwise train on for nobody."""
     args = ["encode", "Astro_64x48_30.yuv", "-o", "orphans.vcc", "--lmbda", "0.001", "--preset", "fast",
-            "--arch", "main", "--iterations", "200", "--threads", "1", "--jobs", "2", "-q"]  # fmt: skip
+            "--arch", "main", "--iterations", "200", "--threads", "1", "--jobs", "2", "--no-warm-start", "-q"]  # fmt: skip
     process = subprocess.Popen([*VCODEC, *args], cwd=work, stderr=subprocess.DEVNULL, start_new_session=True)
     try:
         # Once frame 0 is written, both workers are past their start-up and coding frames 1-3.

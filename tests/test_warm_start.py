@@ -196,4 +196,8 @@ def test_warm_start_on_the_command_line(clip_file: Path, tmp_path: Path) -> None
     subprocess.run([*args, "--warm-start", "-y"], check=True, capture_output=True, timeout=300)
     with ContainerReader(out) as reader:
         assert reader.header.settings["warm_start"] == "network"
-        assert reader.header.settings["warm_fraction"] == 0.25 and reader.header.settings["warm_chain"] == 8
+        fast = load_config("auto", "fast").preset
+        assert reader.header.settings["warm_fraction"] == fast.warm_fraction and reader.header.settings["warm_chain"] == 8
+    subprocess.run([*args, "-y"], check=True, capture_output=True, timeout=300)  # fast's default: warm, measured
+    with ContainerReader(out) as reader:
+        assert reader.header.settings["warm_start"] == "network" == fast.warm_start
