@@ -31,6 +31,7 @@ from vcodec.entropy.constants import (
     SCALE_TABLE_SIZE,
 )
 from vcodec.entropy.latent_coder import Canvas, information_bits
+from vcodec.entropy.latent_coder import table_indices as latent_table_indices
 from vcodec.entropy.param_coder import (
     PARAM_GROUPS,
     decode_parameters,
@@ -164,6 +165,24 @@ def test_integer_arm_golden_output(case: str) -> None:
     assert [expected[i] for i in (0, 1, 100, 101)] == FROZEN_ARM_OUTPUT[case]
     if case == "fine":  # its log2 scales reach the clamp at the top of the table (the golden ARMs' the bottom)
         assert max(scale for _, scale in expected) == SCALE_TABLE_SIZE - 1
+
+
+@pytest.mark.parametrize("case", ["golden main", "fine"])
+def test_zero_contexts_skip_the_network_without_changing_an_index(case: str) -> None:
+    """The coders run the network only on contexts with a non-zero latent and give the all-zero ones a
+    constant: that must be, row for row, what the network gives every row (whose bias-only output is
+    far from trivial for these ARMs)."""
+    arm, weights, biases, weight_step, bias_step = _arm_cases()[case]
+    integer = integer_arm(arm.layer_shapes, weights, biases, weight_step, bias_step)
+    generator = np.random.default_rng(8)
+    contexts = np.clip(np.round(generator.laplace(0, 1, (400, len(arm.offsets)))), LATENT_MIN, LATENT_MAX)
+    contexts[generator.random(400) < 0.6] = 0
+    nonzero = contexts.any(axis=1)
+    assert 100 < nonzero.sum() < 300
+    dense = integer.table_indices(contexts)
+    sparse = latent_table_indices(integer, contexts[nonzero].astype(np.int16), nonzero)
+    assert all(np.array_equal(a, b) for a, b in zip(dense, sparse))
+    assert integer.zero_context_indices == (int(dense[0][~nonzero][0]), int(dense[1][~nonzero][0]))
 
 
 def _activation_rounding_bound(arm: Arm) -> np.ndarray:

@@ -64,6 +64,16 @@ class IntegerArm:
             layers.append((scaled, bias * 2.0 ** (ACT_FRAC_BITS - self.bias_step_exp)))
         return tuple(layers)
 
+    @cached_property
+    def zero_context_indices(self) -> tuple[int, int]:
+        """The (mean, scale) indices of an all-zero context, by the same arithmetic as any other row.
+
+        Most contexts of a trained frame are all zero (90 % of a 1080p frame's positions at lambda 1e-4):
+        the coders give them this constant instead of running the network on each.
+        """
+        mean_index, scale_index = self.table_indices(np.zeros((1, self.layer_shapes[0][0])))
+        return int(mean_index[0]), int(scale_index[0])
+
     def table_indices(self, contexts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """contexts: (n, C) latent integers (float64) -> (mean index, scale index), int64 each.
 

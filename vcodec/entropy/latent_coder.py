@@ -86,13 +86,30 @@ class Canvas:
                 for (h, w), top in zip(self.sizes, self.tops)]
 
     def contexts(self, buffer: np.ndarray, positions: np.ndarray) -> np.ndarray:
-        return buffer[positions[:, None] + self.offsets[None, :]].astype(np.float64)
+        """(n, C) latent integers (the buffer's int16) around the given flat positions."""
+        return buffer[positions[:, None] + self.offsets[None, :]]
+
+
+def table_indices(arm: IntegerArm, contexts: np.ndarray, nonzero: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(mean index, scale index) of each context row; `nonzero` marks the rows with a non-zero latent.
+
+    The network runs on those rows only; the others take the all-zero context's constant indices.
+    Every row's result is exact whatever the rows beside it, so this is the dense computation's result.
+    """
+    mean_zero, scale_zero = arm.zero_context_indices
+    mean_index = np.full(len(nonzero), mean_zero, dtype=np.int64)
+    scale_index = np.full(len(nonzero), scale_zero, dtype=np.int64)
+    if nonzero.any():
+        mean_index[nonzero], scale_index[nonzero] = arm.table_indices(contexts.astype(np.float64))
+    return mean_index, scale_index
 
 
 def coding_parameters(arm: IntegerArm, canvas: Canvas, buffer: np.ndarray,
                       positions: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Laplace mean and scale (exact doubles) for the given positions, whose contexts are known."""
-    mean_index, scale_index = arm.table_indices(canvas.contexts(buffer, positions))
+    contexts = canvas.contexts(buffer, positions)
+    nonzero = contexts.any(axis=1)
+    mean_index, scale_index = table_indices(arm, contexts[nonzero], nonzero)
     return mean_values(mean_index), scale_values(scale_index)
 
 
@@ -124,20 +141,29 @@ def decode_latents(stream: bytes, arm: IntegerArm, canvas: Canvas,
     decoder = constriction.stream.queue.RangeDecoder(np.frombuffer(stream, dtype=np.uint32).copy())
     family = latent_family()
     buffer = canvas.empty()
+    # near_nonzero[p]: a decoded non-zero latent lies in p's context (set as each one is decoded), so
+    # only those positions' contexts are gathered and run through the network.
+    # (The rows below the last grid are padding: marks of positions past it are never read.)
+    near_nonzero = np.zeros(len(buffer) + (canvas.radius + 1) * canvas.width, dtype=bool)
+    dependents = -canvas.offsets
     order, starts = canvas.order, canvas.step_starts
     times.lap("latent set-up")
     try:
         for step in range(len(starts) - 1):
             positions = order[starts[step] : starts[step + 1]]
-            contexts = canvas.contexts(buffer, positions)
+            nonzero = near_nonzero[positions]
+            contexts = canvas.contexts(buffer, positions[nonzero])
             times.lap("contexts")
-            mean_index, scale_index = arm.table_indices(contexts)
+            mean_index, scale_index = table_indices(arm, contexts, nonzero)
             times.lap("integer ARM")
             means, scales = mean_values(mean_index), scale_values(scale_index)
             times.lap("tables")
             symbols = decoder.decode(family, means, scales)
             times.lap("range decoding")
             buffer[positions] = symbols
+            decoded_nonzero = positions[symbols != 0]
+            if len(decoded_nonzero):
+                near_nonzero[decoded_nonzero[:, None] + dependents[None, :]] = True
             times.lap("wavefront steps")
     except (ValueError, RuntimeError, AssertionError) as error:
         raise BitstreamError(f"latent stream is corrupt ({error})") from None
