@@ -22,6 +22,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from fractions import Fraction
 from pathlib import Path
 
 # Idle OpenMP threads sleep instead of spinning: on shared or busy cores spinning costs up to 3x.
@@ -30,6 +31,8 @@ os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 import torch  # noqa: E402  (after the OpenMP setting)
 
 from vcodec.config import load_arch, load_config
+from vcodec.bitstream.container import ContainerWriter, SequenceHeader
+from vcodec.bitstream.frame_header import parse_header
 from vcodec.bitstream.frame_info import read_frame_info
 from vcodec.decoder import StageTimes, decode_frame
 from vcodec.encoder import encode_frame_report
@@ -111,17 +114,37 @@ def decode_seconds(data: bytes, repeats: int = 3) -> float:
     return decode_split(data, repeats)["wall"]
 
 
-def decode_split(data: bytes, repeats: int = 3) -> dict[str, float]:
-    """Best of `repeats` decodes: its wall time and the seconds of each decoder stage (StageTimes)."""
+def decode_split(data: bytes, repeats: int = 3, workers: int | None = None) -> dict[str, float]:
+    """Best of `repeats` decodes: its wall time and the seconds of each decoder stage (StageTimes) of
+    this process (with worker processes, its own share of the substreams and the wait for the others).
+    workers: as decode_frame's (None: the decoder's choice)."""
     best: dict[str, float] = {"wall": float("inf")}
     for _ in range(repeats):
         times = StageTimes()
         start = time.perf_counter()
-        decode_frame(data, times)
+        decode_frame(data, times, workers)
         wall = time.perf_counter() - start
         if wall < best["wall"]:
             best = {"wall": wall, **times.seconds}
     return best
+
+
+def decode_process_seconds(data: bytes, width: int, height: int, repeats: int = 3) -> dict[str, float]:
+    """Whole-process wall time of `vcodec decode` of a one-frame container of `data` to a .yuv file
+    (process start, imports and the write included): best and median of `repeats`, after a warm-up."""
+    with tempfile.TemporaryDirectory() as scratch:
+        container, output = Path(scratch) / "frame.vcc", Path(scratch) / "frame.yuv"
+        writer = ContainerWriter.create(container, SequenceHeader(width, height, 8, Fraction(30)))
+        writer.append(data)
+        writer.finish()
+        writer.close()
+        times = []
+        for _ in range(repeats + 1):
+            start = time.perf_counter()
+            subprocess.run([sys.executable, "-m", "vcodec", "decode", str(container), "-o", str(output), "-y", "-q"],
+                           check=True, capture_output=True)
+            times.append(time.perf_counter() - start)
+    return {"best": min(times[1:]), "median": statistics.median(times[1:])}
 
 
 def hevc_decode_comparison(frame, vcodec_bytes: int, vcodec_seconds: float, repeats: int = 3) -> dict:
@@ -184,9 +207,13 @@ def child_peak_memory(kind: str, width: int, height: int, arch: str) -> None:
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
+        print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024)
     else:
         decode_frame(Path(kind).read_bytes())
-    print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024)
+        # This process's peak plus that of its substream worker (a forked child, whose resident pages
+        # partly are this process's, shared): an upper bound of the decode's memory.
+        print((resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+               + resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss) * 1024)
 
 
 def peak_memory(kind: str, width: int, height: int, arch: str) -> int:
@@ -304,8 +331,13 @@ def main() -> None:
             report["hd_frame"] = {"lambda": args.hd_lambda, "psnr_yuv": hd_encoded.psnr.yuv,
                                   "encode_seconds": hd_encoded.seconds}
         report["hd_frame"].update(bytes=len(hd_data), coded_grids=read_frame_info(hd_data).coded_grids)
+        hd_header = parse_header(hd_data)[0]
+        report["hd_frame"].update(frame_version=hd_header.version, latent_substreams=hd_header.latent_substreams)
         report["decode_split_1920x1080"] = decode_split(hd_data)
         report["decode_seconds_1920x1080"] = report["decode_split_1920x1080"]["wall"]
+        report["decode_seconds_1920x1080_one_process"] = decode_split(hd_data, workers=1)["wall"]
+        log("whole-process vcodec decode of the 1920x1080 frame ...")
+        report["decode_process_seconds_1920x1080"] = decode_process_seconds(hd_data, 1920, 1080)
         if "hevc" not in skip:
             log("x265 intra frame of the same picture, FFmpeg HEVC decode ...")
             report["hevc_decode_1920x1080"] = hevc_decode_comparison(hd, len(hd_data), report["decode_seconds_1920x1080"])
@@ -366,8 +398,13 @@ def render(report: dict) -> str:
     d416 = report["decode_seconds_416x240"]
     lines += ["", f"Decode 416x240: {'n/a' if d416 is None else f'{d416:.3f} s'}"]
     if "decode_seconds_1920x1080" in report:
-        lines[-1] += (f"; decode 1920x1080: {report['decode_seconds_1920x1080']:.3f} s "
-                      f"({report['hd_frame']['coded_grids']} coded grids, {report['hd_frame']['bytes']} bytes)")
+        hd = report["hd_frame"]
+        lines[-1] += (f"; decode 1920x1080: {report['decode_seconds_1920x1080']:.3f} s, in one process "
+                      f"{report['decode_seconds_1920x1080_one_process']:.3f} s ({hd['coded_grids']} coded grids, "
+                      f"{hd['bytes']} bytes, frame format {hd['frame_version']}, {hd['latent_substreams']} latent substreams)")
+        process = report["decode_process_seconds_1920x1080"]
+        lines.append(f"Whole-process `vcodec decode` of that frame (best / median of 3): "
+                     f"{process['best']:.3f} / {process['median']:.3f} s")
     splits = {size: report[f"decode_split_{size}"] for size in ("416x240", "1920x1080") if f"decode_split_{size}" in report}
     if splits:
         stages = list(dict.fromkeys(stage for split in splits.values() for stage in split if stage != "wall"))

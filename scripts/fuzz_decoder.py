@@ -79,7 +79,8 @@ def _header_fields(data: bytes) -> tuple[dict[str, tuple[int, int]], int] | None
     without its CRC; None when byte 0 is no known version. Mirrors `parse_header`'s layout, but reads
     out-of-range list lengths as they are (the parser then refuses them)."""
     from vcodec.bitstream.frame_header import (
-        ARM_WIDTH, FIXED_FIELDS_BY_VERSION, MODULES, PARAM_KINDS, SCALE_INDEX, STEP_EXP, SYNTHESIS_WIDTH,
+        ARM_WIDTH, FIXED_FIELDS_BY_VERSION, MODULES, PARAM_KINDS, SCALE_INDEX, STEP_EXP, SUBSTREAM_WORDS,
+        SYNTHESIS_WIDTH,
     )
 
     if not data or data[0] not in FIXED_FIELDS_BY_VERSION:
@@ -97,6 +98,9 @@ def _header_fields(data: bytes) -> tuple[dict[str, tuple[int, int]], int] | None
     position += values["arm_layers"] * ARM_WIDTH.bits + values["synthesis_layers"] * SYNTHESIS_WIDTH.bits
     position += values["latent_levels"]
     position += len(MODULES) * len(PARAM_KINDS) * (STEP_EXP.bits + SCALE_INDEX.bits)
+    for index in range(values.get("latent_substreams", 1) - 1):  # version 4: substream sizes
+        layout[f"substream_words_{index}"] = (position, SUBSTREAM_WORDS.bits)
+        position += SUBSTREAM_WORDS.bits
     return layout, (position + 7) // 8
 
 
@@ -127,7 +131,13 @@ def repair_frame(data: bytes) -> bytes:
 
     param_words = min(field_value("param_stream_words"), words)
     set_field(param_words, "param_stream_words")
-    set_field(min(words - param_words, (1 << layout["latent_stream_words"][1]) - 1), "latent_stream_words")
+    latent_words = min(words - param_words, (1 << layout["latent_stream_words"][1]) - 1)
+    set_field(latent_words, "latent_stream_words")
+    substreams = sorted(name for name in layout if name.startswith("substream_words_"))
+    for name in sorted(substreams, key=lambda name: int(name.rsplit("_", 1)[1])):  # fitted in turn
+        size = min(field_value(name), latent_words)
+        set_field(size, name)
+        latent_words -= size
     head = header.to_bytes(header_bytes, "big")
     return head + binascii.crc_hqx(head, 0).to_bytes(2, "big") + body
 

@@ -40,8 +40,12 @@ CASES: dict[str, tuple[str, int, int, str]] = {
     "light_10bit_1f": ("light", 10, 1, "rocket"),
     "small_8bit_1f": ("small", 8, 1, "coffee"),
     "tiny_10bit_2f": ("tiny", 10, 2, "astronaut"),
+    "main_8bit_1f_tall": ("main", 8, 1, "chelsea"),
 }
 SIZE = "96x64"
+# Version 4 added a case tall enough (256 rows) for two latent substreams that cut the full-resolution
+# grid into two bands (vcodec.entropy.substreams).
+CASE_SIZES: dict[str, str] = {"main_8bit_1f_tall": "64x256"}
 ITERATIONS = 120
 
 
@@ -126,12 +130,13 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as scratch:
         work = Path(scratch)
         for name, (arch, bitdepth, frames, photo) in CASES.items():
-            clip = work / f"{name}_{SIZE}.{'yuv'}"
+            size = CASE_SIZES.get(name, SIZE)
+            clip = work / f"{name}_{size}.{'yuv'}"
             vcc, decoded = work / f"{name}.vcc", work / f"{name}.yuv"
             pix_fmt = "yuv420p" if bitdepth == 8 else "yuv420p10le"
-            _run(args.python, args.source, "sample", "-o", str(clip), "--size", SIZE, "--frames", str(frames),
+            _run(args.python, args.source, "sample", "-o", str(clip), "--size", size, "--frames", str(frames),
                  "--bitdepth", str(bitdepth), "--photo", photo, "-y")
-            _run(args.python, args.source, "encode", str(clip), "--size", SIZE, "--pix-fmt", pix_fmt, "-o", str(vcc),
+            _run(args.python, args.source, "encode", str(clip), "--size", size, "--pix-fmt", pix_fmt, "-o", str(vcc),
                  "--preset", "fast", "--arch", arch, "--iterations", str(ITERATIONS), "--rate", "r2", "-q", "-y")
             _run(args.python, args.source, "decode", str(vcc), "-o", str(decoded), "-y")
             file_version = _frame_version(vcc)
@@ -139,7 +144,7 @@ def main() -> None:
                 sys.exit(f"cases were written with different frame versions ({version}, {file_version})")
             version = file_version
             manifest[name] = {
-                "arch": arch, "bitdepth": bitdepth, "frames": frames, "size": SIZE,
+                "arch": arch, "bitdepth": bitdepth, "frames": frames, "size": size,
                 "decoded_sha256": hashlib.sha256(decoded.read_bytes()).hexdigest(),
             }
         target = GOLDEN_DIR / f"v{version}"

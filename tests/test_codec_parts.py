@@ -62,8 +62,8 @@ CTC_SIZES = [(416, 240), (832, 480), (1280, 720), (1024, 768), (1920, 1080), (25
 
 def test_stored_enumerations_are_frozen() -> None:
     """Reordering any of these silently breaks every stored file."""
-    assert frame_header.FORMAT_VERSION == 3  # 2: pre-activated synthesis residual blocks; 3: context layouts
-    assert frame_header.READABLE_VERSIONS == (1, 2, 3)
+    assert frame_header.FORMAT_VERSION == 4  # 2: pre-activated synthesis residual blocks; 3: context layouts; 4: substreams
+    assert frame_header.READABLE_VERSIONS == (1, 2, 3, 4)
     assert frame_header.ARCH_NAMES == ("custom", "main", "light", "small", "tiny")
     assert ARM_CONTEXT_LAYOUTS == ("raster", "priority")
     assert MODULES == ("arm", "upsampling", "synthesis") == DecoderModules._fields

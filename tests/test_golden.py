@@ -39,12 +39,20 @@ HEADER_V3: tuple[tuple[str, int], ...] = (
     ("synthesis_layers", 3), ("synthesis_residual", 3), ("chroma_downscale_index", 1),
     ("param_stream_words", 20), ("latent_stream_words", 28),
 )
-FROZEN_HEADERS: dict[int, tuple[tuple[str, int], ...]] = {1: HEADER_V1_V2, 2: HEADER_V1_V2, 3: HEADER_V3}
+# Version 4: the number of latent substreams (4 bits) ends the fixed part; after the parameter groups
+# fields come the sizes of every substream but the last, 28 bits each (in 4-byte words).
+HEADER_V4: tuple[tuple[str, int], ...] = (*HEADER_V3, ("latent_substreams", 4))
+FROZEN_HEADERS: dict[int, tuple[tuple[str, int], ...]] = {1: HEADER_V1_V2, 2: HEADER_V1_V2, 3: HEADER_V3, 4: HEADER_V4}
 FROZEN_LISTS: dict[int, dict[str, int]] = {
     1: {"arm_width": 7, "synthesis_width": 7, "coded_flag": 1, "step_exp": 5, "scale_index": 8, "groups": 6},
     2: {"arm_width": 7, "synthesis_width": 7, "coded_flag": 1, "step_exp": 5, "scale_index": 8, "groups": 6},
     3: {"arm_width": 7, "synthesis_width": 7, "coded_flag": 1, "step_exp": 5, "scale_index": 8, "groups": 6},
+    4: {"arm_width": 7, "synthesis_width": 7, "coded_flag": 1, "step_exp": 5, "scale_index": 8, "groups": 6,
+        "substream_words": 28},
 }
+# Context layout index per arch (0 raster, 1 priority): version 3's files were written when every arch
+# read the priority order; main and light went back to raster before version 4.
+LAYOUT_INDEX = {3: {"main": 1, "light": 1, "small": 1, "tiny": 1}, 4: {"main": 0, "light": 0, "small": 1, "tiny": 1}}
 # context, arm, synthesis, residual; arch name index (frozen ARCH_NAMES order)
 ARCHS = {"main": (24, (24, 24), (40,), 2), "light": (12, (12, 12), (12,), 1),
          "small": (16, (16, 16), (32,), 2), "tiny": (8, (8, 8), (16,), 2)}
@@ -114,7 +122,7 @@ def test_golden_header_follows_frozen_layout(version: int, name: str) -> None:
         if version < 3:
             assert fields["arm_context_index"] == {12: 0, 24: 1}[context]
         else:
-            assert (fields["arm_context"], fields["arm_context_layout_index"]) == (context, 1)  # priority
+            assert (fields["arm_context"], fields["arm_context_layout_index"]) == (context, LAYOUT_INDEX[version][expected["arch"]])
         assert fields["arm_layers"] == len(arm_hidden)
         assert fields["synthesis_layers"] == len(synthesis_hidden)
         assert fields["synthesis_residual"] == residual
@@ -130,6 +138,13 @@ def test_golden_header_follows_frozen_layout(version: int, name: str) -> None:
         assert tuple(widths) == synthesis_hidden
         position += fields["latent_levels"] * lists["coded_flag"]
         position += lists["groups"] * (lists["step_exp"] + lists["scale_index"])
+        substream_words = []
+        for _ in range(fields.get("latent_substreams", 1) - 1):
+            value, position = _read_bits(body, position, lists["substream_words"])
+            substream_words.append(value)
+        assert sum(substream_words) <= fields["latent_stream_words"]
+        if version >= 4:  # frames of 256 rows or more are coded in two substreams (vcodec.entropy.substreams)
+            assert fields["latent_substreams"] == (2 if height >= 256 else 1)
         header_bytes = 1 + (position + 7) // 8 + 2  # version byte, fields, CRC-16
         streams = 4 * (fields["param_stream_words"] + fields["latent_stream_words"])
         assert header_bytes + streams == len(data)

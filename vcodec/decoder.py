@@ -11,7 +11,8 @@ import torch
 from threadpoolctl import threadpool_limits
 
 from vcodec.bitstream.frame_header import FrameHeader, parse_header
-from vcodec.entropy.latent_coder import Canvas, decode_latents
+from vcodec.entropy.fixed_point import IntegerArm
+from vcodec.entropy.latent_workers import decode_grids
 from vcodec.entropy.param_coder import (
     PARAM_GROUPS,
     decode_parameters,
@@ -21,8 +22,9 @@ from vcodec.entropy.param_coder import (
     parameter_count,
 )
 from vcodec.entropy.stage_times import StageTimes
+from vcodec.entropy.substreams import latent_bands
 from vcodec.model.frame_model import planes_to_frame
-from vcodec.model.modules import build_modules
+from vcodec.model.modules import DecoderModules, build_modules
 from vcodec.model.synthesis import Synthesis, to_420
 from vcodec.model.upsampling import Upsampling
 from vcodec.shapes import grid_sizes
@@ -45,12 +47,25 @@ def synthesize(grids: list[np.ndarray], upsampling: Upsampling, synthesis: Synth
     return frame
 
 
-def decode_frame(data: bytes, times: StageTimes | None = None) -> Frame:
+def decode_frame(data: bytes, times: StageTimes | None = None, workers: int | None = None) -> Frame:
     """Rebuild a frame from its bitstream; raises BitstreamError on any malformed input.
 
-    times: if given, receives the seconds of each stage (scripts/bench_codec.py reports the split)."""
+    times: if given, receives the seconds of each stage (scripts/bench_codec.py reports the split).
+    workers: processes decoding latent substreams at once (None: as many as pay; the result is the same)."""
     times = times or StageTimes()
     times.restart()
+    header, modules, arm_integer, grids = _decode_latents(data, times, workers)
+    return synthesize(grids, modules.upsampling, modules.synthesis, header.arch.chroma_downscale, header.bitdepth, times)
+
+
+def decode_latent_grids(data: bytes) -> tuple[list[np.ndarray], IntegerArm, list[tuple[int, int]]]:
+    """The frame's latent grids, its integer ARM and the ARM's context offsets (tools that re-code them)."""
+    _, modules, arm_integer, grids = _decode_latents(data, StageTimes(), None)
+    return grids, arm_integer, modules.arm.offsets
+
+
+def _decode_latents(data: bytes, times: StageTimes, workers: int | None
+                    ) -> tuple[FrameHeader, DecoderModules, IntegerArm, list[np.ndarray]]:
     header, offset = parse_header(data)
     arch = header.arch
     modules = build_modules(arch, header.preactivated_residual)
@@ -65,15 +80,16 @@ def decode_frame(data: bytes, times: StageTimes | None = None) -> Frame:
     arm_integer = integer_arm(modules.arm.layer_shapes, values["arm", "weight"], values["arm", "bias"],
                               step["arm", "weight"], step["arm", "bias"])
     times.lap("header and parameters")
-    canvas = Canvas.build(grid_sizes(header.height, header.width, arch.latent_levels),
-                          list(header.coded_grids), modules.arm.offsets)
+    sizes = grid_sizes(header.height, header.width, arch.latent_levels)
+    bands = latent_bands(sizes, list(header.coded_grids), header.latent_substreams)
     times.lap("latent set-up")
     # The integer ARM's products are small (one wavefront of positions by a few dozen weights): BLAS
     # threads only wait on each other there (416x240: 0.61 -> 0.26 s on a busy 2-core machine; 1080p
     # unchanged).
     with threadpool_limits(limits=1, user_api="blas"):
-        grids = decode_latents(data[param_end:], arm_integer, canvas, times)
-    return synthesize(grids, modules.upsampling, modules.synthesis, arch.chroma_downscale, header.bitdepth, times)
+        grids = decode_grids(header.split_latent_stream(data[param_end:]), arm_integer, sizes, bands,
+                             modules.arm.offsets, workers, times)
+    return header, modules, arm_integer, grids
 
 
-__all__ = ["FrameHeader", "StageTimes", "decode_frame", "synthesize"]
+__all__ = ["FrameHeader", "StageTimes", "decode_frame", "decode_latent_grids", "synthesize"]

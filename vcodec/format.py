@@ -30,6 +30,9 @@ LOG2_SCALE_MAX = 6
 # The ARM reads at most this many causal neighbours: the causal half of a 9x9 window.
 MAX_ARM_CONTEXT = 40
 
+# Frame format 4 codes the latents in 1..this many independent substreams (a 4-bit header field).
+MAX_LATENT_SUBSTREAMS = 16
+
 # Quantisation steps of the network parameters are 2^-k, k in this range (a 5-bit header field).
 PARAM_STEP_EXP_MIN = 0
 PARAM_STEP_EXP_MAX = 16

@@ -17,6 +17,7 @@ from vcodec.format import (
     MAX_ARM_CONTEXT,
     MAX_FRAME_PIXELS,
     MAX_FRAME_SIDE,
+    MAX_LATENT_SUBSTREAMS,
     MODULES,
     PARAM_KINDS,
     PARAM_SCALE_INDEX_MAX,
@@ -25,10 +26,10 @@ from vcodec.format import (
 )
 from vcodec.types import SUPPORTED_BITDEPTHS, BitstreamError
 
-FORMAT_VERSION = 3
+FORMAT_VERSION = 4
 # Every version that ever reached main is still read; the decoder dispatches on `FrameHeader.version`
 # (docs/bitstream.md, "Decoder semantics by version"). tests/golden holds files of each one.
-READABLE_VERSIONS: tuple[int, ...] = (1, 2, 3)
+READABLE_VERSIONS: tuple[int, ...] = (1, 2, 3, 4)
 
 # Stored as an index into this tuple: never reorder it (tests freeze it), only append. The parameter
 # groups follow vcodec.format.MODULES x PARAM_KINDS.
@@ -68,17 +69,21 @@ _REST_FIELDS: tuple[Field, ...] = (
     Field("param_stream_words", 20, 0, (1 << 20) - 1),
     Field("latent_stream_words", 28, 0, (1 << 28) - 1),
 )
+# Version 4: the latents are coded in this many independent substreams (vcodec.entropy.substreams).
+_SUBSTREAM_FIELDS_V4: tuple[Field, ...] = (Field("latent_substreams", 4, 1, MAX_LATENT_SUBSTREAMS),)
 # Fixed part of the header, in order, per version. Lists (layer widths, grid flags, modules) follow it.
 FIXED_FIELDS_BY_VERSION: dict[int, tuple[Field, ...]] = {
     1: _SIZE_FIELDS + _CONTEXT_FIELDS_V2 + _REST_FIELDS,
     2: _SIZE_FIELDS + _CONTEXT_FIELDS_V2 + _REST_FIELDS,
     3: _SIZE_FIELDS + _CONTEXT_FIELDS_V3 + _REST_FIELDS,
+    4: _SIZE_FIELDS + _CONTEXT_FIELDS_V3 + _REST_FIELDS + _SUBSTREAM_FIELDS_V4,
 }
 FIXED_FIELDS = FIXED_FIELDS_BY_VERSION[FORMAT_VERSION]
 ARM_WIDTH = Field("arm_width", 7, 1, 64)
 SYNTHESIS_WIDTH = Field("synthesis_width", 7, 1, 96)
 STEP_EXP = Field("step_exp", 5, PARAM_STEP_EXP_MIN, PARAM_STEP_EXP_MAX)
 SCALE_INDEX = Field("scale_index", 8, 0, PARAM_SCALE_INDEX_MAX)
+SUBSTREAM_WORDS = Field("substream_words", 28, 0, (1 << 28) - 1)  # version 4: each substream but the last
 
 
 @dataclass(frozen=True)
@@ -93,6 +98,20 @@ class FrameHeader:
     param_stream_bytes: int
     latent_stream_bytes: int
     version: int = FORMAT_VERSION
+    # Version 4: the byte size of each latent substream but the last (which takes the rest); () before.
+    substream_bytes: tuple[int, ...] = ()
+
+    @property
+    def latent_substreams(self) -> int:
+        return len(self.substream_bytes) + 1
+
+    def split_latent_stream(self, latent_stream: bytes) -> list[bytes]:
+        """The latent stream cut into its substreams (the header has checked that the sizes fit)."""
+        parts, start = [], 0
+        for size in self.substream_bytes:
+            parts.append(latent_stream[start : start + size])
+            start += size
+        return [*parts, latent_stream[start:]]
 
     @property
     def preactivated_residual(self) -> bool:
@@ -129,6 +148,7 @@ def pack_header(header: FrameHeader) -> bytes:
         "chroma_downscale_index": CHROMA_DOWNSCALES.index(arch.chroma_downscale),
         "param_stream_words": header.param_stream_bytes // 4,
         "latent_stream_words": header.latent_stream_bytes // 4,
+        "latent_substreams": header.latent_substreams,
     }
     writer = BitWriter()
     for field in FIXED_FIELDS:
@@ -144,6 +164,10 @@ def pack_header(header: FrameHeader) -> bytes:
     for step_exp, scale_index in zip(header.step_exps, header.scale_indices):
         _write(writer, STEP_EXP, step_exp)
         _write(writer, SCALE_INDEX, scale_index)
+    if sum(header.substream_bytes) > header.latent_stream_bytes:
+        raise ValueError("latent substreams are larger than the latent stream")
+    for size in header.substream_bytes:
+        _write(writer, SUBSTREAM_WORDS, size // 4)
     header = bytes([FORMAT_VERSION]) + writer.to_bytes()
     return header + binascii.crc_hqx(header, 0).to_bytes(2, "big")
 
@@ -168,6 +192,10 @@ def parse_header(data: bytes) -> tuple[FrameHeader, int]:
     for _ in range(len(MODULES) * len(PARAM_KINDS)):
         step_exps.append(_read(reader, STEP_EXP))
         scale_indices.append(_read(reader, SCALE_INDEX))
+    substream_bytes = tuple(4 * _read(reader, SUBSTREAM_WORDS) for _ in range(values.get("latent_substreams", 1) - 1))
+    if sum(substream_bytes) > 4 * values["latent_stream_words"]:
+        raise BitstreamError(f"latent substreams of {sum(substream_bytes)} bytes exceed the latent stream "
+                             f"({4 * values['latent_stream_words']} bytes)")
     try:
         arch = ArchConfig(
             name=ARCH_NAMES[values["arch_name_index"]],
@@ -192,6 +220,7 @@ def parse_header(data: bytes) -> tuple[FrameHeader, int]:
         param_stream_bytes=4 * values["param_stream_words"],
         latent_stream_bytes=4 * values["latent_stream_words"],
         version=version,
+        substream_bytes=substream_bytes,
     )
     if 4 * values["half_width"] * values["half_height"] > MAX_PIXELS:
         raise BitstreamError(f"frame size {2 * values['half_width']}x{2 * values['half_height']} exceeds 8K UHD")

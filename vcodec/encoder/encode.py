@@ -19,6 +19,7 @@ from vcodec.encoder.target import Target, make_target
 from vcodec.encoder.train import FrameTraining, TrainProgress
 from vcodec.encoder.warm_start import WarmState, capture, warm_config, warm_model
 from vcodec.entropy.latent_coder import Canvas, encode_latents, information_bits
+from vcodec.entropy.substreams import default_substreams
 from vcodec.entropy.param_coder import encode_parameters, integer_arm
 from vcodec.metrics import YUV_WEIGHTS, FramePsnr, frame_mse, frame_psnr
 from vcodec.model.complexity import macs_per_pixel
@@ -110,21 +111,27 @@ def rounded_latents(model: FrameModel) -> list[np.ndarray]:
     return [grid[0, 0].numpy().astype(np.int32) for grid in model.rounded_grids()]
 
 
-def write_bitstream(frame: Frame, model: FrameModel, params: QuantizedParameters) -> tuple[bytes, dict[str, float]]:
-    """Range-code parameters and latents and assemble the bytes (encode_frame_report checks they decode)."""
+def write_bitstream(frame: Frame, model: FrameModel, params: QuantizedParameters,
+                    substreams: int | None = None) -> tuple[bytes, dict[str, float]]:
+    """Range-code parameters and latents and assemble the bytes (encode_frame_report checks they decode).
+
+    substreams: latent substreams that decoders may run in parallel (None: default_substreams)."""
     arch = model.arch
     grids = rounded_latents(model)
     coded = [bool(np.any(grid)) for grid in grids]
-    canvas = Canvas.build([g.shape for g in grids], coded, model.arm.offsets)
+    substreams = default_substreams(frame.height) if substreams is None else substreams
+    canvas = Canvas.build([g.shape for g in grids], coded, model.arm.offsets, substreams)
     arm = integer_arm(model.arm.layer_shapes, params.integers[0], params.integers[1], params.step_exps[0], params.step_exps[1])
-    latent_stream, (means, scales) = encode_latents(grids, arm, canvas)
+    latent_streams, symbols, (means, scales) = encode_latents(grids, arm, canvas)
+    latent_stream = b"".join(latent_streams)
     param_stream = encode_parameters(list(zip(params.integers, params.scale_indices)))
     header = pack_header(FrameHeader(
         width=frame.width, height=frame.height, bitdepth=frame.bitdepth, arch=arch,
         coded_grids=tuple(coded), step_exps=params.step_exps, scale_indices=params.scale_indices,
         param_stream_bytes=len(param_stream), latent_stream_bytes=len(latent_stream),
+        substream_bytes=tuple(len(stream) for stream in latent_streams[:-1]),
     ))
-    symbols = canvas.place(grids)[canvas.order].astype(np.float64)
+    symbols = symbols.astype(np.float64)
     sizes = {
         "header_bits": 8 * len(header), "parameter_bits": 8 * len(param_stream),
         "latent_bits": 8 * len(latent_stream), "predicted_latent_bits": information_bits(symbols, means, scales),

@@ -1,9 +1,11 @@
 """Range coding of the latent grids under the integer ARM, decoded in parallel wavefronts.
 
-All grids live in one zero-padded canvas so that one table of flat context offsets serves every
-position. Position (i, j) of a grid depends on rows above up to column j + r and on the r samples to its
-left; with t = j + (r + 1) * i every dependency has a smaller t, so all positions of equal t (across all
-grids) are decoded together. The encoder codes symbols in exactly that order.
+The coded grids are cut into bands, dealt to substreams (vcodec.entropy.substreams; one band per grid
+and one substream before format 4). All bands live in one zero-padded canvas so that one table of flat
+context offsets serves every position. Position (i, j) of a band depends on rows above up to column
+j + r and on the r samples to its left; with t = j + (r + 1) * i every dependency has a smaller t, so all
+positions of equal t (across all bands) are decoded together. Each substream is its own range-coded
+stream holding its positions in that order (t, then band order).
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ import numpy as np
 
 from vcodec.entropy.fixed_point import IntegerArm
 from vcodec.entropy.stage_times import StageTimes
+from vcodec.entropy.substreams import Band, latent_bands
 from vcodec.entropy.tables import mean_values, scale_values
 from vcodec.format import LATENT_MAX, LATENT_MIN
 from vcodec.shapes import offsets_radius
@@ -29,45 +32,66 @@ def latent_family() -> constriction.stream.model.QuantizedLaplace:
 
 @dataclass(frozen=True)
 class Canvas:
-    """Where each grid sits in the shared zero-padded canvas, and the wavefront order of coded positions."""
+    """Where each coded band sits in the shared zero-padded canvas, and the wavefront order of its positions.
 
-    sizes: tuple[tuple[int, int], ...]
-    coded: tuple[bool, ...]
+    The bands of every substream given are laid out one below the other (`radius` zero rows apart) and
+    decoded in lockstep: wavefront s holds, substream by substream, the positions of key s.
+    """
+
+    sizes: tuple[tuple[int, int], ...]  # every latent grid, coded or not
+    bands: tuple[Band, ...]             # the canvas's bands, substream by substream
+    streams: int                        # substreams in this canvas
     radius: int
     width: int
     height: int
-    tops: tuple[int, ...]
+    tops: tuple[int, ...]    # canvas row of each band's first row
     offsets: np.ndarray      # (C,) flat offsets of the causal neighbours
     order: np.ndarray        # flat canvas index of every coded position, in coding order
-    step_starts: np.ndarray  # order[step_starts[s]:step_starts[s + 1]] is wavefront s
+    step_starts: np.ndarray  # order[step_starts[s * streams + q] : step_starts[s * streams + q + 1]]: substream q's wavefront s
 
     @staticmethod
-    def build(sizes: list[tuple[int, int]], coded: list[bool], context_offsets: list[tuple[int, int]]) -> "Canvas":
-        """context_offsets: the ARM's (dy, dx) neighbours (Arm.offsets), in the ARM's input order."""
+    def build(sizes: list[tuple[int, int]], coded: list[bool], context_offsets: list[tuple[int, int]],
+              substreams: int = 1) -> "Canvas":
+        """All substreams of a frame. context_offsets: the ARM's (dy, dx) neighbours (Arm.offsets), in the
+        ARM's input order."""
+        return Canvas.for_streams(sizes, latent_bands(sizes, coded, substreams), context_offsets)
+
+    @staticmethod
+    def for_streams(sizes: list[tuple[int, int]], bands_by_stream: tuple[tuple[Band, ...], ...],
+                    context_offsets: list[tuple[int, int]]) -> "Canvas":
+        """The given substreams only (a parallel decoder's share)."""
         radius = offsets_radius(context_offsets)
-        width = max(w for _, w in sizes) + 2 * radius
+        bands = tuple(band for stream in bands_by_stream for band in stream)
+        width = max((band.width for band in bands), default=1) + 2 * radius
         tops = []
         top = radius
-        for h, _ in sizes:
+        for band in bands:
             tops.append(top)
-            top += h + radius
-        height = top - radius
+            top += band.rows + radius
+        height = top
         offsets = np.array([dy * width + dx for dy, dx in context_offsets], dtype=np.int64)
+        streams = max(len(bands_by_stream), 1)
+        # int32 flat indices and keys (an 8K canvas has under 2^31 samples): half the memory traffic of int64.
         flat, keys = [], []
-        for (h, w), grid_top, is_coded in zip(sizes, tops, coded):
-            if not is_coded:
-                continue
-            rows, cols = np.divmod(np.arange(h * w, dtype=np.int32), np.int32(w))
-            flat.append((grid_top + rows) * width + radius + cols)
-            keys.append(cols + (radius + 1) * rows)
+        stream_of_band = [index for index, stream in enumerate(bands_by_stream) for _ in stream]
+        for band, band_top, stream in zip(bands, tops, stream_of_band):
+            rows = np.arange(band.rows, dtype=np.int32)[:, None]
+            cols = np.arange(band.width, dtype=np.int32)[None, :]
+            flat.append(((band_top + rows) * width + (radius + cols)).reshape(-1))
+            keys.append(((cols + (radius + 1) * rows) * streams + stream).reshape(-1))
         if flat:
-            all_flat, all_keys = np.concatenate(flat), np.concatenate(keys)
+            all_keys = np.concatenate(keys)
             permutation = np.argsort(all_keys, kind="stable")
-            order, sorted_keys = all_flat[permutation], all_keys[permutation]
-            step_starts = np.searchsorted(sorted_keys, np.arange(sorted_keys[-1] + 2))
+            order, sorted_keys = np.concatenate(flat)[permutation], all_keys[permutation]
+            wavefronts = int(sorted_keys[-1]) // streams + 1
+            step_starts = np.searchsorted(sorted_keys, np.arange(wavefronts * streams + 1, dtype=np.int32))
         else:
             order, step_starts = np.zeros(0, np.int32), np.zeros(1, np.int64)
-        return Canvas(tuple(sizes), tuple(coded), radius, width, height, tuple(tops), offsets, order, step_starts)
+        return Canvas(tuple(sizes), bands, streams, radius, width, height, tuple(tops), offsets, order, step_starts)
+
+    @property
+    def wavefronts(self) -> int:
+        return (len(self.step_starts) - 1) // self.streams
 
     def empty(self) -> np.ndarray:
         """Latents are small integers: int16 keeps an 8K frame's canvas near 140 MB."""
@@ -75,19 +99,30 @@ class Canvas:
 
     def place(self, grids: list[np.ndarray]) -> np.ndarray:
         buffer = self.empty().reshape(self.height, self.width)
-        for grid, top in zip(grids, self.tops):
-            h, w = grid.shape
-            buffer[top : top + h, self.radius : self.radius + w] = grid
+        for band, top in zip(self.bands, self.tops):
+            buffer[top : top + band.rows, self.radius : self.radius + band.width] = grids[band.grid][band.top : band.top + band.rows]
         return buffer.reshape(-1)
 
-    def extract(self, buffer: np.ndarray) -> list[np.ndarray]:
+    def extract_bands(self, buffer: np.ndarray) -> list[np.ndarray]:
         canvas = buffer.reshape(self.height, self.width)
-        return [canvas[top : top + h, self.radius : self.radius + w].astype(np.int32)
-                for (h, w), top in zip(self.sizes, self.tops)]
+        return [canvas[top : top + band.rows, self.radius : self.radius + band.width].copy()
+                for band, top in zip(self.bands, self.tops)]
+
+    def extract(self, buffer: np.ndarray) -> list[np.ndarray]:
+        """Every grid (zeros where not coded), int32."""
+        return assemble_grids(self.sizes, self.bands, self.extract_bands(buffer))
 
     def contexts(self, buffer: np.ndarray, positions: np.ndarray) -> np.ndarray:
         """(n, C) latent integers (the buffer's int16) around the given flat positions."""
         return buffer[positions[:, None] + self.offsets[None, :]]
+
+
+def assemble_grids(sizes: tuple[tuple[int, int], ...], bands: tuple[Band, ...] | list[Band],
+                   values: list[np.ndarray]) -> list[np.ndarray]:
+    grids = [np.zeros(size, dtype=np.int32) for size in sizes]
+    for band, value in zip(bands, values):
+        grids[band.grid][band.top : band.top + band.rows] = value
+    return grids
 
 
 def table_indices(arm: IntegerArm, contexts: np.ndarray, nonzero: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -113,9 +148,12 @@ def coding_parameters(arm: IntegerArm, canvas: Canvas, buffer: np.ndarray,
     return mean_values(mean_index), scale_values(scale_index)
 
 
-def encode_latents(grids: list[np.ndarray], arm: IntegerArm, canvas: Canvas) -> tuple[bytes, np.ndarray]:
-    """Range-code every coded position in wavefront order. Returns the stream and each symbol's
-    probability-model parameters (means, scales) in coding order, for rate accounting."""
+def encode_latents(grids: list[np.ndarray], arm: IntegerArm, canvas: Canvas
+                   ) -> tuple[list[bytes], np.ndarray, np.ndarray]:
+    """Range-code every coded position, one stream per substream, each in its wavefront order.
+
+    Returns the streams, the symbols in coding order (substream by substream) and each symbol's
+    probability-model parameters (means, scales), for rate accounting."""
     buffer = canvas.place(grids)
     order = canvas.order
     means = np.empty(len(order))
@@ -124,33 +162,47 @@ def encode_latents(grids: list[np.ndarray], arm: IntegerArm, canvas: Canvas) -> 
         chunk = order[start : start + _ENCODE_CHUNK]
         means[start : start + len(chunk)], scales[start : start + len(chunk)] = coding_parameters(arm, canvas, buffer, chunk)
     symbols = buffer[order].astype(np.int32)
-    encoder = constriction.stream.queue.RangeEncoder()
-    if len(order):
-        encoder.encode(symbols, latent_family(), means, scales)
-    return encoder.get_compressed().tobytes(), np.stack([means, scales])
+    stream_of = np.repeat(np.tile(np.arange(canvas.streams), canvas.wavefronts), np.diff(canvas.step_starts))
+    streams, stream_symbols, stream_means, stream_scales = [], [], [], []
+    for stream in range(canvas.streams):
+        picked = np.flatnonzero(stream_of == stream)
+        encoder = constriction.stream.queue.RangeEncoder()
+        if len(picked):
+            encoder.encode(symbols[picked], latent_family(), means[picked], scales[picked])
+        streams.append(encoder.get_compressed().tobytes())
+        stream_symbols.append(symbols[picked])
+        stream_means.append(means[picked])
+        stream_scales.append(scales[picked])
+    return streams, np.concatenate(stream_symbols), np.stack([np.concatenate(stream_means), np.concatenate(stream_scales)])
 
 
-def decode_latents(stream: bytes, arm: IntegerArm, canvas: Canvas,
+def decode_latents(streams: list[bytes], arm: IntegerArm, canvas: Canvas,
                    times: StageTimes | None = None) -> list[np.ndarray]:
-    """Decode wavefront after wavefront: each step decodes all positions whose contexts are known.
+    """Decode the canvas's substreams in lockstep, wavefront after wavefront: each step decodes all
+    positions whose contexts are known. Returns the values of the canvas's bands (int16, band order).
 
     times: where the split of the time is charged (contexts, ARM, tables, range decoding, steps)."""
-    if len(stream) % 4:
-        raise BitstreamError("latent stream length is not a multiple of 4 bytes")
+    if len(streams) != canvas.streams:
+        raise BitstreamError(f"{len(streams)} latent substreams given, the canvas has {canvas.streams}")
+    for stream in streams:
+        if len(stream) % 4:
+            raise BitstreamError("latent stream length is not a multiple of 4 bytes")
     times = times or StageTimes()
-    decoder = constriction.stream.queue.RangeDecoder(np.frombuffer(stream, dtype=np.uint32).copy())
+    decoders = [constriction.stream.queue.RangeDecoder(np.frombuffer(stream, dtype=np.uint32).copy())
+                for stream in streams]
     family = latent_family()
     buffer = canvas.empty()
     # near_nonzero[p]: a decoded non-zero latent lies in p's context (set as each one is decoded), so
     # only those positions' contexts are gathered and run through the network.
-    # (The rows below the last grid are padding: marks of positions past it are never read.)
+    # (The rows below the last band are padding: marks of positions past it are never read.)
     near_nonzero = np.zeros(len(buffer) + (canvas.radius + 1) * canvas.width, dtype=bool)
     dependents = -canvas.offsets
-    order, starts = canvas.order, canvas.step_starts
+    order, starts, count = canvas.order, canvas.step_starts, canvas.streams
     times.lap("latent set-up")
     try:
-        for step in range(len(starts) - 1):
-            positions = order[starts[step] : starts[step + 1]]
+        for step in range(canvas.wavefronts):
+            first = starts[step * count]
+            positions = order[first : starts[(step + 1) * count]]
             nonzero = near_nonzero[positions]
             contexts = canvas.contexts(buffer, positions[nonzero])
             times.lap("contexts")
@@ -158,7 +210,15 @@ def decode_latents(stream: bytes, arm: IntegerArm, canvas: Canvas,
             times.lap("integer ARM")
             means, scales = mean_values(mean_index), scale_values(scale_index)
             times.lap("tables")
-            symbols = decoder.decode(family, means, scales)
+            if count == 1:
+                symbols = decoders[0].decode(family, means, scales)
+            else:
+                symbols = np.empty(len(positions), dtype=np.int32)
+                for stream, decoder in enumerate(decoders):
+                    low = starts[step * count + stream] - first
+                    high = starts[step * count + stream + 1] - first
+                    if high > low:
+                        symbols[low:high] = decoder.decode(family, means[low:high], scales[low:high])
             times.lap("range decoding")
             buffer[positions] = symbols
             decoded_nonzero = positions[symbols != 0]
@@ -167,9 +227,9 @@ def decode_latents(stream: bytes, arm: IntegerArm, canvas: Canvas,
             times.lap("wavefront steps")
     except (ValueError, RuntimeError, AssertionError) as error:
         raise BitstreamError(f"latent stream is corrupt ({error})") from None
-    grids = canvas.extract(buffer)
+    values = canvas.extract_bands(buffer)
     times.lap("latent set-up")
-    return grids
+    return values
 
 
 def information_bits(symbols: np.ndarray, means: np.ndarray, scales: np.ndarray) -> float:

@@ -83,8 +83,10 @@ def _frame_header(reader: ContainerReader, number: int) -> dict[str, Any]:
     try:
         header, header_bytes = parse_header(reader.read_frame(number))
     except BitstreamError:
-        return {"arch": DAMAGED, "header_bytes": None}
-    return {"arch": header.arch.name, "header_bytes": header_bytes}
+        return {"arch": DAMAGED, "header_bytes": None, "frame_version": None, "latent_substreams": None}
+    # Substreams (frame format 4) are what a decoder may run in parallel processes.
+    return {"arch": header.arch.name, "header_bytes": header_bytes, "frame_version": header.version,
+            "latent_substreams": header.latent_substreams}
 
 
 def _plain(value: Any) -> Any:

@@ -1,0 +1,148 @@
+"""Latent substreams (frame format 4): how grids are cut into bands and dealt, that every substream
+decodes alone, and that the decoded frame never depends on how many processes decode it."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from vcodec.bitstream.container import ContainerReader
+from vcodec.bitstream.frame_header import parse_header
+from vcodec.decoder import decode_frame, decode_latent_grids
+from vcodec.entropy.latent_coder import Canvas, decode_latents, encode_latents
+from vcodec.entropy.latent_workers import decode_grids
+from vcodec.entropy.param_coder import integer_arm
+from vcodec.entropy.substreams import MIN_BAND_ROWS, Band, default_substreams, latent_bands
+from vcodec.format import LATENT_MAX, LATENT_MIN
+from vcodec.io.formats import frame_to_bytes
+from vcodec.model.arm import Arm
+from vcodec.shapes import grid_sizes
+from vcodec.types import BitstreamError
+
+GOLDEN_DIR = Path(__file__).parent / "golden"
+SIZES_1080P = grid_sizes(1080, 1920, 7)
+
+
+def test_one_substream_keeps_whole_grids_in_grid_order() -> None:
+    (bands,) = latent_bands(SIZES_1080P, [True, False, True, True, True, True, True], 1)
+    assert [band.grid for band in bands] == [0, 2, 3, 4, 5, 6]
+    assert all(band.top == 0 and (band.rows, band.width) == SIZES_1080P[band.grid] for band in bands)
+
+
+def test_two_substreams_of_a_1080p_frame_are_frozen() -> None:
+    """Bitstream semantics of format 4, written out: grids of 256 rows or more are halved, the pieces dealt
+    largest first to the lighter substream."""
+    streams = latent_bands(SIZES_1080P, [True] * 7, 2)
+    assert streams == (
+        (Band(0, 0, 540, 1920), Band(1, 0, 270, 960), Band(2, 0, 135, 480), Band(3, 0, 135, 240)),
+        (Band(0, 540, 540, 1920), Band(1, 270, 270, 960), Band(2, 135, 135, 480), Band(4, 0, 68, 120),
+         Band(5, 0, 34, 60), Band(6, 0, 17, 30)),
+    )
+    loads = [sum(band.positions for band in stream) for stream in streams]
+    assert abs(loads[0] - loads[1]) / sum(loads) < 0.01
+
+
+@pytest.mark.parametrize("substreams", [1, 2, 3, 5, 16])
+@pytest.mark.parametrize(("height", "width"), [(1080, 1920), (240, 416), (720, 1280), (2160, 3840)])
+def test_bands_cover_every_coded_row_once(substreams: int, height: int, width: int) -> None:
+    sizes = grid_sizes(height, width, 7)
+    coded = [True, True, False, True, True, True, True]
+    streams = latent_bands(sizes, coded, substreams)
+    assert len(streams) == substreams
+    for grid, ((rows, columns), is_coded) in enumerate(zip(sizes, coded)):
+        bands = sorted((band for stream in streams for band in stream if band.grid == grid), key=lambda b: b.top)
+        if not is_coded:
+            assert bands == []
+            continue
+        assert all(band.width == columns for band in bands)
+        assert [band.top for band in bands] == [0, *np.cumsum([band.rows for band in bands[:-1]])]
+        assert sum(band.rows for band in bands) == rows
+        assert len(bands) == 1 or min(band.rows for band in bands) >= MIN_BAND_ROWS
+
+
+def test_encoder_default_splits_only_frames_tall_enough() -> None:
+    assert default_substreams(240) == 1 and default_substreams(2 * MIN_BAND_ROWS - 2) == 1
+    assert default_substreams(2 * MIN_BAND_ROWS) == 2 and default_substreams(2160) == 2
+
+
+def _trained_like_arm() -> tuple[Arm, object]:
+    generator = np.random.default_rng(4)
+    arm = Arm(16, (16, 16))
+    weights = np.round(generator.laplace(0, 30, sum(a * b for a, b in arm.layer_shapes))).astype(np.int64)
+    biases = np.round(generator.laplace(0, 200, sum(b for _, b in arm.layer_shapes))).astype(np.int64)
+    return arm, integer_arm(arm.layer_shapes, weights, biases, 8, 10)
+
+
+def _sparse_latents(sizes: list[tuple[int, int]], seed: int) -> list[np.ndarray]:
+    generator = np.random.default_rng(seed)
+    grids = []
+    for height, width in sizes:
+        values = np.round(generator.laplace(0, 1.5, (height, width)))
+        values[generator.random((height, width)) < 0.7] = 0
+        grids.append(np.clip(values, LATENT_MIN, LATENT_MAX).astype(np.int32))
+    return grids
+
+
+@pytest.mark.parametrize("substreams", [1, 2, 3, 4])
+def test_substreams_decode_alone_and_together(substreams: int) -> None:
+    """Each substream decodes by itself (its own canvas: a parallel decoder's share), and all of them in one
+    lockstep canvas, to the same values; a process pool of any size gives the same grids."""
+    sizes = grid_sizes(300, 40, 3)
+    coded = [True, False, True]
+    grids = _sparse_latents(sizes, substreams)
+    grids[1][:] = 0
+    arm, integer = _trained_like_arm()
+    canvas = Canvas.build(sizes, coded, arm.offsets, substreams)
+    streams, symbols, _ = encode_latents(grids, integer, canvas)
+    assert len(streams) == substreams and len(symbols) == sum(h * w for (h, w), c in zip(sizes, coded) if c)
+    bands = latent_bands(sizes, coded, substreams)
+    for index, stream in enumerate(streams):
+        alone = Canvas.for_streams(sizes, (bands[index],), arm.offsets)
+        values = decode_latents([stream], integer, alone)
+        for band, value in zip(alone.bands, values):
+            assert np.array_equal(value, grids[band.grid][band.top : band.top + band.rows])
+    together = canvas.extract(canvas.place(grids))
+    for workers in (1, 2, 3):
+        decoded = decode_grids(streams, integer, sizes, bands, arm.offsets, workers=workers)
+        assert all(np.array_equal(a, b) for a, b in zip(decoded, together))
+        assert all(np.array_equal(a, b) for a, (b, c) in zip(decoded, zip(grids, coded)) if c)
+
+
+def test_one_substream_codes_exactly_as_format_3() -> None:
+    """Format 4 with one substream is format 3's latent coding: re-coding the latents of a version-3 golden
+    frame gives its latent stream byte for byte."""
+    with ContainerReader(GOLDEN_DIR / "v3" / "small_8bit_1f.vcc") as reader:
+        data = reader.read_frame(0)
+    header, offset = parse_header(data)
+    grids, integer, offsets = decode_latent_grids(data)
+    canvas = Canvas.build([g.shape for g in grids], list(header.coded_grids), offsets, 1)
+    streams, _, _ = encode_latents(grids, integer, canvas)
+    assert streams == [data[offset + header.param_stream_bytes :]]
+
+
+def test_the_two_substream_golden_file_decodes_alike_in_one_or_two_processes() -> None:
+    manifest = json.loads((GOLDEN_DIR / "v4" / "manifest.json").read_text())
+    with ContainerReader(GOLDEN_DIR / "v4" / "main_8bit_1f_tall.vcc") as reader:
+        data = reader.read_frame(0)
+    assert parse_header(data)[0].latent_substreams == 2
+    for workers in (1, 2):
+        digest = hashlib.sha256(frame_to_bytes(decode_frame(data, workers=workers))).hexdigest()
+        assert digest == manifest["main_8bit_1f_tall"]["decoded_sha256"]
+
+
+def test_a_substream_cut_short_is_a_bitstream_error() -> None:
+    sizes = grid_sizes(280, 24, 2)
+    grids = _sparse_latents(sizes, 9)
+    arm, integer = _trained_like_arm()
+    canvas = Canvas.build(sizes, [True, True], arm.offsets, 2)
+    streams, _, _ = encode_latents(grids, integer, canvas)
+    bands = latent_bands(sizes, [True, True], 2)
+    for workers in (1, 2):
+        with pytest.raises(BitstreamError):
+            decode_grids([streams[0], streams[1][:-3]], integer, sizes, bands, arm.offsets, workers=workers)
+        with pytest.raises(BitstreamError):
+            decode_grids([streams[0]], integer, sizes, bands, arm.offsets, workers=workers)

@@ -1,0 +1,114 @@
+"""Decoding the latent substreams of a frame in several processes, one share of substreams each.
+
+constriction holds the GIL while it decodes, so threads cannot run two range decoders at once: the
+shares run in forked children (which inherit the parsed frame, so nothing is imported or sent to them)
+and the parent decodes the first share itself. Every substream decodes to the same values in whichever
+process and grouping, so the result never depends on the number of workers. Where fork is missing, or
+a child fails for any reason but a corrupt stream, its share is decoded in this process instead.
+"""
+
+from __future__ import annotations
+
+import os
+import pickle
+
+import numpy as np
+
+from vcodec.entropy.fixed_point import IntegerArm
+from vcodec.entropy.latent_coder import Canvas, assemble_grids, decode_latents
+from vcodec.entropy.stage_times import StageTimes
+from vcodec.entropy.substreams import Band
+from vcodec.types import BitstreamError
+
+# Below this many coded positions a fork (tens of milliseconds with torch loaded) costs more than it saves.
+PARALLEL_MIN_POSITIONS = 200_000
+
+
+def usable_cores() -> int:
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1
+
+
+def default_workers(bands_by_stream: tuple[tuple[Band, ...], ...]) -> int:
+    positions = sum(band.positions for stream in bands_by_stream for band in stream)
+    if positions < PARALLEL_MIN_POSITIONS or not hasattr(os, "fork"):
+        return 1
+    return max(1, min(len(bands_by_stream), usable_cores()))
+
+
+def decode_grids(streams: list[bytes], arm: IntegerArm, sizes: list[tuple[int, int]],
+                 bands_by_stream: tuple[tuple[Band, ...], ...], context_offsets: list[tuple[int, int]],
+                 workers: int | None = None, times: StageTimes | None = None) -> list[np.ndarray]:
+    """Every latent grid (int32; zeros where not coded) from the frame's substreams.
+
+    workers: processes decoding at once (None: one per substream, up to the usable cores, for frames
+    big enough to gain). times: the split of this process's share (plus the wait for the others)."""
+    times = times or StageTimes()
+    count = len(bands_by_stream)
+    if len(streams) != count:
+        raise BitstreamError(f"{len(streams)} latent substreams given, the frame has {count}")
+    workers = default_workers(bands_by_stream) if workers is None else max(1, min(workers, count))
+    if not hasattr(os, "fork"):
+        workers = 1
+    shares = [list(range(count * w // workers, count * (w + 1) // workers)) for w in range(workers)]
+
+    def decode_share(share: list[int], share_times: StageTimes | None) -> tuple[tuple[Band, ...], list[np.ndarray]]:
+        canvas = Canvas.for_streams(sizes, tuple(bands_by_stream[s] for s in share), context_offsets)
+        return canvas.bands, decode_latents([streams[s] for s in share], arm, canvas, share_times)
+
+    children = [(*_fork_share(lambda share=share: decode_share(share, None)), share) for share in shares[1:]]
+    try:
+        bands, values = decode_share(shares[0], times)
+        all_bands, all_values = list(bands), list(values)
+        while children:
+            pid, reader, share = children.pop(0)
+            outcome = _collect(pid, reader)
+            if outcome[0] == "error":
+                raise BitstreamError(outcome[1])
+            if outcome[0] != "ok":  # the child died or failed otherwise: decode its share here
+                outcome = ("ok", decode_share(share, None))
+            all_bands.extend(outcome[1][0])
+            all_values.extend(outcome[1][1])
+        times.lap("waiting for workers")
+    finally:
+        for pid, reader, _ in children:  # interrupted or failed: let the other children go
+            os.close(reader)
+            os.waitpid(pid, 0)
+    return assemble_grids(tuple(sizes), all_bands, all_values)
+
+
+def _fork_share(work) -> tuple[int, int]:
+    """Run work() in a forked child; returns its pid and the read end of the pipe its pickled outcome
+    ("ok", result), ("error", message) for a corrupt stream, or ("failed", why) comes through."""
+    reader, writer = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child: never returns into the caller's code
+        status = 0
+        try:
+            os.close(reader)
+            try:
+                outcome = ("ok", work())
+            except BitstreamError as error:
+                outcome = ("error", str(error))
+            except BaseException as error:  # noqa: BLE001 - reported to the parent, which redoes the share
+                outcome = ("failed", repr(error))
+            with os.fdopen(writer, "wb") as pipe:
+                pipe.write(pickle.dumps(outcome, protocol=pickle.HIGHEST_PROTOCOL))
+        except BaseException:  # noqa: BLE001 - the parent sees a short read and redoes the share
+            status = 1
+        finally:
+            os._exit(status)
+    os.close(writer)
+    return pid, reader
+
+
+def _collect(pid: int, reader: int) -> tuple:
+    with os.fdopen(reader, "rb") as pipe:
+        data = pipe.read()
+    os.waitpid(pid, 0)
+    try:
+        return pickle.loads(data)
+    except Exception:  # noqa: BLE001 - a child that died mid-write
+        return ("failed", "no result")
