@@ -124,6 +124,24 @@ def test_a_one_frame_file_is_lean_and_info_shows_its_overhead(work: Path) -> Non
     assert b"it holds no encoder settings" in refused.stderr
 
 
+def test_substreams_change_only_how_the_latents_are_coded(work: Path) -> None:
+    """--substreams: a 64x256 frame (tall enough for two bands) coded with 1 and with 3 substreams after the
+    same training decodes to the same picture; info names the substreams, and 17 is refused in one line."""
+    vcodec("sample", "-o", "tall_64x256_30.yuv", "--size", "64x256", "--frames", "1", "--photo", "chelsea", "-q",
+           cwd=work)
+    base = ["encode", "tall_64x256_30.yuv", "--lmbda", "0.001", "--preset", "fast", "--arch", "small", "--iterations",
+            "20", "--threads", "1", "-q", "-y"]
+    pictures = {}
+    for count in (1, 3, 0):
+        vcodec(*base, "-o", f"tall_{count}.vcc", "--substreams", str(count), cwd=work)
+        assert info_json(work / f"tall_{count}.vcc")["frames"][0]["latent_substreams"] == (count or 2)
+        pictures[count] = frame_to_bytes(decoded_frames(work / f"tall_{count}.vcc")[0])
+    assert pictures[1] == pictures[3] == pictures[0]
+    refused = vcodec(*base, "-o", "tall_17.vcc", "--substreams", "17", cwd=work, check=False)
+    assert refused.returncode != 0 and len(refused.stderr.decode().strip().splitlines()) <= 3
+    assert not (work / "tall_17.vcc").exists()
+
+
 def test_csv_lines_end_in_lf(work: Path, astro: Path) -> None:
     data = (work / "astro.csv").read_bytes()
     assert data.count(b"\n") == 5 and b"\r" not in data

@@ -284,6 +284,9 @@ def encode(
     ] = None,
     iterations: Annotated[int | None, typer.Option("--iterations", help="Override the preset's iterations.")] = None,
     seed: Annotated[int, typer.Option("--seed", help="Random seed of the training.")] = 0,
+    substreams: Annotated[int, typer.Option(
+        "--substreams", min=0, max=16, help="Latent substreams per frame, decoded in parallel processes (1-16; a "
+        "split costs a little rate). Default 0: 2 for frames of 256 rows or more, else 1.")] = 0,
     overwrite: OverwriteOption = False,
     quiet: QuietOption = False,
     resume: Annotated[
@@ -309,7 +312,7 @@ def encode(
     value, rate_name, target = resolve_rate(lmbda, rate, target_bpp, target_kbps, target_psnr)
     conversion = parse_conversion(color_matrix, color_range)
     settings = EncodeSettings(value, arch, preset, rate_name, iterations, seed, device, keep_in_file=keep_settings,
-                              target=target, warm_start=warm_start)
+                              target=target, warm_start=warm_start, substreams=substreams)
     bars = ProgressBars(quiet, Path(input).name if input != "-" else "stdin")
     try:
         with _open_input(input, size, pix_fmt, bitdepth, fps, start, frames, conversion) as source:

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from vcodec.format import MAX_ARM_CONTEXT
+from vcodec.format import MAX_ARM_CONTEXT, MAX_LATENT_SUBSTREAMS
 from vcodec.types import VcodecError
 
 CFG_DIR = Path(__file__).resolve().parent.parent / "cfg"
@@ -161,9 +161,12 @@ class EncoderConfig:
     loss: str = "logmse"  # PSNR-YUV's own distortion (measured: -4 % BD-rate YUV, +10 % Y)
     device: str = "cpu"
     seed: int = 0
+    latent_substreams: int = 0  # 0: the format's default (2 at 256+ rows, else 1; vcodec.entropy.substreams)
 
     def __post_init__(self) -> None:
         _require(self.loss in LOSSES, f"loss must be one of {LOSSES}, got {self.loss!r}")
+        _require(0 <= self.latent_substreams <= MAX_LATENT_SUBSTREAMS,
+                 f"latent_substreams must be 0 (automatic) to {MAX_LATENT_SUBSTREAMS}")
         _require(self.device in DEVICES, f"device must be one of {DEVICES}, got {self.device!r}")
         _require(0 <= self.seed < 2**31, "seed must be within [0, 2^31)")
 

@@ -57,7 +57,7 @@ def coded_cost(frame: Frame, model: FrameModel, lmbda: float, cfg: EncoderConfig
     trial = copy.deepcopy(model).cpu()
     target = make_target(frame, "cpu")
     params = quantize_parameters(trial, target, lmbda, cfg.preset.quantization_patience)
-    data, _ = write_bitstream(frame, trial, params)
+    data, _ = write_bitstream(frame, trial, params, cfg.latent_substreams or None)
     decoded = decode_frame(data)
     peak = float(frame.max_value)
     weights = YUV_WEIGHTS
@@ -213,7 +213,7 @@ def code_model(frame: Frame, model: FrameModel, target: Target, lmbda: float, cf
     params = quantize_parameters(model, target, lmbda, cfg.preset.quantization_patience)
     if cfg.preset.rdoq_passes:
         params = rdoq_parameters(model, target, lmbda, params, cfg.preset.rdoq_passes).params
-    data, sizes = write_bitstream(frame, model, params)
+    data, sizes = write_bitstream(frame, model, params, cfg.latent_substreams or None)
     decode_start = time.perf_counter()
     reconstruction = decode_frame(data)
     decode_seconds = time.perf_counter() - decode_start

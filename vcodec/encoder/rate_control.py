@@ -76,7 +76,7 @@ def measure_model(frame: Frame, training: FrameTraining, lmbda: float, cfg: Enco
     bitstream written, and its integer-rounded reconstruction (what the decoder gives to within 1 LSB)."""
     trial = copy.deepcopy(training.model).cpu()
     params = quantize_parameters(trial, make_target(frame, "cpu"), lmbda, cfg.preset.quantization_patience)
-    data, _ = write_bitstream(frame, trial, params)
+    data, _ = write_bitstream(frame, trial, params, cfg.latent_substreams or None)
     psnr = frame_psnr(frame, model_reconstruction(trial, frame.bitdepth)).yuv
     return 8 * len(data) / (frame.width * frame.height), psnr
 

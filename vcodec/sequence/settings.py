@@ -103,6 +103,7 @@ class EncodeSettings:
     keep_in_file: bool = False
     target: tuple[str, float] | None = None
     warm_start: bool | None = None  # None: as the preset says; True: on (the preset's kind, else network); False: off
+    substreams: int = 0  # latent substreams per frame (0: the format's default)
 
     def __post_init__(self) -> None:
         if (self.lmbda is None) == (self.target is None):
@@ -124,7 +125,7 @@ class EncodeSettings:
     def encoder_config(self) -> EncoderConfig:
         return load_config(
             self.arch, self.preset, iterations=self.iterations, device=self.device, seed=self.seed, loss=self.loss,
-            warm_start=self._warm_start(),
+            warm_start=self._warm_start(), latent_substreams=self.substreams,
         )
 
     def _warm_start(self) -> str | None:
