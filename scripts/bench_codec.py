@@ -27,6 +27,8 @@ from pathlib import Path
 
 # Idle OpenMP threads sleep instead of spinning: on shared or busy cores spinning costs up to 3x.
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+# As the command line: torch's large allocations in 2 MiB pages (vcodec/allocator.py).
+os.environ.setdefault("THP_MEM_ALLOC_ENABLE", "1")
 
 import torch  # noqa: E402  (after the OpenMP setting)
 
@@ -36,7 +38,7 @@ from vcodec.bitstream.frame_header import parse_header
 from vcodec.bitstream.frame_info import read_frame_info
 from vcodec.decoder import StageTimes, decode_frame
 from vcodec.encoder import encode_frame_report
-from vcodec.encoder.allocator import retain_freed_memory
+from vcodec.allocator import retain_freed_memory
 from vcodec.encoder.encode import write_bitstream
 from vcodec.encoder.quantize import QuantizedParameters
 from vcodec.entropy.param_coder import PARAM_GROUPS, flat_parameters, quantize, scale_index_for

@@ -30,7 +30,7 @@ os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 import torch  # noqa: E402
 
 from vcodec.config import load_config  # noqa: E402
-from vcodec.encoder.allocator import retain_freed_memory  # noqa: E402
+from vcodec.allocator import retain_freed_memory  # noqa: E402
 from vcodec.encoder.target import make_target  # noqa: E402
 from vcodec.encoder.train import QuantizerSetting, _Optimizers, _latent_lr, rd_loss  # noqa: E402
 from vcodec.model.frame_model import FrameModel  # noqa: E402

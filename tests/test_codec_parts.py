@@ -15,7 +15,7 @@ import torch
 from vcodec.bitstream import frame_header
 from vcodec.bitstream.frame_header import FrameHeader, pack_header, parse_header
 from vcodec.config import ARM_CONTEXT_LAYOUTS, ARM_CONTEXTS, CHROMA_DOWNSCALES, ConfigError, load_arch, load_config
-from vcodec.encoder.allocator import retain_freed_memory
+from vcodec.allocator import retain_freed_memory
 from vcodec.encoder.encode import fit
 from vcodec.encoder.target import make_target
 from vcodec.encoder.losses import distortion, mse_yuv

@@ -10,6 +10,7 @@ import numpy as np
 import torch
 from threadpoolctl import threadpool_limits
 
+from vcodec.allocator import retain_freed_memory
 from vcodec.bitstream.frame_header import FrameHeader, parse_header
 from vcodec.entropy.fixed_point import IntegerArm
 from vcodec.entropy.latent_workers import decode_grids
@@ -53,6 +54,7 @@ def decode_frame(data: bytes, times: StageTimes | None = None, workers: int | No
     times: if given, receives the seconds of each stage (scripts/bench_codec.py reports the split).
     workers: processes decoding latent substreams at once (None: as many as pay; the result is the same)."""
     times = times or StageTimes()
+    retain_freed_memory()  # the synthesis' temporaries, and the next frame's, reuse freed pages
     times.restart()
     header, modules, arm_integer, grids = _decode_latents(data, times, workers)
     return synthesize(grids, modules.upsampling, modules.synthesis, header.arch.chroma_downscale, header.bitdepth, times)

@@ -18,7 +18,7 @@ from typing import Any
 import torch
 
 from vcodec.config import ConfigError, EncoderConfig, PresetConfig
-from vcodec.encoder.allocator import retain_freed_memory
+from vcodec.allocator import retain_freed_memory
 from vcodec.encoder.losses import distortion, mse_yuv
 from vcodec.encoder.quantizers import quantize
 from vcodec.encoder.target import Target
