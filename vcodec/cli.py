@@ -570,8 +570,8 @@ def main(argv: list[str] | None = None) -> int:
     # shares the cores (measured: 416x240, 2 threads, loaded 2-core machine: 56-63 s active, 19-20 s
     # passive). Set before torch loads libgomp; workers inherit it; an explicit setting wins.
     os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
-    # Torch's large allocations in 2 MiB pages (read when its allocator starts): a 1080p decode page-faults
-    # 3-5x less (0.60-0.64 -> 0.52-0.55 s with the heap kept); training +4 % (1 thread) to +9 % (2).
+    # Torch's large allocations in 2 MiB pages (read when its allocator starts): a 1080p decode takes 3-5x
+    # fewer page faults (75-150 K -> 13-25 K); its time and training's moved within run-to-run noise.
     os.environ.setdefault("THP_MEM_ALLOC_ENABLE", "1")
     signal.signal(signal.SIGTERM, _raise_interrupt)
     args = list(sys.argv[1:] if argv is None else argv)
