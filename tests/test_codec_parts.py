@@ -476,8 +476,11 @@ def test_freed_training_memory_is_reused_without_page_faults() -> None:
     assert min(faults_of_one_round() for _ in range(4)) < 1000
 
 
-def test_synthesis_without_gradients_is_bit_identical_to_training_path() -> None:
-    """The decoder runs the 1x1 layers in chunks of pixels (cache-sized); the planes must not change."""
+def test_synthesis_without_gradients_is_bit_identical_to_training_path(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The decoder runs the 1x1 layers in chunks of pixels; the planes must not change."""
+    import vcodec.model.synthesis as synthesis_module
+
+    monkeypatch.setattr(synthesis_module, "_INFERENCE_CHUNK", 8192)
     torch.manual_seed(5)
     synthesis = Synthesis(7, (40,), 2)
     with torch.no_grad():
