@@ -20,7 +20,7 @@ from vcodec.entropy.substreams import MIN_BAND_ROWS, Band, default_substreams, l
 from vcodec.format import LATENT_MAX, LATENT_MIN
 from vcodec.io.formats import frame_to_bytes
 from vcodec.model.arm import Arm
-from vcodec.shapes import grid_sizes
+from vcodec.shapes import context_offsets, grid_sizes, offsets_radius
 from vcodec.types import BitstreamError
 
 GOLDEN_DIR = Path(__file__).parent / "golden"
@@ -147,3 +147,40 @@ def test_a_substream_cut_short_is_a_bitstream_error() -> None:
             decode_grids([streams[0], streams[1][:-3]], integer, sizes, bands, arm.offsets, workers=workers)
         with pytest.raises(BitstreamError):
             decode_grids([streams[0]], integer, sizes, bands, arm.offsets, workers=workers)
+
+
+def _sorted_order(sizes: list[tuple[int, int]], bands_by_stream: tuple[tuple[Band, ...], ...],
+                  offsets: list[tuple[int, int]]) -> tuple[np.ndarray, np.ndarray]:
+    """The coding order as docs/bitstream.md states it: the positions of the bands (laid out as Canvas does,
+    band after band, row-major) sorted stably by wavefront t = j + (r + 1) i, then substream."""
+    radius = offsets_radius(offsets)
+    bands = [band for stream in bands_by_stream for band in stream]
+    width = max(band.width for band in bands) + 2 * radius
+    flat, keys, top = [], [], radius
+    for stream, members in enumerate(bands_by_stream):
+        for band in members:
+            i, j = np.divmod(np.arange(band.positions), band.width)
+            flat.append((top + i) * width + radius + j)
+            keys.append((j + (radius + 1) * i) * len(bands_by_stream) + stream)
+            top += band.rows + radius
+    all_keys = np.concatenate(keys)
+    permutation = np.argsort(all_keys, kind="stable")
+    wavefronts = int(all_keys.max()) // len(bands_by_stream) + 1
+    return (np.concatenate(flat)[permutation],
+            np.searchsorted(all_keys[permutation], np.arange(wavefronts * len(bands_by_stream) + 1)))
+
+
+@pytest.mark.parametrize("seed", range(12))
+def test_the_counted_order_is_the_sorted_order(seed: int) -> None:
+    """Canvas builds the coding order by counting (no sort): it must be the stable sort the format states."""
+    generator = np.random.default_rng(seed)
+    height, width = 2 * int(generator.integers(1, 350)), 2 * int(generator.integers(1, 160))
+    sizes = grid_sizes(height, width, int(generator.integers(1, 8)))
+    coded = [bool(flag) for flag in generator.random(len(sizes)) < 0.8]
+    coded[0] = True
+    context, layout = [(12, "raster"), (24, "raster"), (8, "priority"), (40, "priority")][seed % 4]
+    offsets = context_offsets(context, layout)
+    bands = latent_bands(sizes, coded, int(generator.integers(1, 6)))
+    canvas = Canvas.for_streams(sizes, bands, offsets)
+    order, starts = _sorted_order(sizes, bands, offsets)
+    assert np.array_equal(canvas.order, order) and np.array_equal(canvas.step_starts, starts)
