@@ -1,21 +1,22 @@
 """Decoding the latent substreams of a frame in several processes, one share of substreams each.
 
 constriction holds the GIL while it decodes, so threads cannot run two range decoders at once: the
-shares run in forked children (which inherit the parsed frame, so nothing is imported or sent to them)
-and the parent decodes the first share itself. Every substream decodes to the same values in whichever
+shares run in forked children (which inherit the parsed frame, so nothing is imported or sent to them,
+and write their bands into grids in shared memory) and the parent decodes the first share itself. Every substream decodes to the same values in whichever
 process and grouping, so the result never depends on the number of workers. Where fork is missing, or
 a child fails for any reason but a corrupt stream, its share is decoded in this process instead.
 """
 
 from __future__ import annotations
 
+import mmap
 import os
 import pickle
 
 import numpy as np
 
 from vcodec.entropy.fixed_point import IntegerArm
-from vcodec.entropy.latent_coder import Canvas, assemble_grids, decode_latents
+from vcodec.entropy.latent_coder import Canvas, decode_latents
 from vcodec.entropy.stage_times import StageTimes
 from vcodec.entropy.substreams import Band
 from vcodec.types import BitstreamError
@@ -53,35 +54,48 @@ def decode_grids(streams: list[bytes], arm: IntegerArm, sizes: list[tuple[int, i
     if not hasattr(os, "fork"):
         workers = 1
     shares = [list(range(count * w // workers, count * (w + 1) // workers)) for w in range(workers)]
+    grids = _shared_grids(sizes) if workers > 1 else [np.zeros(size, dtype=np.int32) for size in sizes]
 
-    def decode_share(share: list[int], share_times: StageTimes | None) -> tuple[tuple[Band, ...], list[np.ndarray]]:
+    def decode_share(share: list[int], share_times: StageTimes | None) -> None:
+        """Decode the share's substreams into `grids` (memory shared with the parent when in a child)."""
         canvas = Canvas.for_streams(sizes, tuple(bands_by_stream[s] for s in share), context_offsets)
-        return canvas.bands, decode_latents([streams[s] for s in share], arm, canvas, share_times)
+        values = decode_latents([streams[s] for s in share], arm, canvas, share_times)
+        for band, value in zip(canvas.bands, values):
+            grids[band.grid][band.top : band.top + band.rows] = value
 
     children = [(*_fork_share(lambda share=share: decode_share(share, None)), share) for share in shares[1:]]
     try:
-        bands, values = decode_share(shares[0], times)
-        all_bands, all_values = list(bands), list(values)
+        decode_share(shares[0], times)
         while children:
             pid, reader, share = children.pop(0)
             outcome = _collect(pid, reader)
             if outcome[0] == "error":
                 raise BitstreamError(outcome[1])
             if outcome[0] != "ok":  # the child died or failed otherwise: decode its share here
-                outcome = ("ok", decode_share(share, None))
-            all_bands.extend(outcome[1][0])
-            all_values.extend(outcome[1][1])
+                decode_share(share, None)
         times.lap("waiting for workers")
     finally:
         for pid, reader, _ in children:  # interrupted or failed: let the other children go
             os.close(reader)
             os.waitpid(pid, 0)
-    return assemble_grids(tuple(sizes), all_bands, all_values)
+    return grids
+
+
+def _shared_grids(sizes: list[tuple[int, int]]) -> list[np.ndarray]:
+    """Zeroed int32 grids in one anonymous shared mapping: forked workers write their bands straight into
+    the parent's grids (nothing pickled, piped or copied back)."""
+    total = sum(height * width for height, width in sizes)
+    memory = mmap.mmap(-1, max(4 * total, 1))
+    grids, offset = [], 0
+    for height, width in sizes:
+        grids.append(np.frombuffer(memory, dtype=np.int32, count=height * width, offset=4 * offset).reshape(height, width))
+        offset += height * width
+    return grids
 
 
 def _fork_share(work) -> tuple[int, int]:
     """Run work() in a forked child; returns its pid and the read end of the pipe its pickled outcome
-    ("ok", result), ("error", message) for a corrupt stream, or ("failed", why) comes through."""
+    ("ok", None), ("error", message) for a corrupt stream, or ("failed", why) comes through."""
     reader, writer = os.pipe()
     pid = os.fork()
     if pid == 0:  # the child: never returns into the caller's code
@@ -89,7 +103,8 @@ def _fork_share(work) -> tuple[int, int]:
         try:
             os.close(reader)
             try:
-                outcome = ("ok", work())
+                work()
+                outcome = ("ok", None)
             except BitstreamError as error:
                 outcome = ("error", str(error))
             except BaseException as error:  # noqa: BLE001 - reported to the parent, which redoes the share
