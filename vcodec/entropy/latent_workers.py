@@ -2,9 +2,10 @@
 
 constriction holds the GIL while it decodes, so threads cannot run two range decoders at once: the
 shares run in forked children (which inherit the parsed frame, so nothing is imported or sent to them,
-and write their bands into grids in shared memory) and the parent decodes the first share itself. Every substream decodes to the same values in whichever
-process and grouping, so the result never depends on the number of workers. Where fork is missing, or
-a child fails for any reason but a corrupt stream, its share is decoded in this process instead.
+and write their bands into grids in shared memory) and the parent decodes the first share itself.
+Every substream decodes to the same values in whichever process and grouping, so the result never
+depends on the number of workers. Where fork is missing, or a child fails for any reason but a corrupt
+stream, its share is decoded in this process instead.
 """
 
 from __future__ import annotations
