@@ -109,8 +109,8 @@ def _wavefront_order(bands: tuple[Band, ...], bands_per_stream: list[int], tops:
 
     The order is that of a stable sort of the positions (band after band, row-major) by wavefront t =
     j + (r + 1) i, then substream: within a wavefront, band after band and row after row. It is built by
-    counting instead (each band meets wavefront t in the rows i_lo(t)..i_hi(t)), which skips the sort:
-    int32 throughout (an 8K canvas has under 2^31 samples).
+    counting instead (each band meets wavefront t in the rows i_lo(t)..i_hi(t)), which skips the sort.
+    The order is int32 (an 8K canvas has under 2^31 samples); the small per-wavefront tables are int64.
     """
     if not bands:
         return np.zeros(0, np.int32), np.zeros(1, np.int64)
@@ -140,9 +140,14 @@ def _wavefront_order(bands: tuple[Band, ...], bands_per_stream: list[int], tops:
 def assemble_grids(sizes: tuple[tuple[int, int], ...], bands: tuple[Band, ...] | list[Band],
                    values: list[np.ndarray]) -> list[np.ndarray]:
     grids = [np.zeros(size, dtype=np.int32) for size in sizes]
+    place_bands(grids, bands, values)
+    return grids
+
+
+def place_bands(grids: list[np.ndarray], bands: tuple[Band, ...] | list[Band], values: list[np.ndarray]) -> None:
+    """Write each band's decoded values into its rows of its grid."""
     for band, value in zip(bands, values):
         grids[band.grid][band.top : band.top + band.rows] = value
-    return grids
 
 
 def table_indices(arm: IntegerArm, contexts: np.ndarray, nonzero: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

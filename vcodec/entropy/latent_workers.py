@@ -17,7 +17,7 @@ import pickle
 import numpy as np
 
 from vcodec.entropy.fixed_point import IntegerArm
-from vcodec.entropy.latent_coder import Canvas, decode_latents
+from vcodec.entropy.latent_coder import Canvas, decode_latents, place_bands
 from vcodec.entropy.stage_times import StageTimes
 from vcodec.entropy.substreams import Band
 from vcodec.types import BitstreamError
@@ -60,9 +60,7 @@ def decode_grids(streams: list[bytes], arm: IntegerArm, sizes: list[tuple[int, i
     def decode_share(share: list[int], share_times: StageTimes | None) -> None:
         """Decode the share's substreams into `grids` (memory shared with the parent when in a child)."""
         canvas = Canvas.for_streams(sizes, tuple(bands_by_stream[s] for s in share), context_offsets)
-        values = decode_latents([streams[s] for s in share], arm, canvas, share_times)
-        for band, value in zip(canvas.bands, values):
-            grids[band.grid][band.top : band.top + band.rows] = value
+        place_bands(grids, canvas.bands, decode_latents([streams[s] for s in share], arm, canvas, share_times))
 
     children = [(*_fork_share(lambda share=share: decode_share(share, None)), share) for share in shares[1:]]
     try:
