@@ -41,7 +41,8 @@ from vcodec.encoder import encode_frame_report
 from vcodec.allocator import retain_freed_memory
 from vcodec.encoder.encode import write_bitstream
 from vcodec.encoder.quantize import QuantizedParameters
-from vcodec.entropy.param_coder import PARAM_GROUPS, flat_parameters, quantize, scale_index_for
+from vcodec.bitstream.frame_header import FORMAT_VERSION
+from vcodec.entropy.param_coder import flat_parameters, parameter_groups, quantize, scale_index_for
 from vcodec.eval.hevc import decode_hevc, encode_x265, split_access_units
 from vcodec.encoder.target import make_target
 from vcodec.encoder.train import QuantizerSetting, rd_loss
@@ -182,13 +183,14 @@ def synthetic_bitstream(width: int, height: int, arch: str = "main") -> bytes:
             uniform = torch.rand(latent.shape, generator=generator) - 0.5
             latent.copy_(-0.8 * torch.sign(uniform) * torch.log1p(-2 * uniform.abs()))
     step_exps, integers, scales = [], [], []
-    for name, kind in PARAM_GROUPS:
-        step_exp = 12 if kind == "bias" else 10
-        values = quantize(flat_parameters(getattr(model, name), kind), step_exp)
+    groups = parameter_groups(model, FORMAT_VERSION)
+    for group in groups:
+        step_exp = 12 if group.names[0].endswith("bias") else 10
+        values = quantize(flat_parameters(group.tensors(model)), step_exp)
         step_exps.append(step_exp)
         integers.append(values)
         scales.append(scale_index_for(values))
-    params = QuantizedParameters(tuple(step_exps), tuple(integers), tuple(scales))
+    params = QuantizedParameters(groups, tuple(step_exps), tuple(integers), tuple(scales))
     return write_bitstream(frame, model, params)[0]
 
 

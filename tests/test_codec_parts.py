@@ -33,13 +33,14 @@ from vcodec.entropy.constants import (
 from vcodec.entropy.latent_coder import Canvas, information_bits
 from vcodec.entropy.latent_coder import table_indices as latent_table_indices
 from vcodec.entropy.param_coder import (
-    PARAM_GROUPS,
     decode_parameters,
     dequantize,
     flat_parameters,
     integer_arm,
     load_flat_parameters,
+    group_tensors,
     parameter_count,
+    parameter_groups,
     quantize,
 )
 from vcodec.entropy.tables import SCALE_TABLE
@@ -62,8 +63,8 @@ CTC_SIZES = [(416, 240), (832, 480), (1280, 720), (1024, 768), (1920, 1080), (25
 
 def test_stored_enumerations_are_frozen() -> None:
     """Reordering any of these silently breaks every stored file."""
-    assert frame_header.FORMAT_VERSION == 4  # 2: pre-activated synthesis residual blocks; 3: context layouts; 4: substreams
-    assert frame_header.READABLE_VERSIONS == (1, 2, 3, 4)
+    assert frame_header.FORMAT_VERSION == 5  # 2: pre-activated synthesis residual blocks; 3: context layouts; 4: substreams; 5: parameter groups per tensor
+    assert frame_header.READABLE_VERSIONS == (1, 2, 3, 4, 5)
     assert frame_header.ARCH_NAMES == ("custom", "main", "light", "small", "tiny")
     assert ARM_CONTEXT_LAYOUTS == ("raster", "priority")
     assert MODULES == ("arm", "upsampling", "synthesis") == DecoderModules._fields
@@ -88,9 +89,9 @@ def _golden_arm(name: str) -> tuple[Arm, np.ndarray, np.ndarray, int, int]:
         data = reader.read_frame(0)
     header, offset = parse_header(data)
     modules = build_modules(header.arch, header.preactivated_residual)
-    counts = [parameter_count(getattr(modules, module), kind) for module, kind in PARAM_GROUPS]
+    counts = [parameter_count(group.tensors(modules)) for group in parameter_groups(modules, header.version)]
     integers = decode_parameters(data[offset : offset + header.param_stream_bytes], counts, list(header.scale_indices))
-    weight_step, bias_step = header.step_exps[:2]  # PARAM_GROUPS starts with the ARM's weights and biases
+    weight_step, bias_step = header.step_exps[:2]  # the groups start with the ARM's weights and biases
     return modules.arm, integers[0], integers[1], weight_step, bias_step
 
 
@@ -209,8 +210,8 @@ def test_float_and_integer_arm_share_layer_shapes_and_residual_rule(context: int
     arm = Arm(context, hidden)
     assert [(layer.in_features, layer.out_features) for layer in [*arm.layers, arm.output]] == list(shapes)
     assert arm.layer_shapes == shapes and arm.residual_layers == residual
-    weights = quantize(flat_parameters(arm, "weight"), 8)
-    biases = quantize(flat_parameters(arm, "bias"), 8)
+    weights = quantize(flat_parameters(group_tensors(arm, "weight")), 8)
+    biases = quantize(flat_parameters(group_tensors(arm, "bias")), 8)
     assert integer_arm(arm.layer_shapes, weights, biases, 8, 8).layer_shapes == shapes
 
 
@@ -225,10 +226,10 @@ def test_integer_arm_follows_float_arm() -> None:
             parameter.normal_(0, 0.03)
         arm.output.weight.normal_(0, 0.015)
     weight_step, bias_step = 10, 12
-    weights = quantize(flat_parameters(arm, "weight"), weight_step)
-    biases = quantize(flat_parameters(arm, "bias"), bias_step)
-    load_flat_parameters(arm, "weight", dequantize(weights, weight_step))
-    load_flat_parameters(arm, "bias", dequantize(biases, bias_step))
+    weights = quantize(flat_parameters(group_tensors(arm, "weight")), weight_step)
+    biases = quantize(flat_parameters(group_tensors(arm, "bias")), bias_step)
+    load_flat_parameters(group_tensors(arm, "weight"), dequantize(weights, weight_step))
+    load_flat_parameters(group_tensors(arm, "bias"), dequantize(biases, bias_step))
     grid = torch.randint(LATENT_MIN, LATENT_MAX + 1, (1, 1, 20, 24)).float()
     with torch.no_grad():
         mean, log2_scale = arm([grid])
@@ -351,9 +352,30 @@ def test_mac_budgets() -> None:
     assert macs_per_pixel(load_arch("light"))["total"] <= 800
 
 
+@pytest.mark.parametrize("arch_name", ["main", "light", "small", "tiny"])
+@pytest.mark.parametrize("version", [4, 5])
+def test_header_counts_the_parameter_groups_of_the_modules(arch_name: str, version: int) -> None:
+    """The torch-free count the header parser reads (step, scale) pairs by equals the groups the coders use:
+    per kind before format 5; from it the ARM's two kinds, then every other tensor alone."""
+    arch = load_arch(arch_name)
+    modules = build_modules(arch)
+    groups = parameter_groups(modules, version)
+    assert frame_header.header_parameter_groups(arch, version) == len(groups)
+    assert [g.module for g in groups[:2]] == ["arm", "arm"]
+    if version >= 5:
+        assert all(len(g.names) == 1 for g in groups[2:])
+        assert [name for g in groups if g.module == "synthesis" for name in g.names] == \
+            [name for name, _ in modules.synthesis.named_parameters()]
+    # Every parameter is in exactly one group.
+    assert sum(parameter_count(g.tensors(modules)) for g in groups) == sum(p.numel() for p in modules.arm.parameters()) + \
+        sum(p.numel() for p in modules.upsampling.parameters()) + sum(p.numel() for p in modules.synthesis.parameters())
+
+
 def test_header_round_trip_and_bounds() -> None:
-    header = FrameHeader(width=1920, height=1080, bitdepth=10, arch=load_arch("light"),
-                         coded_grids=(True,) * 7, step_exps=(8, 7, 9, 10, 11, 12), scale_indices=(10, 20, 30, 40, 50, 60),
+    arch = load_arch("light")
+    groups = frame_header.header_parameter_groups(arch, frame_header.FORMAT_VERSION)
+    header = FrameHeader(width=1920, height=1080, bitdepth=10, arch=arch, coded_grids=(True,) * 7,
+                         step_exps=tuple(range(3, 3 + groups)), scale_indices=tuple(range(10, 10 + 10 * groups, 10)),
                          param_stream_bytes=8, latent_stream_bytes=12)
     packed = pack_header(header)
     parsed, offset = parse_header(packed + bytes(20))

@@ -17,7 +17,7 @@ from vcodec.encoder.losses import mse_yuv
 from vcodec.encoder.quantize import quantize_parameters
 from vcodec.encoder.rdoq import rdoq_parameters
 from vcodec.io.formats import frame_to_bytes
-from vcodec.entropy.param_coder import PARAM_GROUPS, dequantize, flat_parameters, param_scale
+from vcodec.entropy.param_coder import dequantize, flat_parameters, param_scale
 from vcodec.model.arm import laplace_bits
 from vcodec.samples import sample_frames
 
@@ -58,8 +58,8 @@ def test_rdoq_never_raises_the_cost_it_measures(trained, lmbda: float, screen: b
     if not screen:
         assert result.trials >= sum(len(v) for v in params.integers)  # every parameter tried at least once
     # The model holds exactly the dequantised result, so what is written is what was scored.
-    for (module, kind), values, step_exp in zip(PARAM_GROUPS, result.params.integers, result.params.step_exps):
-        np.testing.assert_array_equal(flat_parameters(getattr(model, module), kind).astype(np.float32),
+    for group, values, step_exp in zip(result.params.groups, result.params.integers, result.params.step_exps):
+        np.testing.assert_array_equal(flat_parameters(group.tensors(model)).astype(np.float32),
                                       dequantize(values, step_exp).astype(np.float32))
     data, _ = write_bitstream(frame, model, result.params)
     assert decode_frame(data).width == frame.width

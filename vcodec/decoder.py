@@ -15,12 +15,12 @@ from vcodec.bitstream.frame_header import FrameHeader, parse_header
 from vcodec.entropy.fixed_point import IntegerArm
 from vcodec.entropy.latent_workers import decode_grids
 from vcodec.entropy.param_coder import (
-    PARAM_GROUPS,
     decode_parameters,
     dequantize,
     integer_arm,
     load_flat_parameters,
     parameter_count,
+    parameter_groups,
 )
 from vcodec.entropy.stage_times import StageTimes
 from vcodec.entropy.substreams import latent_bands
@@ -72,15 +72,12 @@ def _decode_latents(data: bytes, times: StageTimes, workers: int | None
     arch = header.arch
     modules = build_modules(arch, header.preactivated_residual)
     param_end = offset + header.param_stream_bytes
-    counts = [parameter_count(getattr(modules, name), kind) for name, kind in PARAM_GROUPS]
+    groups = parameter_groups(modules, header.version)  # the ARM's weights and biases first
+    counts = [parameter_count(group.tensors(modules)) for group in groups]
     integers = decode_parameters(data[offset:param_end], counts, list(header.scale_indices))
-    step = dict(zip(PARAM_GROUPS, header.step_exps))
-    values = dict(zip(PARAM_GROUPS, integers))
-    for name, kind in PARAM_GROUPS:
-        if name != "arm":
-            load_flat_parameters(getattr(modules, name), kind, dequantize(values[name, kind], step[name, kind]))
-    arm_integer = integer_arm(modules.arm.layer_shapes, values["arm", "weight"], values["arm", "bias"],
-                              step["arm", "weight"], step["arm", "bias"])
+    for group, values, step_exp in zip(groups[2:], integers[2:], header.step_exps[2:]):
+        load_flat_parameters(group.tensors(modules), dequantize(values, step_exp))
+    arm_integer = integer_arm(modules.arm.layer_shapes, integers[0], integers[1], *header.step_exps[:2])
     times.lap("header and parameters")
     sizes = grid_sizes(header.height, header.width, arch.latent_levels)
     bands = latent_bands(sizes, list(header.coded_grids), header.latent_substreams)

@@ -43,6 +43,9 @@ PARAM_SCALE_INDEX_MAX = 255
 # form these two groups; header and parameter stream list the groups module-major.
 MODULES: tuple[str, ...] = ("arm", "upsampling", "synthesis")
 PARAM_KINDS: tuple[str, ...] = ("weight", "bias")
+# From this frame format version, every upsampling and synthesis tensor is a parameter group of its own
+# (the ARM keeps one group per kind): vcodec.entropy.param_coder.parameter_groups.
+PER_TENSOR_GROUPS_VERSION = 5
 
 
 def check_frame_size(width: int, height: int, error: type[Exception], where: str = "") -> None:

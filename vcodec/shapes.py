@@ -74,3 +74,14 @@ def arm_residual_layers(shapes: Sequence[tuple[int, int]]) -> tuple[bool, ...]:
     """
     last = len(shapes) - 1
     return tuple(0 < index < last and inputs == outputs for index, (inputs, outputs) in enumerate(shapes))
+
+
+def parameter_group_count(synthesis_layers: int, synthesis_residual: int, per_tensor: bool) -> int:
+    """How many parameter groups (a step and a scale each in the frame header) an architecture has:
+    `vcodec.entropy.param_coder.parameter_groups` without building the modules (the header parser is
+    torch-free). Per kind: 2 per module (3 modules). Per tensor (format 5 on): the ARM's 2 kinds, the
+    upsampling's kernel, a weight and a bias for each 1x1 synthesis layer (hidden ones and the output
+    layer) and each residual convolution."""
+    if not per_tensor:
+        return 6
+    return 2 + 1 + 2 * (synthesis_layers + 1) + 2 * synthesis_residual

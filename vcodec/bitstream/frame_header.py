@@ -18,21 +18,20 @@ from vcodec.format import (
     MAX_FRAME_PIXELS,
     MAX_FRAME_SIDE,
     MAX_LATENT_SUBSTREAMS,
-    MODULES,
-    PARAM_KINDS,
+    PER_TENSOR_GROUPS_VERSION,
     PARAM_SCALE_INDEX_MAX,
     PARAM_STEP_EXP_MAX,
     PARAM_STEP_EXP_MIN,
 )
+from vcodec.shapes import parameter_group_count
 from vcodec.types import SUPPORTED_BITDEPTHS, BitstreamError
 
-FORMAT_VERSION = 4
+FORMAT_VERSION = 5
 # Every version that ever reached main is still read; the decoder dispatches on `FrameHeader.version`
 # (docs/bitstream.md, "Decoder semantics by version"). tests/golden holds files of each one.
-READABLE_VERSIONS: tuple[int, ...] = (1, 2, 3, 4)
+READABLE_VERSIONS: tuple[int, ...] = (1, 2, 3, 4, 5)
 
-# Stored as an index into this tuple: never reorder it (tests freeze it), only append. The parameter
-# groups follow vcodec.format.MODULES x PARAM_KINDS.
+# Stored as an index into this tuple: never reorder it (tests freeze it), only append.
 ARCH_NAMES: tuple[str, ...] = ("custom", "main", "light", "small", "tiny")
 
 MAX_DIMENSION = MAX_FRAME_SIDE  # bounds the decoder's memory before anything is allocated
@@ -77,6 +76,7 @@ FIXED_FIELDS_BY_VERSION: dict[int, tuple[Field, ...]] = {
     2: _SIZE_FIELDS + _CONTEXT_FIELDS_V2 + _REST_FIELDS,
     3: _SIZE_FIELDS + _CONTEXT_FIELDS_V3 + _REST_FIELDS,
     4: _SIZE_FIELDS + _CONTEXT_FIELDS_V3 + _REST_FIELDS + _SUBSTREAM_FIELDS_V4,
+    5: _SIZE_FIELDS + _CONTEXT_FIELDS_V3 + _REST_FIELDS + _SUBSTREAM_FIELDS_V4,  # parameter groups per tensor
 }
 FIXED_FIELDS = FIXED_FIELDS_BY_VERSION[FORMAT_VERSION]
 ARM_WIDTH = Field("arm_width", 7, 1, 64)
@@ -93,7 +93,7 @@ class FrameHeader:
     bitdepth: int
     arch: ArchConfig
     coded_grids: tuple[bool, ...]      # False: the grid is all zeros and not in the latent stream
-    step_exps: tuple[int, ...]         # per parameter group: MODULES x PARAM_KINDS, module-major
+    step_exps: tuple[int, ...]         # per parameter group (param_coder.parameter_groups), in stored order
     scale_indices: tuple[int, ...]     # per parameter group
     param_stream_bytes: int
     latent_stream_bytes: int
@@ -114,9 +114,19 @@ class FrameHeader:
         return [*parts, latent_stream[start:]]
 
     @property
+    def parameter_groups(self) -> int:
+        return header_parameter_groups(self.arch, self.version)
+
+    @property
     def preactivated_residual(self) -> bool:
         """Version 2 on: synthesis residual blocks are x + conv(relu(x)); version 1: relu(x + conv(x))."""
         return self.version >= 2
+
+
+def header_parameter_groups(arch: ArchConfig, version: int) -> int:
+    """How many (step, scale) pairs a header of this version and architecture holds."""
+    return parameter_group_count(len(arch.synthesis_hidden), arch.synthesis_residual,
+                                 version >= PER_TENSOR_GROUPS_VERSION)
 
 
 def _write(writer: BitWriter, field: Field, value: int) -> None:
@@ -159,7 +169,7 @@ def pack_header(header: FrameHeader) -> bytes:
         _write(writer, SYNTHESIS_WIDTH, width)
     for flag in header.coded_grids:
         writer.write(int(flag), 1)
-    if len(header.step_exps) != len(MODULES) * len(PARAM_KINDS) or len(header.scale_indices) != len(header.step_exps):
+    if len(header.step_exps) != header_parameter_groups(arch, FORMAT_VERSION) or len(header.scale_indices) != len(header.step_exps):
         raise ValueError("one step and one scale index per parameter group are needed")
     for step_exp, scale_index in zip(header.step_exps, header.scale_indices):
         _write(writer, STEP_EXP, step_exp)
@@ -189,7 +199,9 @@ def parse_header(data: bytes) -> tuple[FrameHeader, int]:
     synthesis_hidden = tuple(_read(reader, SYNTHESIS_WIDTH) for _ in range(values["synthesis_layers"]))
     coded = tuple(bool(reader.read(1)) for _ in range(values["latent_levels"]))
     step_exps, scale_indices = [], []
-    for _ in range(len(MODULES) * len(PARAM_KINDS)):
+    group_count = parameter_group_count(values["synthesis_layers"], values["synthesis_residual"],
+                                        version >= PER_TENSOR_GROUPS_VERSION)
+    for _ in range(group_count):
         step_exps.append(_read(reader, STEP_EXP))
         scale_indices.append(_read(reader, SCALE_INDEX))
     substream_bytes = tuple(4 * _read(reader, SUBSTREAM_WORDS) for _ in range(values.get("latent_substreams", 1) - 1))

@@ -7,12 +7,14 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from vcodec.bitstream.frame_header import FORMAT_VERSION
 from vcodec.entropy.param_coder import (
-    PARAM_GROUPS,
+    ParamGroup,
     dequantize,
     encode_parameters,
     flat_parameters,
     load_flat_parameters,
+    parameter_groups,
     quantize,
     scale_index_for,
 )
@@ -27,7 +29,8 @@ COARSEST_STEP_EXP = 2  # coarsest step tried, 2^-2
 
 @dataclass(frozen=True)
 class QuantizedParameters:
-    step_exps: tuple[int, ...]              # per group of PARAM_GROUPS
+    groups: tuple[ParamGroup, ...]          # parameter_groups(model, FORMAT_VERSION): what each entry is
+    step_exps: tuple[int, ...]              # per group
     integers: tuple[np.ndarray, ...]
     scale_indices: tuple[int, ...]
 
@@ -43,7 +46,7 @@ def _rd_cost(model: FrameModel, target: Target, lmbda: float, extra_bits: float)
 
 
 def quantize_parameters(model: FrameModel, target: Target, lmbda: float, patience: int) -> QuantizedParameters:
-    """Greedy, group after group (weights, biases of each module): walk the steps 2^-k from fine to coarse
+    """Greedy, group after group (parameter_groups of the format written): walk the steps 2^-k from fine to coarse
     and keep the lowest D + lambda R, parameter bits included.
 
     From the fine end, coarser steps first save bits at almost no distortion, then distortion wins: the
@@ -53,9 +56,10 @@ def quantize_parameters(model: FrameModel, target: Target, lmbda: float, patienc
     """
     chosen_bits = 0.0
     step_exps, integers, scale_indices = [], [], []
-    for name, kind in PARAM_GROUPS:
-        module = getattr(model, name)
-        original = flat_parameters(module, kind)
+    groups = parameter_groups(model, FORMAT_VERSION)
+    for group in groups:
+        tensors = group.tensors(model)
+        original = flat_parameters(tensors)
         best: tuple[float, int, np.ndarray, int, int] | None = None
         for step_exp in range(min(FINEST_STEP_EXP, PARAM_STEP_EXP_MAX), COARSEST_STEP_EXP - 1, -1):
             if best is not None and best[1] - step_exp > patience:
@@ -65,16 +69,16 @@ def quantize_parameters(model: FrameModel, target: Target, lmbda: float, patienc
                 continue  # too fine for the coded integer range; coarser steps may fit
             scale_index = scale_index_for(values)
             bits = parameter_bits(values, scale_index)
-            load_flat_parameters(module, kind, dequantize(values, step_exp))
+            load_flat_parameters(tensors, dequantize(values, step_exp))
             cost = _rd_cost(model, target, lmbda, chosen_bits + bits)
             if best is None or cost < best[0]:
                 best = (cost, step_exp, values, scale_index, bits)
         if best is None:
-            raise RuntimeError(f"no quantisation step fits the {name} {kind} parameters")
+            raise RuntimeError(f"no quantisation step fits the parameters of {group.label}")
         _, step_exp, values, scale_index, bits = best
-        load_flat_parameters(module, kind, dequantize(values, step_exp))
+        load_flat_parameters(tensors, dequantize(values, step_exp))
         chosen_bits += bits
         step_exps.append(step_exp)
         integers.append(values)
         scale_indices.append(scale_index)
-    return QuantizedParameters(tuple(step_exps), tuple(integers), tuple(scale_indices))
+    return QuantizedParameters(groups, tuple(step_exps), tuple(integers), tuple(scale_indices))

@@ -24,7 +24,7 @@ from vcodec.encoder.losses import mse_yuv
 from vcodec.encoder.quantize import QuantizedParameters, parameter_bits
 from vcodec.encoder.target import Target
 from vcodec.entropy.constants import PARAM_INT_LIMIT
-from vcodec.entropy.param_coder import PARAM_GROUPS, group_tensors, param_scale, scale_index_for
+from vcodec.entropy.param_coder import ParamGroup, param_scale, scale_index_for
 from vcodec.model.arm import laplace_bits
 from vcodec.model.frame_model import FrameModel
 from vcodec.model.synthesis import to_420
@@ -126,25 +126,25 @@ class _Cost:
         self.parameter_bits = parameter_bits
 
 
-def _slots(model: FrameModel, module: str, kind: str) -> list[tuple[torch.Tensor, int, int]]:
+def _slots(model: FrameModel, group: ParamGroup) -> list[tuple[torch.Tensor, int, int]]:
     """(flat view of a tensor, index in it, its layer's stage) for every parameter of the group, in
     stored order. The stage matters for the ARM only: hidden layer i is stage i, the output layer last."""
     stages = {id(layer.weight): index for index, layer in enumerate(model.arm.layers)}
     stages |= {id(layer.bias): index for index, layer in enumerate(model.arm.layers)}
     slots = []
-    for tensor in group_tensors(getattr(model, module), kind):
+    for tensor in group.tensors(model):
         flat = tensor.data.view(-1)
         stage = stages.get(id(tensor), len(model.arm.layers))
         slots += [(flat, index, stage) for index in range(flat.numel())]
     return slots
 
 
-def _group_gradient(cost: _Cost, module: str, kind: str) -> np.ndarray:
+def _group_gradient(cost: _Cost, group: ParamGroup) -> np.ndarray:
     """The gradient of D + lambda R_latents for the group's parameters, in stored (slot) order."""
-    tensors = list(getattr(cost.model, module).parameters())
-    gradients = {id(t): g for t, g in zip(tensors, cost.gradients(module))}
+    tensors = list(getattr(cost.model, group.module).parameters())
+    gradients = {id(t): g for t, g in zip(tensors, cost.gradients(group.module))}
     parts = [gradients[id(t)] if gradients[id(t)] is not None else torch.zeros_like(t)
-             for t in group_tensors(getattr(cost.model, module), kind)]
+             for t in group.tensors(cost.model)]
     if not parts:
         return np.zeros(0)
     return torch.cat([part.reshape(-1) for part in parts]).double().numpy()
@@ -163,12 +163,13 @@ def rdoq_parameters(model: FrameModel, target: Target, lmbda: float, params: Qua
     moved = 0
     for _ in range(passes):
         moved_this_pass = 0
-        for group, ((module, kind), step_exp) in enumerate(zip(PARAM_GROUPS, params.step_exps)):
+        for group, (param_group, step_exp) in enumerate(zip(params.groups, params.step_exps)):
+            module = param_group.module
             values, group_bits, step = integers[group], bits[group], 2.0**-step_exp
             scale_index = params.scale_indices[group]
-            slope = _group_gradient(cost, module, kind) * step if screen else None
+            slope = _group_gradient(cost, param_group) * step if screen else None
             rate_weight = lmbda / target.pixels
-            for position, (flat, index, stage) in enumerate(_slots(model, module, kind)):
+            for position, (flat, index, stage) in enumerate(_slots(model, param_group)):
                 old = int(values[position])
                 towards_zero = -1 if old > 0 else 1
                 for delta in (towards_zero, -towards_zero) if old != 0 else (1, -1):
@@ -191,7 +192,7 @@ def rdoq_parameters(model: FrameModel, target: Target, lmbda: float, params: Qua
         if not moved_this_pass:
             break
     scale_indices = tuple(_cheaper_scale(values, scale) for values, scale in zip(integers, params.scale_indices))
-    result = QuantizedParameters(params.step_exps, tuple(integers), scale_indices)
+    result = QuantizedParameters(params.groups, params.step_exps, tuple(integers), scale_indices)
     return RdoqResult(result, before, cost.value, moved, cost.evaluations)
 
 
