@@ -97,7 +97,7 @@ def mutate(data: bytes, rng: random.Random) -> bytes:
     return bytes(buffer)
 
 
-@pytest.mark.parametrize("version", [1, 2, 3, 4])
+@pytest.mark.parametrize("version", [1, 2, 3, 4, 5])
 def test_seeded_mutations_of_golden_frames_fail_cleanly(golden_frames: dict[int, list[bytes]],
                                                        version: int) -> None:
     rng = random.Random(20260 + version)

@@ -25,7 +25,8 @@ VERSIONS = sorted(int(p.name[1:]) for p in GOLDEN_DIR.glob("v*") if p.is_dir())
 
 # Frozen frame-header layouts: (field, bits) in stored order, after the version byte. Lists follow the
 # fixed part: arm widths (7 bits each), synthesis widths (7 bits each), one coded flag per latent grid,
-# then (step_exp 5 bits, scale_index 8 bits) per parameter group (3 modules x weight, bias).
+# then (step_exp 5 bits, scale_index 8 bits) per parameter group (3 modules x weight, bias; version 5:
+# per tensor).
 HEADER_V1_V2: tuple[tuple[str, int], ...] = (
     ("half_width", 13), ("half_height", 13), ("bitdepth_index", 2), ("arch_name_index", 3),
     ("latent_levels", 4), ("arm_context_index", 2), ("arm_layers", 3), ("synthesis_layers", 3),
@@ -42,17 +43,29 @@ HEADER_V3: tuple[tuple[str, int], ...] = (
 # Version 4: the number of latent substreams (4 bits) ends the fixed part; after the parameter groups
 # fields come the sizes of every substream but the last, 28 bits each (in 4-byte words).
 HEADER_V4: tuple[tuple[str, int], ...] = (*HEADER_V3, ("latent_substreams", 4))
-FROZEN_HEADERS: dict[int, tuple[tuple[str, int], ...]] = {1: HEADER_V1_V2, 2: HEADER_V1_V2, 3: HEADER_V3, 4: HEADER_V4}
+# Version 5: the fixed part as version 4; the parameter groups are per tensor (but the ARM's two), so their
+# number follows the architecture: groups_v5 below.
+FROZEN_HEADERS: dict[int, tuple[tuple[str, int], ...]] = {1: HEADER_V1_V2, 2: HEADER_V1_V2, 3: HEADER_V3, 4: HEADER_V4,
+                                                          5: HEADER_V4}
 FROZEN_LISTS: dict[int, dict[str, int]] = {
     1: {"arm_width": 7, "synthesis_width": 7, "coded_flag": 1, "step_exp": 5, "scale_index": 8, "groups": 6},
     2: {"arm_width": 7, "synthesis_width": 7, "coded_flag": 1, "step_exp": 5, "scale_index": 8, "groups": 6},
     3: {"arm_width": 7, "synthesis_width": 7, "coded_flag": 1, "step_exp": 5, "scale_index": 8, "groups": 6},
     4: {"arm_width": 7, "synthesis_width": 7, "coded_flag": 1, "step_exp": 5, "scale_index": 8, "groups": 6,
         "substream_words": 28},
+    5: {"arm_width": 7, "synthesis_width": 7, "coded_flag": 1, "step_exp": 5, "scale_index": 8, "groups": 0,
+        "substream_words": 28},
 }
+
+
+def groups_v5(synthesis_hidden: tuple[int, ...], residual: int) -> int:
+    """ARM weights, ARM biases, the upsampling kernel, then a weight and a bias tensor per synthesis layer
+    (the 1x1 ones and the output layer) and per residual convolution."""
+    return 3 + 2 * (len(synthesis_hidden) + 1) + 2 * residual
 # Context layout index per arch (0 raster, 1 priority): version 3's files were written when every arch
 # read the priority order; main and light went back to raster before version 4.
-LAYOUT_INDEX = {3: {"main": 1, "light": 1, "small": 1, "tiny": 1}, 4: {"main": 0, "light": 0, "small": 1, "tiny": 1}}
+LAYOUT_INDEX = {3: {"main": 1, "light": 1, "small": 1, "tiny": 1}, 4: {"main": 0, "light": 0, "small": 1, "tiny": 1},
+                5: {"main": 0, "light": 0, "small": 1, "tiny": 1}}
 # context, arm, synthesis, residual; arch name index (frozen ARCH_NAMES order)
 ARCHS = {"main": (24, (24, 24), (40,), 2), "light": (12, (12, 12), (12,), 1),
          "small": (16, (16, 16), (32,), 2), "tiny": (8, (8, 8), (16,), 2)}
@@ -137,7 +150,8 @@ def test_golden_header_follows_frozen_layout(version: int, name: str) -> None:
             widths.append(value)
         assert tuple(widths) == synthesis_hidden
         position += fields["latent_levels"] * lists["coded_flag"]
-        position += lists["groups"] * (lists["step_exp"] + lists["scale_index"])
+        groups = groups_v5(synthesis_hidden, residual) if version >= 5 else lists["groups"]
+        position += groups * (lists["step_exp"] + lists["scale_index"])
         substream_words = []
         for _ in range(fields.get("latent_substreams", 1) - 1):
             value, position = _read_bits(body, position, lists["substream_words"])
