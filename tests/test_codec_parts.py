@@ -38,7 +38,6 @@ from vcodec.entropy.param_coder import (
     flat_parameters,
     integer_arm,
     load_flat_parameters,
-    group_tensors,
     parameter_count,
     parameter_groups,
     quantize,
@@ -81,6 +80,11 @@ def test_scale_table_is_exact_powers_of_two_at_octaves() -> None:
 
 
 GOLDEN_DIR = Path(__file__).parent / "golden"
+
+
+def group_tensors(module: torch.nn.Module, kind: str) -> list[torch.nn.Parameter]:
+    """A module's weights or its biases in registration order: an ARM's two parameter groups."""
+    return [p for name, p in module.named_parameters() if name.endswith("bias") == (kind == "bias")]
 
 
 def _golden_arm(name: str) -> tuple[Arm, np.ndarray, np.ndarray, int, int]:

@@ -114,10 +114,6 @@ class FrameHeader:
         return [*parts, latent_stream[start:]]
 
     @property
-    def parameter_groups(self) -> int:
-        return header_parameter_groups(self.arch, self.version)
-
-    @property
     def preactivated_residual(self) -> bool:
         """Version 2 on: synthesis residual blocks are x + conv(relu(x)); version 1: relu(x + conv(x))."""
         return self.version >= 2

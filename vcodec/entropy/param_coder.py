@@ -71,11 +71,6 @@ def _kind(name: str) -> str:
     return "bias" if name.endswith("bias") else "weight"
 
 
-def group_tensors(module: nn.Module, kind: str) -> list[nn.Parameter]:
-    """The module's biases, or all its other parameters, in registration order (a format 1-4 group)."""
-    return [p for name, p in module.named_parameters() if _kind(name) == kind]
-
-
 def flat_parameters(tensors: Sequence[nn.Parameter]) -> np.ndarray:
     """The tensors' values as one float64 vector, in order (a group's stored order)."""
     if not tensors:
