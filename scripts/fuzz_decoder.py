@@ -81,7 +81,6 @@ def _header_fields(data: bytes) -> tuple[dict[str, tuple[int, int]], int] | None
     from vcodec.bitstream.frame_header import (
         ARM_WIDTH, FIXED_FIELDS_BY_VERSION, SCALE_INDEX, STEP_EXP, SUBSTREAM_WORDS, SYNTHESIS_WIDTH,
     )
-    from vcodec.format import PER_TENSOR_GROUPS_VERSION
     from vcodec.shapes import parameter_group_count
 
     if not data or data[0] not in FIXED_FIELDS_BY_VERSION:
@@ -98,8 +97,7 @@ def _header_fields(data: bytes) -> tuple[dict[str, tuple[int, int]], int] | None
         position += header_field.bits
     position += values["arm_layers"] * ARM_WIDTH.bits + values["synthesis_layers"] * SYNTHESIS_WIDTH.bits
     position += values["latent_levels"]
-    groups = parameter_group_count(values["synthesis_layers"], values["synthesis_residual"],
-                                   data[0] >= PER_TENSOR_GROUPS_VERSION)
+    groups = parameter_group_count(values["synthesis_layers"], values["synthesis_residual"], data[0])
     position += groups * (STEP_EXP.bits + SCALE_INDEX.bits)
     for index in range(values.get("latent_substreams", 1) - 1):  # version 4: substream sizes
         layout[f"substream_words_{index}"] = (position, SUBSTREAM_WORDS.bits)

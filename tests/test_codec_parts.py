@@ -53,7 +53,9 @@ from vcodec.model.modules import DecoderModules, build_modules
 from vcodec.model.synthesis import Synthesis
 from vcodec.model.upsampling import Upsampling
 from vcodec.samples import sample_frames
-from vcodec.shapes import arm_layer_shapes, arm_residual_layers, context_offsets, grid_sizes, priority_order
+from vcodec.shapes import (
+    arm_layer_shapes, arm_residual_layers, context_offsets, grid_sizes, parameter_group_count, priority_order,
+)
 from vcodec.types import SUPPORTED_BITDEPTHS, BitstreamError, Frame
 
 CTC_SIZES = [(416, 240), (832, 480), (1280, 720), (1024, 768), (1920, 1080), (2560, 1600), (3840, 2160),
@@ -364,7 +366,7 @@ def test_header_counts_the_parameter_groups_of_the_modules(arch_name: str, versi
     arch = load_arch(arch_name)
     modules = build_modules(arch)
     groups = parameter_groups(modules, version)
-    assert frame_header.header_parameter_groups(arch, version) == len(groups)
+    assert parameter_group_count(len(arch.synthesis_hidden), arch.synthesis_residual, version) == len(groups)
     assert [g.module for g in groups[:2]] == ["arm", "arm"]
     if version >= 5:
         assert all(len(g.names) == 1 for g in groups[2:])
@@ -377,7 +379,7 @@ def test_header_counts_the_parameter_groups_of_the_modules(arch_name: str, versi
 
 def test_header_round_trip_and_bounds() -> None:
     arch = load_arch("light")
-    groups = frame_header.header_parameter_groups(arch, frame_header.FORMAT_VERSION)
+    groups = parameter_group_count(len(arch.synthesis_hidden), arch.synthesis_residual, frame_header.FORMAT_VERSION)
     header = FrameHeader(width=1920, height=1080, bitdepth=10, arch=arch, coded_grids=(True,) * 7,
                          step_exps=tuple(range(3, 3 + groups)), scale_indices=tuple(range(10, 10 + 10 * groups, 10)),
                          param_stream_bytes=8, latent_stream_bytes=12)

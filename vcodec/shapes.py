@@ -10,7 +10,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 
-from vcodec.format import MAX_ARM_CONTEXT
+from vcodec.format import MAX_ARM_CONTEXT, MODULES, PARAM_KINDS, PER_TENSOR_GROUPS_VERSION
 
 
 def grid_sizes(height: int, width: int, levels: int) -> list[tuple[int, int]]:
@@ -76,12 +76,12 @@ def arm_residual_layers(shapes: Sequence[tuple[int, int]]) -> tuple[bool, ...]:
     return tuple(0 < index < last and inputs == outputs for index, (inputs, outputs) in enumerate(shapes))
 
 
-def parameter_group_count(synthesis_layers: int, synthesis_residual: int, per_tensor: bool) -> int:
-    """How many parameter groups (a step and a scale each in the frame header) an architecture has:
-    `vcodec.entropy.param_coder.parameter_groups` without building the modules (the header parser is
-    torch-free). Per kind: 2 per module (3 modules). Per tensor (format 5 on): the ARM's 2 kinds, the
-    upsampling's kernel, a weight and a bias for each 1x1 synthesis layer (hidden ones and the output
-    layer) and each residual convolution."""
-    if not per_tensor:
-        return 6
+def parameter_group_count(synthesis_layers: int, synthesis_residual: int, version: int) -> int:
+    """How many parameter groups (a step and a scale each in the frame header) a frame of this format
+    version and architecture has: `vcodec.entropy.param_coder.parameter_groups` without building the
+    modules (the header parser is torch-free). Before PER_TENSOR_GROUPS_VERSION: each module's weights
+    and biases. From it: the ARM's 2 kinds, the upsampling's kernel, a weight and a bias for each 1x1
+    synthesis layer (hidden ones and the output layer) and each residual convolution."""
+    if version < PER_TENSOR_GROUPS_VERSION:
+        return len(MODULES) * len(PARAM_KINDS)
     return 2 + 1 + 2 * (synthesis_layers + 1) + 2 * synthesis_residual

@@ -18,7 +18,6 @@ from vcodec.format import (
     MAX_FRAME_PIXELS,
     MAX_FRAME_SIDE,
     MAX_LATENT_SUBSTREAMS,
-    PER_TENSOR_GROUPS_VERSION,
     PARAM_SCALE_INDEX_MAX,
     PARAM_STEP_EXP_MAX,
     PARAM_STEP_EXP_MIN,
@@ -119,12 +118,6 @@ class FrameHeader:
         return self.version >= 2
 
 
-def header_parameter_groups(arch: ArchConfig, version: int) -> int:
-    """How many (step, scale) pairs a header of this version and architecture holds."""
-    return parameter_group_count(len(arch.synthesis_hidden), arch.synthesis_residual,
-                                 version >= PER_TENSOR_GROUPS_VERSION)
-
-
 def _write(writer: BitWriter, field: Field, value: int) -> None:
     if not field.minimum <= value <= field.maximum:
         raise ValueError(f"header field {field.name}={value} outside [{field.minimum}, {field.maximum}]")
@@ -165,7 +158,7 @@ def pack_header(header: FrameHeader) -> bytes:
         _write(writer, SYNTHESIS_WIDTH, width)
     for flag in header.coded_grids:
         writer.write(int(flag), 1)
-    if len(header.step_exps) != header_parameter_groups(arch, FORMAT_VERSION) or len(header.scale_indices) != len(header.step_exps):
+    if len(header.step_exps) != parameter_group_count(len(arch.synthesis_hidden), arch.synthesis_residual, FORMAT_VERSION) or len(header.scale_indices) != len(header.step_exps):
         raise ValueError("one step and one scale index per parameter group are needed")
     for step_exp, scale_index in zip(header.step_exps, header.scale_indices):
         _write(writer, STEP_EXP, step_exp)
@@ -195,9 +188,7 @@ def parse_header(data: bytes) -> tuple[FrameHeader, int]:
     synthesis_hidden = tuple(_read(reader, SYNTHESIS_WIDTH) for _ in range(values["synthesis_layers"]))
     coded = tuple(bool(reader.read(1)) for _ in range(values["latent_levels"]))
     step_exps, scale_indices = [], []
-    group_count = parameter_group_count(values["synthesis_layers"], values["synthesis_residual"],
-                                        version >= PER_TENSOR_GROUPS_VERSION)
-    for _ in range(group_count):
+    for _ in range(parameter_group_count(values["synthesis_layers"], values["synthesis_residual"], version)):
         step_exps.append(_read(reader, STEP_EXP))
         scale_indices.append(_read(reader, SCALE_INDEX))
     substream_bytes = tuple(4 * _read(reader, SUBSTREAM_WORDS) for _ in range(values.get("latent_substreams", 1) - 1))

@@ -4,7 +4,7 @@ scale; the integers are range-coded group after group in `parameter_groups` orde
 Format versions 1-4 group each module's weights and its biases. From version 5 the
 upsampling and synthesis tensors are a group each: a synthesis' 1x1 layers and its 3x3 residual
 convolutions need different steps, and their values different scales (measured on 12 trained frames:
-5-10 % fewer parameter bits at equal RD cost). The ARM keeps one group per kind, since the integer ARM
+2.6-7.6 % fewer parameter bits, -1.08 % BD-rate; docs/results/recode-2026-11-25.md). The ARM keeps one group per kind, since the integer ARM
 (`vcodec.entropy.fixed_point`) has one weight step and one bias step.
 """
 
