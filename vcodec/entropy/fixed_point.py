@@ -56,13 +56,24 @@ class IntegerArm:
 
         Scaling by a power of two changes no significand bit, so x @ (W 2^-kw) is exactly (x @ W) 2^-kw;
         the first layer's weights also take the contexts' 2^ACT_FRAC_BITS, so it reads the raw latents.
+        The output layer also takes the snap to table steps: floor((floor(z) + o) 2^-s) = floor((z + o) 2^-s)
+        for an integer offset o, so its weights take 2^-s and its bias (b + o) 2^-s, one floor instead of two.
         """
         layers = []
+        last = len(self.weights) - 1
         for index, (weight, bias) in enumerate(zip(self.weights, self.biases)):
             input_scale = _ACT_ONE if index == 0 else 1.0
             scaled = np.ascontiguousarray(weight.T) * (input_scale * 2.0 ** -self.weight_step_exp)
-            layers.append((scaled, bias * 2.0 ** (ACT_FRAC_BITS - self.bias_step_exp)))
+            scaled_bias = bias * 2.0 ** (ACT_FRAC_BITS - self.bias_step_exp)
+            if index == last:
+                scaled = scaled * _SNAP_FACTORS
+                scaled_bias = (scaled_bias + _ROUNDING_OFFSETS) * _SNAP_FACTORS
+            layers.append((scaled, scaled_bias))
         return tuple(layers)
+
+    @cached_property
+    def _residual(self) -> tuple[bool, ...]:
+        return tuple(arm_residual_layers(self.layer_shapes))
 
     @cached_property
     def zero_context_indices(self) -> tuple[int, int]:
@@ -82,7 +93,7 @@ class IntegerArm:
         2^-max(kw, kb - 8) below 2^(45 - kw) + 2^23, hence exact in float64 in any summation order.
         """
         layers = self._scaled_layers
-        residual = arm_residual_layers(self.layer_shapes)
+        residual = self._residual
         x = contexts
         last = len(layers) - 1
         for index in range(last):
@@ -90,19 +101,18 @@ class IntegerArm:
             acc = x @ weight
             acc += bias
             np.floor(acc, out=acc)
-            np.clip(acc, 0.0, ACT_LIMIT, out=acc)
+            np.maximum(acc, 0.0, out=acc)  # two ufuncs: np.clip's Python wrapper costs more than both
             if residual[index]:
                 acc += x
-                np.minimum(acc, ACT_LIMIT, out=acc)
+            np.minimum(acc, ACT_LIMIT, out=acc)
             x = acc
         weight, bias = layers[last]
+        # Column 0: mean in units of 2^-MEAN_FRAC_BITS; column 1: log2 scale in table steps (rounded; the
+        # offsets and the snap are folded into the layer).
         out = x @ weight
         out += bias
         np.floor(out, out=out)
-        # Column 0: mean in units of 2^-MEAN_FRAC_BITS; column 1: log2 scale in table steps (rounded).
-        out += _ROUNDING_OFFSETS
-        out *= _SNAP_FACTORS
-        np.floor(out, out=out)
-        np.clip(out, _INDEX_LOW, _INDEX_HIGH, out=out)
+        np.maximum(out, _INDEX_LOW, out=out)
+        np.minimum(out, _INDEX_HIGH, out=out)
         indices = out.astype(np.int64)
         return indices[:, 0], indices[:, 1]
