@@ -11,6 +11,11 @@ models with each checkout (or override) to compare, so that seed noise does not 
 `code` quantises, RDOQs, writes and decodes each with `code_model` of the vcodec on the path and appends
 one JSON line per frame to MODELDIR/LABEL.jsonl (real bitstream sizes, PSNRs of the decoded frames);
 `compare` prints BD-rates (PSNR-YUV 6:1:1 and Y, pchip) per photo. Everything resumes.
+
+`code --qat-iterations N` first fine-tunes each model quantisation-aware (a lever measured and not kept,
+docs/results/sample-class-2026-11-25-format5.md): network weights rounded in the forward pass (straight-
+through gradient) at the steps the step search picks, `--qat-coarsen` steps coarser for the upsampling and
+synthesis, latents rounded, Adam at `--qat-lr`; then codes it as usual.
 """
 
 from __future__ import annotations
@@ -27,9 +32,14 @@ os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 import torch  # noqa: E402
 
-from vcodec.config import load_config  # noqa: E402
+from vcodec.bitstream.frame_header import FORMAT_VERSION  # noqa: E402
+from vcodec.config import EncoderConfig, load_config  # noqa: E402
 from vcodec.encoder.encode import code_model, fit  # noqa: E402
-from vcodec.encoder.target import make_target  # noqa: E402
+from vcodec.encoder.quantize import quantize_parameters  # noqa: E402
+from vcodec.encoder.target import Target, make_target  # noqa: E402
+from vcodec.encoder.train import QuantizerSetting, rd_loss  # noqa: E402
+from vcodec.entropy.param_coder import parameter_groups  # noqa: E402
+from vcodec.model.frame_model import FrameModel  # noqa: E402
 from vcodec.eval.bdrate import bd_rate  # noqa: E402
 from vcodec.samples import sample_frames  # noqa: E402
 
@@ -61,6 +71,25 @@ def train(args: argparse.Namespace) -> None:
             print(f"{photo} {lmbda:g}: {model.arch.name} in {time.perf_counter() - start:.0f} s", flush=True)
 
 
+def quantisation_aware_fine_tune(model: FrameModel, target: Target, lmbda: float, cfg: EncoderConfig,
+                                 iterations: int, coarsen: int, lr: float) -> None:
+    """Train the model in place with its network weights rounded in the forward pass (straight-through)."""
+    steps = quantize_parameters(copy.deepcopy(model), target, lmbda, cfg.preset.quantization_patience).step_exps
+    rounded = [(tensor, step if group.module == "arm" else max(0, step - coarsen))
+               for group, step in zip(parameter_groups(model, FORMAT_VERSION), steps) for tensor in group.tensors(model)]
+    optimizer = torch.optim.Adam(model.parameters(), lr=lr)
+    for _ in range(iterations):
+        floats = [tensor.data.clone() for tensor, _ in rounded]
+        for tensor, step in rounded:
+            tensor.data = torch.round(tensor.data * 2.0 ** step) / 2.0 ** step
+        loss, _, _ = rd_loss(model, target, lmbda, cfg.loss, QuantizerSetting(quantizer="ste"))
+        optimizer.zero_grad()
+        loss.backward()
+        for (tensor, _), value in zip(rounded, floats):
+            tensor.data = value
+        optimizer.step()
+
+
 def code(args: argparse.Namespace) -> None:
     overrides = {key: _value(value) for key, value in (item.split("=", 1) for item in args.set)}
     out = args.modeldir / f"{args.label}.jsonl"
@@ -75,7 +104,10 @@ def code(args: argparse.Namespace) -> None:
         frame = sample_frames(WIDTH, HEIGHT, 1, 8, photo)[0]
         cfg = load_config(model.arch.name, saved["preset"], **overrides)
         start = time.perf_counter()
-        encoded = code_model(frame, model, make_target(frame, "cpu"), lmbda, cfg, saved["costs"], start)
+        target = make_target(frame, "cpu")
+        if args.qat_iterations:
+            quantisation_aware_fine_tune(model, target, lmbda, cfg, args.qat_iterations, args.qat_coarsen, args.qat_lr)
+        encoded = code_model(frame, model, target, lmbda, cfg, saved["costs"], start)
         row = {"label": args.label, "photo": photo, "lmbda": lmbda, "arch": model.arch.name, "bits": encoded.bits,
                "bpp": encoded.bpp(), "parameter_bits": encoded.parameter_bits, "latent_bits": encoded.latent_bits,
                "psnr_y": encoded.psnr.y, "psnr_u": encoded.psnr.u, "psnr_v": encoded.psnr.v,
@@ -122,6 +154,9 @@ def main() -> None:
     code_parser.add_argument("modeldir", type=Path)
     code_parser.add_argument("label")
     code_parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE")
+    code_parser.add_argument("--qat-iterations", type=int, default=0)
+    code_parser.add_argument("--qat-coarsen", type=int, default=0)
+    code_parser.add_argument("--qat-lr", type=float, default=1e-4)
     compare_parser = sub.add_parser("compare")
     compare_parser.add_argument("modeldir", type=Path)
     compare_parser.add_argument("base")
