@@ -1,6 +1,6 @@
 """`python -m vcodec` runs the command line."""
 
-from vcodec.cli import main
+from vcodec.cli import run
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    run()
