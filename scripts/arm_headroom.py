@@ -33,6 +33,7 @@ import torch
 import torch.nn.functional as F
 
 from vcodec.model.arm import Arm, laplace_bits
+from vcodec.format import LOG2_SCALE_MAX, LOG2_SCALE_MIN
 
 VARIANTS = ("refit", "cross1", "cross5", "logistic", "gaussian")
 CROSS_OFFSETS = {"cross1": [(0, 0)], "cross5": [(0, 0), (-1, 0), (1, 0), (0, -1), (0, 1)]}
@@ -60,7 +61,7 @@ def family_bits(values: torch.Tensor, mean: torch.Tensor, log2_scale: torch.Tens
     """Total -log2 P(value) of the integers under the discretised family (Laplace as the codec codes it)."""
     if family == "laplace":
         return laplace_bits(values, mean, log2_scale).sum()
-    scale = torch.exp2(log2_scale.clamp(-6, 6))
+    scale = torch.exp2(log2_scale.clamp(LOG2_SCALE_MIN, LOG2_SCALE_MAX))
     upper, lower = (values + 0.5 - mean) / scale, (values - 0.5 - mean) / scale
     if family == "logistic":
         probability = torch.sigmoid(upper) - torch.sigmoid(lower)
