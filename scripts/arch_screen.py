@@ -123,7 +123,10 @@ def main() -> None:
     summary_parser.add_argument("out", type=Path)
     summary_parser.add_argument("base")
     args = parser.parse_args()
-    run(args) if args.command == "run" else summary(args)
+    if args.command == "run":
+        run(args)
+    else:
+        summary(args)
 
 
 if __name__ == "__main__":
