@@ -276,7 +276,7 @@ def encode(
     target_psnr: Annotated[float | None, typer.Option("--target-psnr", help="Rate control: each frame at P dB "
                                                       "PSNR-YUV (within 0.15 dB).")] = None,
     preset: Annotated[str, typer.Option("--preset", help="Encoder schedule: fast, medium or slow.")] = "medium",
-    arch: Annotated[str, typer.Option("--arch", help="Decoder architecture: main, light, small, tiny (cfg/arch), or auto: each frame picks one of the preset's candidates by coded RD cost (default).")] = "auto",
+    arch: Annotated[str, typer.Option("--arch", help="Decoder architecture: main, small, lean, light, tiny (cfg/arch), or auto: each frame picks one of the preset's candidates by coded RD cost (default).")] = "auto",
     device: Annotated[str, typer.Option("--device", help="cpu or cuda.")] = "cpu",
     jobs: Annotated[int, typer.Option("--jobs", "-j", help="Frames coded in parallel processes.")] = 1,
     threads: Annotated[

@@ -31,7 +31,7 @@ FORMAT_VERSION = 5
 READABLE_VERSIONS: tuple[int, ...] = (1, 2, 3, 4, 5)
 
 # Stored as an index into this tuple: never reorder it (tests freeze it), only append.
-ARCH_NAMES: tuple[str, ...] = ("custom", "main", "light", "small", "tiny")
+ARCH_NAMES: tuple[str, ...] = ("custom", "main", "light", "small", "tiny", "lean")
 
 MAX_DIMENSION = MAX_FRAME_SIDE  # bounds the decoder's memory before anything is allocated
 MAX_PIXELS = MAX_FRAME_PIXELS
