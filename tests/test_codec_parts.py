@@ -66,7 +66,7 @@ def test_stored_enumerations_are_frozen() -> None:
     """Reordering any of these silently breaks every stored file."""
     assert frame_header.FORMAT_VERSION == 5  # 2: pre-activated synthesis residual blocks; 3: context layouts; 4: substreams; 5: parameter groups per tensor
     assert frame_header.READABLE_VERSIONS == (1, 2, 3, 4, 5)
-    assert frame_header.ARCH_NAMES == ("custom", "main", "light", "small", "tiny")
+    assert frame_header.ARCH_NAMES == ("custom", "main", "light", "small", "tiny", "lean")  # names are only appended
     assert ARM_CONTEXT_LAYOUTS == ("raster", "priority")
     assert MODULES == ("arm", "upsampling", "synthesis") == DecoderModules._fields
     assert PARAM_KINDS == ("weight", "bias")
