@@ -82,39 +82,5 @@ def test_coded_cost_is_the_cost_of_the_real_bitstream(small_frame: Frame) -> Non
     _, model = encode_frame_and_model(small_frame, lmbda, cfg)
     trial = copy.deepcopy(model)
     params = quantize_parameters(trial, make_target(small_frame, "cpu"), lmbda, 1)
-    data, sizes = write_bitstream(small_frame, trial, params)
-    score = coded_cost(small_frame, model, lmbda, cfg)
-    assert score.cost == pytest.approx(_cost_from_bytes(small_frame, data, lmbda), rel=1e-9)
-    assert score.parameter_share == sizes["parameter_bits"] / (8 * len(data))
-    assert 0 < score.parameter_share < 1
-
-
-def _downsize_config(share: float):
-    return load_config("auto", "fast", arch_candidates=["small", "main"], downsize_arch="lean", downsize_share=share,
-                       iterations=160, warmup_iterations=10, warmup_survivors=1, quantization_patience=1)
-
-
-def test_downsize_trains_the_smaller_arch_where_parameters_dominate(small_frame: Frame) -> None:
-    """A 48x32 frame at lambda 2e-2 is mostly parameters: with any share threshold the smaller arch is
-    trained as long as the winner, scored, and the cheaper of the two is written."""
-    encoded, _ = encode_frame_and_model(small_frame, 0.02, _downsize_config(0.01))
-    costs = encoded.candidate_costs
-    assert [name for name, _ in costs] == ["small", "main", "lean"]
-    first_round = dict(costs[:2])
-    assert min(first_round, key=first_round.__getitem__) == "small"  # the rule applies to the first candidate
-    written = min((("small", costs[0][1]), ("lean", costs[2][1])), key=lambda item: item[1])[0]
-    assert encoded.arch_name == written == read_frame_info(encoded.data).arch_name
-
-
-def test_downsize_leaves_frames_whose_parameters_are_below_the_share(small_frame: Frame) -> None:
-    encoded, _ = encode_frame_and_model(small_frame, 0.02, _downsize_config(1.0))
-    assert [name for name, _ in encoded.candidate_costs] == ["small", "main"]
-    assert encoded.arch_name == "small"
-
-
-def test_downsize_config_loads_the_arch_apart_from_the_candidates() -> None:
-    cfg = _downsize_config(0.3)
-    assert [arch.name for arch in cfg.archs] == ["small", "main"]
-    assert cfg.downsize_candidate is not None and cfg.downsize_candidate.name == "lean"
-    assert load_config("auto", "fast", downsize_arch="lean", downsize_share=0.3, arm_hidden=[4, 4]).downsize_candidate.arm_hidden == (4, 4)
-    assert load_config("small", "fast", downsize_arch="lean", downsize_share=0.3).downsize_candidate is None
+    data, _ = write_bitstream(small_frame, trial, params)
+    assert coded_cost(small_frame, model, lmbda, cfg) == pytest.approx(_cost_from_bytes(small_frame, data, lmbda), rel=1e-9)

@@ -92,10 +92,6 @@ class PresetConfig:
     warmup_iterations: int = 0  # iterations of each warm-up round (at most a quarter of all iterations in all)
     warmup_survivors: int = 2  # candidates that get a second warm-up round
     arch_candidates: tuple[str, ...] = ("tiny", "small", "main")  # what --arch auto tries (in the warm-up)
-    # --arch auto: where the race's winner is its first (smallest) candidate and its parameters take at least
-    # downsize_share of its coded bits, downsize_arch trains as long as the winner did and the cheaper goes on.
-    downsize_arch: str = ""
-    downsize_share: float = 0.0
     quantization_patience: int = 2  # coarser parameter steps tried after the best so far stops improving
     rdoq_passes: int = 0  # > 0: passes of +-1 moves over the integer parameters, kept where the RD cost falls
     optimizer: str = "adam"  # of the network weights (the latents always use Adam): adam or soap
@@ -141,9 +137,6 @@ class PresetConfig:
         _require(1 <= self.warmup_candidates <= 16, "warmup_candidates must be 1..16")
         _require(1 <= self.warmup_survivors <= self.warmup_candidates or self.warmup_candidates == 1,
                  "warmup_survivors must be 1..warmup_candidates")
-        _require(0.0 <= self.downsize_share <= 1.0, "downsize_share must be within [0, 1]")
-        _require(not self.downsize_arch or self.downsize_share > 0.0,
-                 "downsize_arch needs a downsize_share above 0")
         _require(self.warm_start in WARM_STARTS, f"warm_start must be one of {WARM_STARTS}")
         _require(1 <= self.warm_chain <= 1_000_000, f"warm_chain must be 1..1000000, got {self.warm_chain}")
         _require(0.0 < self.warm_fraction <= 1.0, f"warm_fraction must be within (0, 1], got {self.warm_fraction}")
@@ -165,7 +158,6 @@ class EncoderConfig:
     arch: ArchConfig = field(default_factory=ArchConfig)
     preset: PresetConfig = field(default_factory=PresetConfig)
     arch_candidates: tuple[ArchConfig, ...] = ()  # --arch auto: the warm-up picks one of these per frame
-    downsize_candidate: ArchConfig | None = None  # --arch auto: the preset's downsize_arch, tried where it says
     loss: str = "logmse"  # PSNR-YUV's own distortion (measured: -4 % BD-rate YUV, +10 % Y)
     device: str = "cpu"
     seed: int = 0
@@ -243,13 +235,9 @@ def load_config(arch: str = "auto", preset: str = "medium", **overrides: Any) ->
     if arch == AUTO_ARCH:
         arch_names = list(overrides.get("arch_candidates") or preset_values.get("arch_candidates")
                           or PresetConfig.arch_candidates)
-    downsize_name = overrides.get("downsize_arch")
-    downsize_name = str(preset_values.get("downsize_arch", "") if downsize_name is None else downsize_name)
-    if arch == AUTO_ARCH and downsize_name:
-        arch_names.append(downsize_name)
     arch_tables = [dict(_load_toml("arch", name)) for name in arch_names]
     top_values: dict[str, Any] = {}
-    top_fields = {f.name for f in dataclasses.fields(EncoderConfig)} - {"arch", "preset", "arch_candidates", "downsize_candidate"}
+    top_fields = {f.name for f in dataclasses.fields(EncoderConfig)} - {"arch", "preset", "arch_candidates"}
     preset_fields = {f.name for f in dataclasses.fields(PresetConfig)} - {"name"}
     arch_fields = {f.name for f in dataclasses.fields(ArchConfig)} - {"name"}
     for key, value in overrides.items():
@@ -265,14 +253,10 @@ def load_config(arch: str = "auto", preset: str = "medium", **overrides: Any) ->
         else:
             raise ConfigError(f"unknown configuration field {key!r}")
     archs = tuple(_from_mapping(ArchConfig, table, f"arch {name}") for name, table in zip(arch_names, arch_tables))
-    downsize = None
-    if arch == AUTO_ARCH and downsize_name:
-        archs, downsize = archs[:-1], archs[-1]
     return EncoderConfig(
         arch=archs[-1],
         preset=_from_mapping(PresetConfig, preset_values, f"preset {preset}"),
         arch_candidates=archs if arch == AUTO_ARCH else (),
-        downsize_candidate=downsize,
         **top_values,
     )
 

@@ -16,7 +16,7 @@ from vcodec.decoder import decode_frame
 from vcodec.encoder.quantize import QuantizedParameters, quantize_parameters
 from vcodec.encoder.rdoq import rdoq_parameters
 from vcodec.encoder.target import Target, make_target
-from vcodec.encoder.train import FrameTraining, RaceScore, TrainProgress
+from vcodec.encoder.train import FrameTraining, TrainProgress
 from vcodec.encoder.warm_start import WarmState, capture, warm_config, warm_model
 from vcodec.entropy.latent_coder import Canvas, encode_latents, information_bits
 from vcodec.entropy.substreams import default_substreams
@@ -51,20 +51,18 @@ class EncodedFrame:
         return self.bits / (self.reconstruction.width * self.reconstruction.height)
 
 
-def coded_cost(frame: Frame, model: FrameModel, lmbda: float, cfg: EncoderConfig) -> RaceScore:
+def coded_cost(frame: Frame, model: FrameModel, lmbda: float, cfg: EncoderConfig) -> float:
     """The RD cost of writing this model now: D (6:1:1 MSE of the real decoder's output, samples scaled
-    to [0, 1]) + lambda * (real bitstream bits) / pixels, and the share of those bits that the parameters
-    take. Works on a CPU copy; the model is untouched."""
+    to [0, 1]) + lambda * (real bitstream bits) / pixels. Works on a CPU copy; the model is untouched."""
     trial = copy.deepcopy(model).cpu()
     target = make_target(frame, "cpu")
     params = quantize_parameters(trial, target, lmbda, cfg.preset.quantization_patience)
-    data, sizes = write_bitstream(frame, trial, params, cfg.latent_substreams or None)
+    data, _ = write_bitstream(frame, trial, params, cfg.latent_substreams or None)
     decoded = decode_frame(data)
     peak = float(frame.max_value)
     weights = YUV_WEIGHTS
     mse = sum(w * m for w, m in zip(weights, frame_mse(frame, decoded))) / sum(weights) / (peak * peak)
-    return RaceScore(mse + lmbda * 8 * len(data) / (frame.width * frame.height),
-                     sizes["parameter_bits"] / (8 * len(data)))
+    return mse + lmbda * 8 * len(data) / (frame.width * frame.height)
 
 
 def check_device(device: str) -> None:

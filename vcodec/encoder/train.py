@@ -220,64 +220,26 @@ def warmup_iterations(preset: PresetConfig, archs: int = 1) -> int:
     return round_iterations(preset, archs) * (candidates + min(preset.warmup_survivors, candidates))
 
 
-@dataclass(frozen=True)
-class RaceScore:
-    """A warm-up candidate's score: its RD cost (lower is better) and the share of its coded bits that its
-    parameters take (0 where the score does not code them)."""
-
-    cost: float
-    parameter_share: float = 0.0
-
-
-Score = Callable[[FrameModel], RaceScore]
-
-
-def _warm_up_round(model: FrameModel, target: Target, lmbda: float, cfg: EncoderConfig, counter: _Counter,
-                   iterations: int) -> None:
-    """One warm-up round: `iterations` of the first phase's quantiser at a constant learning rate."""
-    preset = cfg.preset
-    lr = preset.learning_rate
-    _run_phase(model, target, lmbda, cfg, counter, iterations, preset.noise_quantizer, lr, _latent_lr(preset, lr),
-               cosine=False, validate_every=0)
+Score = Callable[[FrameModel], float]
 
 
 def warm_up(candidates: list[FrameModel], target: Target, lmbda: float, cfg: EncoderConfig, counter: _Counter,
-            score: Score, iterations: int) -> tuple[int, dict[int, RaceScore]]:
-    """Candidates train `iterations` each; the survivors (lowest cost) train as long again. Returns the
-    index of the best and every candidate's last score, by index into `candidates`."""
-    scores: dict[int, RaceScore] = {}
+            score: Score, iterations: int) -> tuple[FrameModel, dict[int, float]]:
+    """Candidates train `warmup_iterations` at a constant learning rate; the survivors (lowest score) train
+    as long again. Returns the best and every candidate's last score, by index into `candidates`."""
+    preset = cfg.preset
+    lr = preset.learning_rate
+    scores: dict[int, float] = {}
     alive = list(range(len(candidates)))
     for round_index in range(2):
         if round_index == 1:
-            alive = sorted(alive, key=lambda index: scores[index].cost)[: cfg.preset.warmup_survivors]
+            alive = sorted(alive, key=scores.__getitem__)[: preset.warmup_survivors]
         for index in alive:
-            _warm_up_round(candidates[index], target, lmbda, cfg, counter, iterations)
+            _run_phase(candidates[index], target, lmbda, cfg, counter, iterations,
+                       preset.noise_quantizer, lr, _latent_lr(preset, lr), cosine=False, validate_every=0)
             scores[index] = score(candidates[index])
-    return min(alive, key=lambda index: scores[index].cost), scores
-
-
-def downsize(winner: int, candidates: list[FrameModel], scores: dict[int, RaceScore], target: Target,
-             lmbda: float, cfg: EncoderConfig, counter: _Counter, score: Score, iterations: int) -> int:
-    """Where the race's winner is the first (smallest) architecture and its parameters take at least the
-    preset's downsize_share of its coded bits, the preset's downsize_arch trains `iterations` (as long as the
-    winner did) and joins `candidates` and `scores`. Returns the index of the cheaper of the two.
-
-    Why: at low rates a frame's decoder parameters are a third to a half of its bits, and a smaller ARM
-    codes such frames with fewer bits (docs/results/lean-arm-2026-11-25.md); a race among all sizes
-    scored early picks the smallest where it loses, so the smaller size is tried only where the winner's
-    own bits say that its parameters dominate."""
-    preset = cfg.preset
-    small = cfg.downsize_candidate
-    if (small is None or not preset.downsize_share or candidates[winner].arch != cfg.archs[0]
-            or scores[winner].parameter_share < preset.downsize_share):
-        return winner
-    height, width = target.luma.shape[-2:]
-    torch.manual_seed(cfg.seed + 1000 * preset.warmup_candidates)
-    model = FrameModel(small, height, width, preset.latent_gain or 1.0, preset.memory_saving_pixels).to(target.luma.device)
-    _warm_up_round(model, target, lmbda, cfg, counter, iterations)
-    candidates.append(model)
-    scores[len(candidates) - 1] = score(model)
-    return min((winner, len(candidates) - 1), key=lambda index: scores[index].cost)
+    best = min(alive, key=scores.__getitem__)
+    return candidates[best], scores
 
 
 @dataclass(frozen=True)
@@ -323,21 +285,16 @@ class FrameTraining:
         if main_iterations <= 0:
             raise ConfigError(f"{preset.iterations} iterations leave none for the main phase after the warm-up of "
                               f"{len(candidates)} candidates and the final phase")
-        scores: dict[int, RaceScore] = {}
+        scores: dict[int, float] = {}
         per_round = round_iterations(preset, len(cfg.archs))
         if len(candidates) == 1 or per_round == 0:
             model = candidates[-1]  # too few iterations to compare candidates: the last (the largest) goes on
         else:
-            rank = score or (lambda candidate: RaceScore(rounded_cost(candidate, target, lmbda, cfg.loss)))
-            best, scores = warm_up(candidates, target, lmbda, cfg, counter=self.counter, score=rank,
-                                   iterations=per_round)
-            if main_iterations > 2 * per_round:  # the winner trained two rounds; so does a smaller size
-                before = self.counter.done
-                best = downsize(best, candidates, scores, target, lmbda, cfg, self.counter, rank, 2 * per_round)
-                main_iterations -= self.counter.done - before  # the downsizing round comes out of the main phase
-            model = candidates[best]
+            rank = score or (lambda candidate: rounded_cost(candidate, target, lmbda, cfg.loss))
+            model, scores = warm_up(candidates, target, lmbda, cfg, counter=self.counter, score=rank,
+                                    iterations=per_round)
         self.model = model
-        self.candidate_scores = tuple((candidates[i].arch.name, scores[i].cost) for i in sorted(scores))
+        self.candidate_scores = tuple((candidates[i].arch.name, scores[i]) for i in sorted(scores))
         self.warmup_iterations = self.counter.done
         self._start_main(main_iterations)
 
