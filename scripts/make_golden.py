@@ -15,6 +15,11 @@ refuses unless VCODEC_REGENERATE_GOLDEN=1 is set, and refuses a version whose fo
 writes tests/golden/container/v<N>/ for the current *container* version instead: the frames of the
 newest frame golden files muxed by this checkout's ContainerWriter (nothing is encoded), with the
 sha256 of each frame and the header fields in a manifest.
+
+    VCODEC_REGENERATE_GOLDEN=1 .venv/bin/python scripts/make_golden.py --references
+
+adds to every frame golden file lacking them the sha256 of its latent grids and a reference decoded YUV
+(write_references: what lets the test tell an entropy-decoding change from a float-rounding one).
 """
 
 from __future__ import annotations
@@ -114,16 +119,54 @@ def write_container_goldens() -> None:
     print(f"wrote {len(CONTAINER_CASES)} golden files of container format version {FORMAT_VERSION} to {target}")
 
 
+def write_references() -> None:
+    """For every frame golden file: the sha256 of its entropy-decoded latent grids (int32, frame after frame),
+    which must match exactly on any machine, and its decoded YUV as this machine's decoder gives it
+    (NAME.decoded.yuv.gz), which another CPU's float synthesis may differ from by one code value on a few
+    samples (tests/test_golden.py). Files that already have both are left as they are."""
+    import gzip
+
+    import numpy as np
+
+    from vcodec.bitstream.container import ContainerReader
+    from vcodec.decoder import decode_frame, decode_latent_grids
+    from vcodec.io.formats import frame_to_bytes
+
+    for folder in sorted(p for p in GOLDEN_DIR.glob("v*") if p.is_dir()):
+        manifest_path = folder / "manifest.json"
+        manifest = json.loads(manifest_path.read_text())
+        for name, entry in manifest.items():
+            reference = folder / f"{name}.decoded.yuv.gz"
+            if "latents_sha256" in entry and reference.exists():
+                continue
+            with ContainerReader(folder / f"{name}.vcc") as reader:
+                frames = [reader.read_frame(e.number) for e in reader.entries]
+            latents = hashlib.sha256()
+            for data in frames:
+                for grid in decode_latent_grids(data)[0]:
+                    latents.update(np.ascontiguousarray(grid, dtype=np.int32).tobytes())
+            entry["latents_sha256"] = latents.hexdigest()
+            decoded = b"".join(frame_to_bytes(decode_frame(data)) for data in frames)
+            reference.write_bytes(gzip.compress(decoded, mtime=0))
+            print(f"{folder.name}/{name}: latents and reference written", file=sys.stderr)
+        manifest_path.write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--python", default=sys.executable, help="interpreter of the vcodec that encodes")
     parser.add_argument("--source", type=Path, default=Path.cwd(), help="checkout whose vcodec encodes")
     parser.add_argument("--container", action="store_true", help="write the current container version's files")
+    parser.add_argument("--references", action="store_true",
+                        help="add the latents' sha256 and a reference decoded YUV to every frame golden file lacking them")
     args = parser.parse_args()
     if os.environ.get("VCODEC_REGENERATE_GOLDEN") != "1":
         sys.exit("refusing: golden files are written once per format version (set VCODEC_REGENERATE_GOLDEN=1)")
     if args.container:
         write_container_goldens()
+        return
+    if args.references:
+        write_references()
         return
     manifest: dict[str, dict[str, object]] = {}
     version = None

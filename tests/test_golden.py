@@ -1,23 +1,26 @@
 """Golden files: every frame format version that reached main keeps decoding to the same picture.
 
-tests/golden/v<N>/ holds small .vcc files written by the encoder of version N and the sha256 of their
-decoded YUV (scripts/make_golden.py, once per version). The header layouts below are written out as
+tests/golden/v<N>/ holds small .vcc files written by the encoder of version N, the sha256 of their
+decoded YUV and of their latent grids, and a reference decoded YUV (scripts/make_golden.py, once per
+version; the latents and references were added later with --references). The header layouts below are written out as
 data here, not read from the code under test, so a change to the parser cannot change what the test
 expects.
 """
 
 from __future__ import annotations
 
+import gzip
 import hashlib
 import json
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 
 from vcodec.bitstream.container import ContainerReader
 from vcodec.bitstream.frame_header import FORMAT_VERSION
-from vcodec.decoder import decode_frame
+from vcodec.decoder import decode_frame, decode_latent_grids
 from vcodec.io.formats import frame_to_bytes
 
 GOLDEN_DIR = Path(__file__).parent / "golden"
@@ -94,19 +97,45 @@ def test_current_version_has_golden_files() -> None:
         assert len(_manifest(version)) >= 4
 
 
-@pytest.mark.parametrize("threads", [1, 2])
-@pytest.mark.parametrize(("version", "name"), _cases())
-def test_golden_file_decodes_exactly(version: int, name: str, threads: int) -> None:
-    expected = _manifest(version)[name]
+# The float upsampling and synthesis round by the CPU's kernels (MKL and oneDNN choose per CPU): on another
+# CPU than the one that wrote a golden file, a few samples may land one code value away (seen on an AMD
+# EPYC against files written elsewhere: 3 of 30 files). The entropy decoding may not move at all.
+MAX_SAMPLE_DEVIATION = 1
+MIN_EXACT_SHARE = 0.999
+
+
+def _decode(datas: list[bytes], threads: int) -> bytes:
     previous = torch.get_num_threads()
     torch.set_num_threads(threads)
     try:
-        frames = [decode_frame(data) for data in _frames(version, name)]
+        return b"".join(frame_to_bytes(decode_frame(data)) for data in datas)
     finally:
         torch.set_num_threads(previous)
-    assert len(frames) == expected["frames"]
-    digest = hashlib.sha256(b"".join(frame_to_bytes(frame) for frame in frames)).hexdigest()
-    assert digest == expected["decoded_sha256"]
+
+
+@pytest.mark.parametrize(("version", "name"), _cases())
+def test_golden_file_decodes_exactly(version: int, name: str) -> None:
+    """Latents bit-exact everywhere; the picture bit-exact across thread counts, and equal to the one the
+    writing machine decoded or within one code value of the stored reference (another CPU's float rounding)."""
+    expected = _manifest(version)[name]
+    datas = _frames(version, name)
+    assert len(datas) == expected["frames"]
+    latents = hashlib.sha256()
+    for data in datas:
+        for grid in decode_latent_grids(data)[0]:
+            latents.update(np.ascontiguousarray(grid, dtype=np.int32).tobytes())
+    assert latents.hexdigest() == expected["latents_sha256"]
+    decoded = _decode(datas, threads=1)
+    assert _decode(datas, threads=2) == decoded
+    if hashlib.sha256(decoded).hexdigest() == expected["decoded_sha256"]:
+        return
+    dtype = np.uint8 if expected["bitdepth"] == 8 else np.dtype("<u2")
+    reference = np.frombuffer(gzip.decompress((GOLDEN_DIR / f"v{version}" / f"{name}.decoded.yuv.gz").read_bytes()), dtype)
+    samples = np.frombuffer(decoded, dtype)
+    assert samples.shape == reference.shape
+    difference = np.abs(samples.astype(np.int32) - reference.astype(np.int32))
+    assert int(difference.max()) <= MAX_SAMPLE_DEVIATION
+    assert np.count_nonzero(difference == 0) >= MIN_EXACT_SHARE * difference.size
 
 
 def _read_bits(data: bytes, position: int, bits: int) -> tuple[int, int]:
