@@ -99,7 +99,7 @@ def test_current_version_has_golden_files() -> None:
 
 # The float upsampling and synthesis round by the CPU's kernels (MKL and oneDNN choose per CPU): on another
 # CPU than the one that wrote a golden file, a few samples may land one code value away (seen on an AMD
-# EPYC against files written elsewhere: 3 of 30 files). The entropy decoding may not move at all.
+# EPYC against files written elsewhere: 3 of 28 files). The entropy decoding may not move at all.
 MAX_SAMPLE_DEVIATION = 1
 MIN_EXACT_SHARE = 0.999
 
