@@ -1,13 +1,15 @@
 #!/usr/bin/env python3
-"""Re-code a frame bitstream's latents into N substreams of the current format, losslessly.
+"""Re-code a frame bitstream into N latent substreams of the current format, keeping its values.
 
-The parameters and the latent values stay as they are (the decoded picture is the same, up to the
-bands' contexts changing only the latent bits), so decode speed and the rate cost of substreams can be
-measured on an existing trained frame without training it again:
+The parameter integers and steps and the latent values stay as they are, so decode speed and the rate
+cost of substreams can be measured on an existing trained frame without training it again:
 
     .venv/bin/python scripts/restream_frame.py IN.frame OUT.frame --substreams 2
 
-IN is a raw frame bitstream of any readable version (as `bench_codec.py --hd-file` takes).
+IN is a raw frame bitstream of any readable version from 2 (as `bench_codec.py --hd-file` takes). Frames
+before format 5 have their parameters regrouped per tensor (each tensor keeps its group's step; the
+scales are fitted again). From format 6 the picture is computed in fixed point, so a frame of an earlier
+version decodes to the same picture up to the float rounding (a sample one code value away, rarely).
 """
 
 from __future__ import annotations
@@ -17,9 +19,44 @@ import sys
 from dataclasses import replace
 from pathlib import Path
 
-from vcodec.bitstream.frame_header import parse_header, pack_header
+import numpy as np
+
+from vcodec.bitstream.frame_header import FORMAT_VERSION, FrameHeader, pack_header, parse_header
 from vcodec.decoder import decode_latent_grids
 from vcodec.entropy.latent_coder import Canvas, encode_latents
+from vcodec.entropy.param_coder import (
+    decode_parameters,
+    encode_parameters,
+    parameter_count,
+    parameter_groups,
+    scale_index_for,
+)
+from vcodec.model.modules import build_modules
+
+
+def regroup_parameters(header: FrameHeader, stream: bytes) -> tuple[bytes, tuple[int, ...], tuple[int, ...]]:
+    """The parameter stream of `header`'s frame in the current format's groups: (stream, steps, scales)."""
+    modules = build_modules(header.arch, header.preactivated_residual)
+    old_groups = parameter_groups(modules, header.version)
+    counts = [parameter_count(group.tensors(modules)) for group in old_groups]
+    per_tensor: dict[tuple[str, str], tuple[np.ndarray, int]] = {}
+    for group, values, step_exp in zip(old_groups, decode_parameters(stream, counts, list(header.scale_indices)),
+                                       header.step_exps):
+        position = 0
+        for name, tensor in zip(group.names, group.tensors(modules)):
+            per_tensor[(group.module, name)] = (values[position : position + tensor.numel()], step_exp)
+            position += tensor.numel()
+    coded, step_exps, scale_indices = [], [], []
+    for group in parameter_groups(modules, FORMAT_VERSION):
+        parts = [per_tensor[(group.module, name)] for name in group.names]
+        if len({step for _, step in parts}) > 1:
+            raise SystemExit(f"{group.label}: its tensors had different steps; re-encode the frame instead")
+        integers = np.concatenate([values for values, _ in parts]) if parts else np.zeros(0, dtype=np.int64)
+        scale_index = scale_index_for(integers)
+        coded.append((integers, scale_index))
+        step_exps.append(parts[0][1] if parts else 0)
+        scale_indices.append(scale_index)
+    return encode_parameters(coded), tuple(step_exps), tuple(scale_indices)
 
 
 def restream(data: bytes, substreams: int) -> bytes:
@@ -30,9 +67,10 @@ def restream(data: bytes, substreams: int) -> bytes:
     canvas = Canvas.build([g.shape for g in grids], list(header.coded_grids), offsets, substreams)
     streams, _, _ = encode_latents(grids, arm, canvas)
     latent = b"".join(streams)
-    new_header = replace(header, latent_stream_bytes=len(latent),
+    parameters, step_exps, scale_indices = regroup_parameters(header, data[offset : offset + header.param_stream_bytes])
+    new_header = replace(header, version=FORMAT_VERSION, step_exps=step_exps, scale_indices=scale_indices,
+                         param_stream_bytes=len(parameters), latent_stream_bytes=len(latent),
                          substream_bytes=tuple(len(stream) for stream in streams[:-1]))
-    parameters = data[offset : offset + header.param_stream_bytes]
     return pack_header(new_header) + parameters + latent
 
 

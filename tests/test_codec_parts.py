@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 import torch
 
+from vcodec import format as fmt
 from vcodec.bitstream import frame_header
 from vcodec.bitstream.frame_header import FrameHeader, pack_header, parse_header
 from vcodec.config import ARM_CONTEXT_LAYOUTS, ARM_CONTEXTS, CHROMA_DOWNSCALES, ConfigError, load_arch, load_config
@@ -64,10 +65,12 @@ CTC_SIZES = [(416, 240), (832, 480), (1280, 720), (1024, 768), (1920, 1080), (25
 
 def test_stored_enumerations_are_frozen() -> None:
     """Reordering any of these silently breaks every stored file."""
-    assert frame_header.FORMAT_VERSION == 5  # 2: pre-activated synthesis residual blocks; 3: context layouts; 4: substreams; 5: parameter groups per tensor
-    assert frame_header.READABLE_VERSIONS == (1, 2, 3, 4, 5)
+    assert frame_header.FORMAT_VERSION == 6  # 2: pre-activated synthesis residual blocks; 3: context layouts; 4: substreams; 5: parameter groups per tensor; 6: fixed-point picture
+    assert frame_header.READABLE_VERSIONS == (1, 2, 3, 4, 5, 6)
     assert frame_header.ARCH_NAMES == ("custom", "main", "light", "small", "tiny", "lean")  # names are only appended
     assert ARM_CONTEXT_LAYOUTS == ("raster", "priority")
+    # the fixed-point picture's semantics (docs/bitstream.md, "Picture (version 6)")
+    assert (fmt.FIXED_POINT_PICTURE_VERSION, fmt.PICTURE_FRAC_BITS, fmt.PICTURE_ACT_LIMIT) == (6, 20, 1 << 30)
     assert MODULES == ("arm", "upsampling", "synthesis") == DecoderModules._fields
     assert PARAM_KINDS == ("weight", "bias")
     assert ARM_CONTEXTS == (12, 24)

@@ -6,6 +6,8 @@ tests/test_codec.py imports it with the training code blocked.
 
 from __future__ import annotations
 
+from typing import NamedTuple
+
 import numpy as np
 import torch
 from threadpoolctl import threadpool_limits
@@ -24,6 +26,8 @@ from vcodec.entropy.param_coder import (
 )
 from vcodec.entropy.stage_times import StageTimes
 from vcodec.entropy.substreams import latent_bands
+from vcodec.format import FIXED_POINT_PICTURE_VERSION
+from vcodec.model.fixed_point import FixedPointPicture, activations_to_samples
 from vcodec.model.frame_model import planes_to_frame
 from vcodec.model.modules import DecoderModules, build_modules
 from vcodec.model.synthesis import Synthesis, to_420
@@ -32,10 +36,18 @@ from vcodec.shapes import grid_sizes
 from vcodec.types import Frame
 
 
+class _Decoded(NamedTuple):
+    header: FrameHeader
+    modules: DecoderModules                    # the ARM, and the float upsampling and synthesis (formats 1-5)
+    arm_integer: IntegerArm
+    coded: dict[str, tuple[np.ndarray, int]]   # (integers, step exponent) per upsampling / synthesis tensor
+    grids: list[np.ndarray]
+
+
 @torch.no_grad()
 def synthesize(grids: list[np.ndarray], upsampling: Upsampling, synthesis: Synthesis,
                chroma_downscale: str, bitdepth: int, times: StageTimes | None = None) -> Frame:
-    """Integer latent grids -> frame, with the float upsampling and synthesis (CPU, float32)."""
+    """Integer latent grids -> frame, with the float upsampling and synthesis (CPU, float32): formats 1-5."""
     times = times or StageTimes()
     tensors = [torch.from_numpy(g.astype(np.float32)).view(1, 1, *g.shape) for g in grids]
     upsampled = upsampling(tensors)
@@ -48,6 +60,22 @@ def synthesize(grids: list[np.ndarray], upsampling: Upsampling, synthesis: Synth
     return frame
 
 
+@torch.no_grad()
+def synthesize_fixed_point(grids: list[np.ndarray], picture: FixedPointPicture, chroma_downscale: str,
+                           bitdepth: int, times: StageTimes | None = None) -> Frame:
+    """Integer latent grids -> frame, in fixed point (format 6 on): the same samples on every machine."""
+    times = times or StageTimes()
+    upsampled = picture.upsample(grids)
+    times.lap("upsampling")
+    planes = picture.synthesize(upsampled)
+    times.lap("synthesis")
+    luma, chroma = to_420(planes, chroma_downscale)
+    frame = Frame(activations_to_samples(luma[0, 0], bitdepth), activations_to_samples(chroma[0, 0], bitdepth),
+                  activations_to_samples(chroma[0, 1], bitdepth), bitdepth)
+    times.lap("output planes")
+    return frame
+
+
 def decode_frame(data: bytes, times: StageTimes | None = None, workers: int | None = None) -> Frame:
     """Rebuild a frame from its bitstream; raises BitstreamError on any malformed input.
 
@@ -56,18 +84,20 @@ def decode_frame(data: bytes, times: StageTimes | None = None, workers: int | No
     times = times or StageTimes()
     retain_freed_memory()  # the synthesis' temporaries, and the next frame's, reuse freed pages
     times.restart()
-    header, modules, arm_integer, grids = _decode_latents(data, times, workers)
+    header, modules, _, coded, grids = _decode_latents(data, times, workers)
+    if header.version >= FIXED_POINT_PICTURE_VERSION:
+        picture = FixedPointPicture.from_coded(modules.upsampling, modules.synthesis, coded)
+        return synthesize_fixed_point(grids, picture, header.arch.chroma_downscale, header.bitdepth, times)
     return synthesize(grids, modules.upsampling, modules.synthesis, header.arch.chroma_downscale, header.bitdepth, times)
 
 
 def decode_latent_grids(data: bytes) -> tuple[list[np.ndarray], IntegerArm, list[tuple[int, int]]]:
     """The frame's latent grids, its integer ARM and the ARM's context offsets (tools that re-code them)."""
-    _, modules, arm_integer, grids = _decode_latents(data, StageTimes(), None)
-    return grids, arm_integer, modules.arm.offsets
+    decoded = _decode_latents(data, StageTimes(), None)
+    return decoded.grids, decoded.arm_integer, decoded.modules.arm.offsets
 
 
-def _decode_latents(data: bytes, times: StageTimes, workers: int | None
-                    ) -> tuple[FrameHeader, DecoderModules, IntegerArm, list[np.ndarray]]:
+def _decode_latents(data: bytes, times: StageTimes, workers: int | None) -> _Decoded:
     header, offset = parse_header(data)
     arch = header.arch
     modules = build_modules(arch, header.preactivated_residual)
@@ -75,8 +105,11 @@ def _decode_latents(data: bytes, times: StageTimes, workers: int | None
     groups = parameter_groups(modules, header.version)  # the ARM's weights and biases first
     counts = [parameter_count(group.tensors(modules)) for group in groups]
     integers = decode_parameters(data[offset:param_end], counts, list(header.scale_indices))
+    coded = {}
     for group, values, step_exp in zip(groups[2:], integers[2:], header.step_exps[2:]):
         load_flat_parameters(group.tensors(modules), dequantize(values, step_exp))
+        if len(group.names) == 1:  # format 5 on: every upsampling and synthesis tensor is a group
+            coded[f"{group.module}.{group.names[0]}"] = (values, step_exp)
     arm_integer = integer_arm(modules.arm.layer_shapes, integers[0], integers[1], *header.step_exps[:2])
     times.lap("header and parameters")
     sizes = grid_sizes(header.height, header.width, arch.latent_levels)
@@ -88,7 +121,7 @@ def _decode_latents(data: bytes, times: StageTimes, workers: int | None
     with threadpool_limits(limits=1, user_api="blas"):
         grids = decode_grids(header.split_latent_stream(data[param_end:]), arm_integer, sizes, bands,
                              modules.arm.offsets, workers, times)
-    return header, modules, arm_integer, grids
+    return _Decoded(header, modules, arm_integer, coded, grids)
 
 
-__all__ = ["FrameHeader", "StageTimes", "decode_frame", "decode_latent_grids", "synthesize"]
+__all__ = ["FrameHeader", "StageTimes", "decode_frame", "decode_latent_grids", "synthesize", "synthesize_fixed_point"]

@@ -13,8 +13,8 @@ from torch import nn
 # 1-D taps of a 2x transposed convolution: even outputs copy the input (tap 16/16), odd outputs take the
 # bicubic half-sample interpolation (-1, 9, 9, -1)/16. Tap 7 is zero padding to the kernel size 8.
 BICUBIC_TAPS: tuple[float, ...] = (-1 / 16, 0.0, 9 / 16, 1.0, 9 / 16, 0.0, -1 / 16, 0.0)
-_BORDER = 2  # replicate padding of the input, in samples
-_CROP = 7    # first output sample aligned with input sample 0 (border 2 * stride 2 + centre tap 3)
+BORDER = 2  # replicate padding of the input, in samples
+CROP = 7    # first output sample aligned with input sample 0 (border 2 * stride 2 + centre tap 3)
 
 
 class Upsampling(nn.Module):
@@ -31,10 +31,10 @@ class Upsampling(nn.Module):
         dominated.
         """
         channels = x.shape[1]
-        padded = F.pad(x, (_BORDER,) * 4, mode="replicate").contiguous(memory_format=torch.channels_last)
+        padded = F.pad(x, (BORDER,) * 4, mode="replicate").contiguous(memory_format=torch.channels_last)
         kernel = self.kernel.expand(channels, 1, *self.kernel.shape[-2:])
         up = F.conv_transpose2d(padded, kernel, stride=2, groups=channels)
-        return up[:, :, _CROP : _CROP + height, _CROP : _CROP + width]
+        return up[:, :, CROP : CROP + height, CROP : CROP + width]
 
     def forward(self, grids: list[torch.Tensor]) -> torch.Tensor:
         """Grids (1, 1, h_l, w_l), finest first -> (1, L, H, W) all at full resolution, coarsest first."""
