@@ -39,6 +39,8 @@ def test_upsampling_phases_equal_the_transposed_convolution(rows: int, cols: int
         full = F.conv_transpose2d(padded, kernel.expand(3, 1, 8, 8), stride=2, groups=3)
         expected = torch.floor(full[0, :, CROP : CROP + height, CROP : CROP + width] + 0.5)
         assert torch.equal(picture._upsample2x(x, height, width), expected)
+        out = torch.empty(3, height, width, dtype=torch.float64)  # written in place (directly at even sizes)
+        assert picture._upsample2x(x, height, width, out=out) is out and torch.equal(out, expected)
 
 
 def test_residual_convolution_equals_conv2d() -> None:

@@ -121,18 +121,23 @@ class FixedPointPicture:
             as_activations = [torch.from_numpy(g.astype(np.float64) * _ONE).view(1, *g.shape) for g in grids]
             stack = as_activations[-1]
             for grid in reversed(as_activations[:-1]):
-                height, width = grid.shape[-2:]
-                stack = torch.cat([self._upsample2x(stack, height, width), grid], dim=0)
+                channels, (height, width) = stack.shape[0], grid.shape[-2:]
+                joined = torch.empty(channels + 1, height, width, dtype=torch.float64)
+                self._upsample2x(stack, height, width, out=joined[:channels])
+                joined[channels] = grid[0]
+                stack = joined
         return stack[None]
 
-    def _upsample2x(self, x: torch.Tensor, height: int, width: int) -> torch.Tensor:
+    def _upsample2x(self, x: torch.Tensor, height: int, width: int, out: torch.Tensor | None = None) -> torch.Tensor:
         """(C, h, w) -> (C, height, width), height <= 2h, width <= 2w: each output phase a sum of 16
         shifted copies of the padded input (elementwise products and sums: exact in any order), computed
-        in bands of rows so that the band's copies stay in the cache."""
+        in bands of rows so that the band's copies stay in the cache. Written into `out` if given (a
+        contiguous (C, height, width) tensor: at even sizes directly, saving a copy of the largest stack)."""
         channels, rows, cols = x.shape
         padded = F.pad(x[None], (BORDER,) * 4, mode="replicate")[0]
         kernel = self.kernel.weight[0, 0].tolist()
-        up = torch.empty(channels, rows, 2, cols, 2, dtype=torch.float64)
+        direct = out is not None and (height, width) == (2 * rows, 2 * cols)
+        up = out.view(channels, rows, 2, cols, 2) if direct else torch.empty(channels, rows, 2, cols, 2, dtype=torch.float64)
 
         def band_work(top: int, band: int) -> None:
             for a, row_taps in enumerate(_PHASE_TAPS):
@@ -146,7 +151,10 @@ class FixedPointPicture:
                     up[:, top : top + band, a, :, b] = phase.floor_().clamp_(-PICTURE_ACT_LIMIT, PICTURE_ACT_LIMIT)
 
         _for_each_band(band_work, rows, _BAND_ROWS)
-        return up.view(channels, 2 * rows, 2 * cols)[:, :height, :width]
+        result = up.view(channels, 2 * rows, 2 * cols)[:, :height, :width]
+        if out is not None and not direct:
+            out.copy_(result)
+        return out if out is not None else result
 
     def _pointwise(self, x: torch.Tensor) -> torch.Tensor:
         last = len(self.pointwise) - 1
