@@ -21,7 +21,7 @@ would round.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 
@@ -63,12 +63,6 @@ def _one_intra_op_thread() -> Iterator[None]:
         yield
     finally:
         torch.set_num_threads(threads)
-
-
-def _for_each_band(work: Callable[[int, int], None], rows: int, band_rows: int) -> None:
-    """work(top, band) for consecutive bands of `rows`."""
-    for top in range(0, rows, band_rows):
-        work(top, min(band_rows, rows - top))
 
 
 @dataclass(frozen=True)
@@ -138,8 +132,8 @@ class FixedPointPicture:
         kernel = self.kernel.weight[0, 0].tolist()
         direct = out is not None and (height, width) == (2 * rows, 2 * cols)
         up = out.view(channels, rows, 2, cols, 2) if direct else torch.empty(channels, rows, 2, cols, 2, dtype=torch.float64)
-
-        def band_work(top: int, band: int) -> None:
+        for top in range(0, rows, _BAND_ROWS):
+            band = min(_BAND_ROWS, rows - top)
             for a, row_taps in enumerate(_PHASE_TAPS):
                 for b, col_taps in enumerate(_PHASE_TAPS):
                     phase = torch.full((channels, band, cols), _HALF, dtype=torch.float64)
@@ -149,8 +143,6 @@ class FixedPointPicture:
                                 source = padded[:, top + dy : top + dy + band, dx : dx + cols]
                                 phase.add_(source, alpha=kernel[ky][kx])
                     up[:, top : top + band, a, :, b] = phase.floor_().clamp_(-PICTURE_ACT_LIMIT, PICTURE_ACT_LIMIT)
-
-        _for_each_band(band_work, rows, _BAND_ROWS)
         result = up.view(channels, 2 * rows, 2 * cols)[:, :height, :width]
         if out is not None and not direct:
             out.copy_(result)
@@ -169,11 +161,8 @@ class FixedPointPicture:
         with _one_intra_op_thread():
             columns = upsampled.reshape(channels, height * width)
             x = torch.empty(OUTPUT_PLANES, height * width, dtype=torch.float64)
-
-            def chunk_work(start: int, count: int) -> None:
-                x[:, start : start + count] = self._pointwise(columns[:, start : start + count])
-
-            _for_each_band(chunk_work, height * width, _CHUNK_PIXELS)
+            for start in range(0, height * width, _CHUNK_PIXELS):
+                x[:, start : start + _CHUNK_PIXELS] = self._pointwise(columns[:, start : start + _CHUNK_PIXELS])
             x = x.reshape(OUTPUT_PLANES, height, width)
             for index, layer in enumerate(self.residual):
                 x = self._residual(x, layer, preactivate=index > 0)
@@ -196,8 +185,8 @@ class FixedPointPicture:
                 if bool(layer.weight[:, i, dy, dx].any())]
         bias = layer.bias.reshape(OUTPUT_PLANES, 1, 1)
         out = torch.empty(OUTPUT_PLANES, height, width, dtype=torch.float64)
-
-        def band_work(top: int, band: int) -> None:
+        for top in range(0, height, _BAND_ROWS):
+            band = min(_BAND_ROWS, height - top)
             rows = out[:, top : top + band]
             rows.copy_(bias.expand_as(rows))
             for i, dy, dx, column in taps:  # one input sample times its 3 output weights (exact products)
@@ -205,8 +194,6 @@ class FixedPointPicture:
             rows.floor_()
             if skip is not None:
                 rows.add_(skip[:, top : top + band]).clamp_(-PICTURE_ACT_LIMIT, PICTURE_ACT_LIMIT)
-
-        _for_each_band(band_work, height, _BAND_ROWS)
         return out
 
 
