@@ -27,10 +27,11 @@ from vcodec.entropy.param_coder import (
 from vcodec.entropy.stage_times import StageTimes
 from vcodec.entropy.substreams import latent_bands
 from vcodec.format import FIXED_POINT_PICTURE_VERSION
-from vcodec.model.fixed_point import FixedPointPicture, activations_to_samples
+from vcodec.model.fixed_point import FixedPointPicture
+from vcodec.model.fixed_point import planes_to_frame as fixed_point_frame
 from vcodec.model.frame_model import planes_to_frame
 from vcodec.model.modules import DecoderModules, build_modules
-from vcodec.model.synthesis import Synthesis, to_420
+from vcodec.model.synthesis import OUTPUT_PLANES, Synthesis, to_420
 from vcodec.model.upsampling import Upsampling
 from vcodec.shapes import grid_sizes
 from vcodec.types import Frame
@@ -60,7 +61,6 @@ def synthesize(grids: list[np.ndarray], upsampling: Upsampling, synthesis: Synth
     return frame
 
 
-@torch.no_grad()
 def synthesize_fixed_point(grids: list[np.ndarray], picture: FixedPointPicture, chroma_downscale: str,
                            bitdepth: int, times: StageTimes | None = None) -> Frame:
     """Integer latent grids -> frame, in fixed point (format 6 on): the same samples on every machine."""
@@ -69,9 +69,7 @@ def synthesize_fixed_point(grids: list[np.ndarray], picture: FixedPointPicture, 
     times.lap("upsampling")
     planes = picture.synthesize(upsampled)
     times.lap("synthesis")
-    luma, chroma = to_420(planes, chroma_downscale)
-    frame = Frame(activations_to_samples(luma[0, 0], bitdepth), activations_to_samples(chroma[0, 0], bitdepth),
-                  activations_to_samples(chroma[0, 1], bitdepth), bitdepth)
+    frame = fixed_point_frame(planes, chroma_downscale, bitdepth)
     times.lap("output planes")
     return frame
 
@@ -86,7 +84,9 @@ def decode_frame(data: bytes, times: StageTimes | None = None, workers: int | No
     times.restart()
     header, modules, _, coded, grids = _decode_latents(data, times, workers)
     if header.version >= FIXED_POINT_PICTURE_VERSION:
-        picture = FixedPointPicture.from_coded(modules.upsampling, modules.synthesis, coded)
+        arch = header.arch
+        picture = FixedPointPicture.from_coded(coded, (arch.latent_levels, *arch.synthesis_hidden, OUTPUT_PLANES),
+                                               arch.synthesis_residual)
         return synthesize_fixed_point(grids, picture, header.arch.chroma_downscale, header.bitdepth, times)
     return synthesize(grids, modules.upsampling, modules.synthesis, header.arch.chroma_downscale, header.bitdepth, times)
 

@@ -1,0 +1,328 @@
+/* Frame format 6's fixed-point upsampling and synthesis, compiled (vcodec/model/fixed_point.py drives it).
+ *
+ * Activations are int32 counts of 2^-F (|a| <= 2^30). Each layer's sum is accumulated in double from
+ * weights q 2^-k (|q| < 2^15) and the 1/2 of the rounding: every product and partial sum is a multiple of
+ * 2^-max(k, 1) below 2^(52 - max(k, 1)) (bounds in fixed_point.py), so double holds each of them exactly,
+ * whatever the order, the vector width or fused multiply-adds: the result is the same integer on every
+ * machine. Each sum is floored (rounding half up) and clamped before it is stored.
+ *
+ * The functions take a range of rows (or pixels), so that threads can share a frame; they release the GIL.
+ */
+#define PY_SSIZE_T_CLEAN
+#include <Python.h>
+#include <math.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define ACT_LIMIT 1073741824.0 /* vcodec.format.PICTURE_ACT_LIMIT, 2^30 */
+#define PIXEL_TILE 128         /* pixels that the 1x1 layers carry through all layers at once (L1-sized) */
+
+#if defined(__GNUC__) && defined(__x86_64__) && !defined(__clang__)
+/* One build for every x86-64 CPU, with an AVX2/FMA version picked at load time where the CPU has it. The
+   integers do not depend on which runs (header comment). */
+#define VECTOR_CLONES __attribute__((target_clones("arch=x86-64-v3", "default")))
+#else
+#define VECTOR_CLONES
+#endif
+
+static inline double clamp_act(double v, double low) {
+    return v < low ? low : (v > ACT_LIMIT ? ACT_LIMIT : v);
+}
+
+static inline Py_ssize_t clamp_index(Py_ssize_t i, Py_ssize_t n) {
+    return i < 0 ? 0 : (i >= n ? n - 1 : i);
+}
+
+/* row[0 .. length) = line[j - border] as doubles, the line's ends repeated where j - border is outside
+   [0, n); with `relu`, negative samples are 0 (a pre-activated branch). */
+static inline void padded_row(const int32_t *line, Py_ssize_t n, Py_ssize_t border, Py_ssize_t length, int relu,
+                              double *row) {
+    for (Py_ssize_t j = 0; j < border; j++) row[j] = (double)line[0];
+    for (Py_ssize_t j = 0; j < n; j++) row[border + j] = (double)line[j];
+    for (Py_ssize_t j = border + n; j < length; j++) row[j] = (double)line[n - 1];
+    if (relu)
+        for (Py_ssize_t j = 0; j < length; j++) row[j] = row[j] < 0.0 ? 0.0 : row[j];
+}
+
+/* Taps of the 2x upsampling by output parity: output row 2p + a takes padded input rows p + dy with kernel
+   row ky, for the 4 (dy, ky) pairs of parity a (the same pairs for columns). The padding is 2 samples. */
+static const int PHASE_DY[2][4] = {{0, 1, 2, 3}, {1, 2, 3, 4}};
+static const int PHASE_KY[2][4] = {{7, 5, 3, 1}, {6, 4, 2, 0}};
+
+/* The loops below work on blocks of LANES pixels with their accumulators in small fixed-size arrays, which
+   the compiler keeps in vector registers: each loaded input feeds several outputs. */
+#define LANES 8
+
+VECTOR_CLONES
+static void upsample_rows(const int32_t *src, Py_ssize_t channels, Py_ssize_t h, Py_ssize_t w,
+                          const double *kernel, int32_t *dst, Py_ssize_t height, Py_ssize_t width,
+                          Py_ssize_t p0, Py_ssize_t p1, double *rows, double *phases) {
+    const Py_ssize_t blocks = (w + LANES - 1) / LANES, padded = blocks * LANES + 4;
+    for (Py_ssize_t c = 0; c < channels; c++) {
+        const int32_t *plane = src + c * h * w;
+        int32_t *out = dst + c * height * width;
+        for (Py_ssize_t p = p0; p < p1; p++) {
+            for (int t = 0; t < 5; t++) /* padded rows p .. p + 4: input rows p - 2 .. p + 2, replicated */
+                padded_row(plane + clamp_index(p + t - 2, h) * w, w, 2, padded, 0, rows + t * padded);
+            for (int a = 0; a < 2; a++) {
+                const Py_ssize_t y = 2 * p + a;
+                if (y >= height) continue;
+                double taps[4][5][2]; /* [row tap][column shift 0..4][column parity]: kernel value or 0 */
+                for (int i = 0; i < 4; i++)
+                    for (int s = 0; s < 5; s++)
+                        for (int b = 0; b < 2; b++) {
+                            const int j = s - b; /* column tap j of parity b reads shift PHASE_DY[b][j] = j + b */
+                            taps[i][s][b] = (j >= 0 && j < 4) ? kernel[PHASE_KY[a][i] * 8 + PHASE_KY[b][j]] : 0.0;
+                        }
+                for (Py_ssize_t q0 = 0; q0 < blocks * LANES; q0 += LANES) {
+                    double even[LANES], odd[LANES];
+                    for (int l = 0; l < LANES; l++) even[l] = odd[l] = 0.5;
+                    for (int i = 0; i < 4; i++) {
+                        const double *row = rows + PHASE_DY[a][i] * padded + q0;
+                        for (int s = 0; s < 5; s++)
+                            for (int l = 0; l < LANES; l++) {
+                                even[l] += taps[i][s][0] * row[s + l];
+                                odd[l] += taps[i][s][1] * row[s + l];
+                            }
+                    }
+                    for (int l = 0; l < LANES; l++) {
+                        phases[2 * (q0 + l)] = even[l];
+                        phases[2 * (q0 + l) + 1] = odd[l];
+                    }
+                }
+                int32_t *line = out + y * width;
+                for (Py_ssize_t x = 0; x < width; x++) line[x] = (int32_t)clamp_act(floor(phases[x]), -ACT_LIMIT);
+            }
+        }
+    }
+}
+
+/* One layer on a tile of PIXEL_TILE pixels: y[o] = clamp(floor(bias[o] + sum_i weight[o][i] x[i]), low). */
+VECTOR_CLONES
+static void pointwise_layer(const double *x, int32_t in, int32_t out, const double *weight, const double *bias,
+                            double low, double *y) {
+    int32_t o = 0;
+    for (; o + 4 <= out; o += 4) /* four outputs share each input load */
+        for (Py_ssize_t t0 = 0; t0 < PIXEL_TILE; t0 += LANES) {
+            double acc[4][LANES];
+            for (int k = 0; k < 4; k++)
+                for (int l = 0; l < LANES; l++) acc[k][l] = bias[o + k];
+            for (int32_t i = 0; i < in; i++) {
+                const double *column = x + i * PIXEL_TILE + t0;
+                for (int k = 0; k < 4; k++) {
+                    const double w = weight[(o + k) * in + i];
+                    for (int l = 0; l < LANES; l++) acc[k][l] += w * column[l];
+                }
+            }
+            for (int k = 0; k < 4; k++)
+                for (int l = 0; l < LANES; l++) y[(o + k) * PIXEL_TILE + t0 + l] = clamp_act(floor(acc[k][l]), low);
+        }
+    for (; o < out; o++)
+        for (Py_ssize_t t0 = 0; t0 < PIXEL_TILE; t0 += LANES) {
+            double acc[LANES];
+            for (int l = 0; l < LANES; l++) acc[l] = bias[o];
+            for (int32_t i = 0; i < in; i++) {
+                const double w = weight[o * in + i], *column = x + i * PIXEL_TILE + t0;
+                for (int l = 0; l < LANES; l++) acc[l] += w * column[l];
+            }
+            for (int l = 0; l < LANES; l++) y[o * PIXEL_TILE + t0 + l] = clamp_act(floor(acc[l]), low);
+        }
+}
+
+VECTOR_CLONES
+static void pointwise_pixels(const int32_t *src, Py_ssize_t pixels, Py_ssize_t n0, Py_ssize_t n1,
+                             const int32_t *widths, Py_ssize_t layers, const double *weights,
+                             const double *biases, int32_t *dst, double *x, double *y) {
+    for (Py_ssize_t start = n0; start < n1; start += PIXEL_TILE) {
+        const Py_ssize_t count = (n1 - start < PIXEL_TILE) ? n1 - start : PIXEL_TILE;
+        for (int32_t i = 0; i < widths[0]; i++)
+            for (Py_ssize_t t = 0; t < PIXEL_TILE; t++) /* a last, partial tile is padded with zeros */
+                x[i * PIXEL_TILE + t] = t < count ? (double)src[i * pixels + start + t] : 0.0;
+        const double *weight = weights, *bias = biases;
+        for (Py_ssize_t l = 0; l < layers; l++) {
+            const double low = (l + 1 < layers) ? 0.0 : -ACT_LIMIT; /* ReLU but after the last layer */
+            pointwise_layer(x, widths[l], widths[l + 1], weight, bias, low, y);
+            weight += (Py_ssize_t)widths[l] * widths[l + 1];
+            bias += widths[l + 1];
+            double *swap = x; x = y; y = swap;
+        }
+        for (int32_t o = 0; o < widths[layers]; o++)
+            for (Py_ssize_t t = 0; t < count; t++) dst[o * pixels + start + t] = (int32_t)x[o * PIXEL_TILE + t];
+    }
+}
+
+VECTOR_CLONES
+static void residual_rows(const int32_t *src, Py_ssize_t height, Py_ssize_t width, const double *weight,
+                          const double *bias, int preactivate, int32_t *dst, Py_ssize_t y0, Py_ssize_t y1,
+                          double *rows, double *acc) {
+    const Py_ssize_t blocks = (width + LANES - 1) / LANES, padded = blocks * LANES + 2;
+    for (Py_ssize_t y = y0; y < y1; y++) {
+        for (int i = 0; i < 3; i++)
+            for (int dy = 0; dy < 3; dy++) /* the branch's rows y - 1 .. y + 1 of plane i, replicated */
+                padded_row(src + (i * height + clamp_index(y + dy - 1, height)) * width, width, 1, padded,
+                           preactivate, rows + (i * 3 + dy) * padded);
+        for (Py_ssize_t x0 = 0; x0 < blocks * LANES; x0 += LANES) { /* the 3 outputs share each input load */
+            double sums[3][LANES];
+            for (int o = 0; o < 3; o++)
+                for (int l = 0; l < LANES; l++) sums[o][l] = bias[o];
+            for (int i = 0; i < 3; i++)
+                for (int dy = 0; dy < 3; dy++)
+                    for (int dx = 0; dx < 3; dx++) {
+                        const double *source = rows + (i * 3 + dy) * padded + x0 + dx;
+                        for (int o = 0; o < 3; o++) {
+                            const double k = weight[((o * 3 + i) * 3 + dy) * 3 + dx];
+                            for (int l = 0; l < LANES; l++) sums[o][l] += k * source[l];
+                        }
+                    }
+            for (int o = 0; o < 3; o++)
+                for (int l = 0; l < LANES; l++) acc[o * blocks * LANES + x0 + l] = sums[o][l];
+        }
+        for (int o = 0; o < 3; o++) {
+            const int32_t *skip = src + (o * height + y) * width;
+            int32_t *line = dst + (o * height + y) * width;
+            const double *sum = acc + o * blocks * LANES;
+            for (Py_ssize_t x = 0; x < width; x++)
+                line[x] = (int32_t)clamp_act(floor(sum[x]) + (double)skip[x], -ACT_LIMIT);
+        }
+    }
+}
+
+/* Buffer checks: every size below is checked against the buffers' lengths before the loops run. */
+static int expect_bytes(const Py_buffer *buffer, Py_ssize_t count, Py_ssize_t item, const char *name) {
+    if (count < 0 || buffer->len < count * item) {
+        PyErr_Format(PyExc_ValueError, "%s holds %zd bytes, %zd needed", name, buffer->len, count * item);
+        return 0;
+    }
+    return 1;
+}
+
+static PyObject *upsample2x(PyObject *self, PyObject *args) {
+    Py_buffer src, kernel, dst;
+    Py_ssize_t channels, h, w, height, width, p0, p1;
+    if (!PyArg_ParseTuple(args, "y*nnny*w*nnnn", &src, &channels, &h, &w, &kernel, &dst, &height, &width, &p0, &p1))
+        return NULL;
+    PyObject *result = NULL;
+    double *rows = NULL, *phase = NULL;
+    if (h < 1 || w < 1 || height > 2 * h || width > 2 * w || p0 < 0 || p1 > h || p0 > p1) {
+        PyErr_SetString(PyExc_ValueError, "upsample2x: sizes or row range out of bounds");
+        goto done;
+    }
+    if (!expect_bytes(&src, channels * h * w, 4, "src") || !expect_bytes(&kernel, 64, 8, "kernel") ||
+        !expect_bytes(&dst, channels * height * width, 4, "dst"))
+        goto done;
+    rows = malloc(sizeof(double) * 5 * ((w + LANES - 1) / LANES * LANES + 4));
+    phase = malloc(sizeof(double) * 2 * ((w + LANES - 1) / LANES * LANES));
+    if (!rows || !phase) { PyErr_NoMemory(); goto done; }
+    Py_BEGIN_ALLOW_THREADS
+    upsample_rows(src.buf, channels, h, w, kernel.buf, dst.buf, height, width, p0, p1, rows, phase);
+    Py_END_ALLOW_THREADS
+    result = Py_None;
+    Py_INCREF(result);
+done:
+    free(rows);
+    free(phase);
+    PyBuffer_Release(&src);
+    PyBuffer_Release(&kernel);
+    PyBuffer_Release(&dst);
+    return result;
+}
+
+static PyObject *pointwise(PyObject *self, PyObject *args) {
+    Py_buffer src, widths, weights, biases, dst;
+    Py_ssize_t pixels, n0, n1;
+    if (!PyArg_ParseTuple(args, "y*ny*y*y*w*nn", &src, &pixels, &widths, &weights, &biases, &dst, &n0, &n1))
+        return NULL;
+    PyObject *result = NULL;
+    double *x = NULL, *y = NULL;
+    const Py_ssize_t layers = widths.len / 4 - 1;
+    const int32_t *width = widths.buf;
+    Py_ssize_t widest = 0, weight_count = 0, bias_count = 0;
+    if (layers < 1 || pixels < 0 || n0 < 0 || n1 > pixels || n0 > n1) {
+        PyErr_SetString(PyExc_ValueError, "pointwise: no layer, or pixel range out of bounds");
+        goto done;
+    }
+    for (Py_ssize_t l = 0; l <= layers; l++) {
+        if (width[l] < 1 || width[l] > 4096) {
+            PyErr_SetString(PyExc_ValueError, "pointwise: a layer width is out of bounds");
+            goto done;
+        }
+        widest = width[l] > widest ? width[l] : widest;
+        if (l < layers) { weight_count += (Py_ssize_t)width[l] * width[l + 1]; bias_count += width[l + 1]; }
+    }
+    if (!expect_bytes(&src, width[0] * pixels, 4, "src") || !expect_bytes(&weights, weight_count, 8, "weights") ||
+        !expect_bytes(&biases, bias_count, 8, "biases") || !expect_bytes(&dst, width[layers] * pixels, 4, "dst"))
+        goto done;
+    x = malloc(sizeof(double) * widest * PIXEL_TILE);
+    y = malloc(sizeof(double) * widest * PIXEL_TILE);
+    if (!x || !y) { PyErr_NoMemory(); goto done; }
+    Py_BEGIN_ALLOW_THREADS
+    pointwise_pixels(src.buf, pixels, n0, n1, width, layers, weights.buf, biases.buf, dst.buf, x, y);
+    Py_END_ALLOW_THREADS
+    result = Py_None;
+    Py_INCREF(result);
+done:
+    free(x);
+    free(y);
+    PyBuffer_Release(&src);
+    PyBuffer_Release(&widths);
+    PyBuffer_Release(&weights);
+    PyBuffer_Release(&biases);
+    PyBuffer_Release(&dst);
+    return result;
+}
+
+static PyObject *residual3x3(PyObject *self, PyObject *args) {
+    Py_buffer src, weight, bias, dst;
+    Py_ssize_t height, width, y0, y1;
+    int preactivate;
+    if (!PyArg_ParseTuple(args, "y*nny*y*pw*nn", &src, &height, &width, &weight, &bias, &preactivate, &dst, &y0, &y1))
+        return NULL;
+    PyObject *result = NULL;
+    double *rows = NULL, *acc = NULL;
+    if (height < 1 || width < 1 || y0 < 0 || y1 > height || y0 > y1) {
+        PyErr_SetString(PyExc_ValueError, "residual3x3: sizes or row range out of bounds");
+        goto done;
+    }
+    if (!expect_bytes(&src, 3 * height * width, 4, "src") || !expect_bytes(&weight, 81, 8, "weight") ||
+        !expect_bytes(&bias, 3, 8, "bias") || !expect_bytes(&dst, 3 * height * width, 4, "dst"))
+        goto done;
+    if (src.buf == dst.buf) {
+        PyErr_SetString(PyExc_ValueError, "residual3x3: dst must not be src (rows are read around each output)");
+        goto done;
+    }
+    rows = malloc(sizeof(double) * 9 * ((width + LANES - 1) / LANES * LANES + 2));
+    acc = malloc(sizeof(double) * 3 * ((width + LANES - 1) / LANES * LANES));
+    if (!rows || !acc) { PyErr_NoMemory(); goto done; }
+    Py_BEGIN_ALLOW_THREADS
+    residual_rows(src.buf, height, width, weight.buf, bias.buf, preactivate, dst.buf, y0, y1, rows, acc);
+    Py_END_ALLOW_THREADS
+    result = Py_None;
+    Py_INCREF(result);
+done:
+    free(rows);
+    free(acc);
+    PyBuffer_Release(&src);
+    PyBuffer_Release(&weight);
+    PyBuffer_Release(&bias);
+    PyBuffer_Release(&dst);
+    return result;
+}
+
+static PyMethodDef methods[] = {
+    {"upsample2x", upsample2x, METH_VARARGS,
+     "upsample2x(src, channels, h, w, kernel, dst, height, width, p0, p1): input rows p0..p1 of the (C, h, w) "
+     "int32 stack -> output rows 2 p0 .. 2 p1 of the (C, height, width) int32 dst; kernel: 64 float64 taps."},
+    {"pointwise", pointwise, METH_VARARGS,
+     "pointwise(src, pixels, widths, weights, biases, dst, n0, n1): the 1x1 layers on pixels n0..n1 of the "
+     "(widths[0], pixels) int32 src -> (widths[-1], pixels) int32 dst; float64 weights and biases (+1/2)."},
+    {"residual3x3", residual3x3, METH_VARARGS,
+     "residual3x3(src, height, width, weight, bias, preactivate, dst, y0, y1): rows y0..y1 of a residual "
+     "block src + round(conv3x3(relu?(src))) on 3 int32 planes -> dst (not src)."},
+    {NULL, NULL, 0, NULL},
+};
+
+static struct PyModuleDef module = {PyModuleDef_HEAD_INIT, "_picture_kernels",
+                                    "Frame format 6's fixed-point upsampling and synthesis, compiled.", -1, methods};
+
+PyMODINIT_FUNC PyInit__picture_kernels(void) { return PyModule_Create(&module); }
