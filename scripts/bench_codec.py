@@ -42,13 +42,15 @@ from vcodec.allocator import retain_freed_memory
 from vcodec.encoder.encode import write_bitstream
 from vcodec.encoder.quantize import QuantizedParameters
 from vcodec.bitstream.frame_header import FORMAT_VERSION
-from vcodec.entropy.param_coder import flat_parameters, parameter_groups, quantize, scale_index_for
+from vcodec.entropy.param_coder import parameter_groups, quantize, scale_index_for
 from vcodec.eval.hevc import decode_hevc, encode_x265, split_access_units
 from vcodec.encoder.target import make_target
 from vcodec.encoder.train import QuantizerSetting, rd_loss
 from vcodec.metrics import frame_psnr
 from vcodec.model.complexity import macs_per_pixel
 from vcodec.model.frame_model import FrameModel
+from vcodec.model.parameters import flat_parameters
+from vcodec.shapes import parameter_shapes
 from vcodec.samples import sample_frames
 
 LAMBDAS = (0.0001, 0.0004, 0.001, 0.004)
@@ -183,7 +185,7 @@ def synthetic_bitstream(width: int, height: int, arch: str = "main") -> bytes:
             uniform = torch.rand(latent.shape, generator=generator) - 0.5
             latent.copy_(-0.8 * torch.sign(uniform) * torch.log1p(-2 * uniform.abs()))
     step_exps, integers, scales = [], [], []
-    groups = parameter_groups(model, FORMAT_VERSION)
+    groups = parameter_groups(parameter_shapes(model.arch), FORMAT_VERSION)
     for group in groups:
         step_exp = 12 if group.names[0].endswith("bias") else 10
         values = quantize(flat_parameters(group.tensors(model)), step_exp)

@@ -34,6 +34,7 @@ import torch  # noqa: E402
 
 from vcodec.bitstream.frame_header import FORMAT_VERSION  # noqa: E402
 from vcodec.config import EncoderConfig, load_config  # noqa: E402
+from vcodec.shapes import parameter_shapes  # noqa: E402
 from vcodec.encoder.encode import code_model, fit  # noqa: E402
 from vcodec.encoder.quantize import quantize_parameters  # noqa: E402
 from vcodec.encoder.target import Target, make_target  # noqa: E402
@@ -76,7 +77,7 @@ def quantisation_aware_fine_tune(model: FrameModel, target: Target, lmbda: float
     """Train the model in place with its network weights rounded in the forward pass (straight-through)."""
     steps = quantize_parameters(copy.deepcopy(model), target, lmbda, cfg.preset.quantization_patience).step_exps
     rounded = [(tensor, step if group.module == "arm" else max(0, step - coarsen))
-               for group, step in zip(parameter_groups(model, FORMAT_VERSION), steps) for tensor in group.tensors(model)]
+               for group, step in zip(parameter_groups(parameter_shapes(model.arch), FORMAT_VERSION), steps) for tensor in group.tensors(model)]
     optimizer = torch.optim.Adam(model.parameters(), lr=lr)
     for _ in range(iterations):
         floats = [tensor.data.clone() for tensor, _ in rounded]

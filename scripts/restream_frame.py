@@ -27,27 +27,28 @@ from vcodec.entropy.latent_coder import Canvas, encode_latents
 from vcodec.entropy.param_coder import (
     decode_parameters,
     encode_parameters,
-    parameter_count,
     parameter_groups,
     scale_index_for,
 )
-from vcodec.model.modules import build_modules
+from vcodec.shapes import parameter_shapes
 
 
 def regroup_parameters(header: FrameHeader, stream: bytes) -> tuple[bytes, tuple[int, ...], tuple[int, ...]]:
     """The parameter stream of `header`'s frame in the current format's groups: (stream, steps, scales)."""
-    modules = build_modules(header.arch, header.preactivated_residual)
-    old_groups = parameter_groups(modules, header.version)
-    counts = [parameter_count(group.tensors(modules)) for group in old_groups]
+    shapes = parameter_shapes(header.arch)
+    sizes = {(module, name): int(np.prod(shape)) for module, named in shapes.items() for name, shape in named}
+    old_groups = parameter_groups(shapes, header.version)
+    counts = [group.count for group in old_groups]
     per_tensor: dict[tuple[str, str], tuple[np.ndarray, int]] = {}
     for group, values, step_exp in zip(old_groups, decode_parameters(stream, counts, list(header.scale_indices)),
                                        header.step_exps):
         position = 0
-        for name, tensor in zip(group.names, group.tensors(modules)):
-            per_tensor[(group.module, name)] = (values[position : position + tensor.numel()], step_exp)
-            position += tensor.numel()
+        for name in group.names:
+            size = sizes[(group.module, name)]
+            per_tensor[(group.module, name)] = (values[position : position + size], step_exp)
+            position += size
     coded, step_exps, scale_indices = [], [], []
-    for group in parameter_groups(modules, FORMAT_VERSION):
+    for group in parameter_groups(shapes, FORMAT_VERSION):
         parts = [per_tensor[(group.module, name)] for name in group.names]
         if len({step for _, step in parts}) > 1:
             raise SystemExit(f"{group.label}: its tensors had different steps; re-encode the frame instead")

@@ -32,14 +32,10 @@ from vcodec.entropy.constants import (
     SCALE_TABLE_SIZE,
 )
 from vcodec.entropy.latent_coder import Canvas, information_bits
-from vcodec.entropy.latent_coder import table_indices as latent_table_indices
 from vcodec.entropy.param_coder import (
     decode_parameters,
     dequantize,
-    flat_parameters,
     integer_arm,
-    load_flat_parameters,
-    parameter_count,
     parameter_groups,
     quantize,
 )
@@ -51,11 +47,13 @@ from vcodec.model.complexity import macs_per_pixel
 from vcodec.model import frame_model
 from vcodec.model.frame_model import FrameModel
 from vcodec.model.modules import DecoderModules, build_modules
+from vcodec.model.parameters import flat_parameters, load_flat_parameters, module_shapes
 from vcodec.model.synthesis import Synthesis
 from vcodec.model.upsampling import Upsampling
 from vcodec.samples import sample_frames
 from vcodec.shapes import (
-    arm_layer_shapes, arm_residual_layers, context_offsets, grid_sizes, parameter_group_count, priority_order,
+    arm_layer_shapes, arm_residual_layers, context_offsets, grid_sizes, parameter_group_count, parameter_shapes,
+    priority_order,
 )
 from vcodec.types import SUPPORTED_BITDEPTHS, BitstreamError, Frame
 
@@ -98,7 +96,7 @@ def _golden_arm(name: str) -> tuple[Arm, np.ndarray, np.ndarray, int, int]:
         data = reader.read_frame(0)
     header, offset = parse_header(data)
     modules = build_modules(header.arch, header.preactivated_residual)
-    counts = [parameter_count(group.tensors(modules)) for group in parameter_groups(modules, header.version)]
+    counts = [group.count for group in parameter_groups(parameter_shapes(header.arch), header.version)]
     integers = decode_parameters(data[offset : offset + header.param_stream_bytes], counts, list(header.scale_indices))
     weight_step, bias_step = header.step_exps[:2]  # the groups start with the ARM's weights and biases
     return modules.arm, integers[0], integers[1], weight_step, bias_step
@@ -178,21 +176,27 @@ def test_integer_arm_golden_output(case: str) -> None:
 
 
 @pytest.mark.parametrize("case", ["golden main", "fine"])
-def test_zero_contexts_skip_the_network_without_changing_an_index(case: str) -> None:
-    """The coders run the network only on contexts with a non-zero latent and give the all-zero ones a
-    constant: that must be, row for row, what the network gives every row (whose bias-only output is
-    far from trivial for these ARMs)."""
+def test_coding_parameters_equal_the_network_on_every_context(case: str) -> None:
+    """The coders take each position's Laplace from one compiled call that gathers the contexts from the
+    canvas and gives all-zero contexts the zero row's answer without running the network: row for row,
+    that must be the network's tables on the gathered contexts (whose bias-only output is far from trivial
+    for these ARMs)."""
     arm, weights, biases, weight_step, bias_step = _arm_cases()[case]
     integer = integer_arm(arm.layer_shapes, weights, biases, weight_step, bias_step)
     generator = np.random.default_rng(8)
-    contexts = np.clip(np.round(generator.laplace(0, 1, (400, len(arm.offsets)))), LATENT_MIN, LATENT_MAX)
-    contexts[generator.random(400) < 0.6] = 0
+    grid = np.clip(np.round(generator.laplace(0, 1, (30, 40))), LATENT_MIN, LATENT_MAX).astype(np.int32)
+    grid[generator.random((30, 40)) < 0.93] = 0
+    canvas = Canvas.build([(30, 40)], [True], arm.offsets)
+    buffer = canvas.place([grid])
+    positions = np.sort(canvas.order)
+    contexts = canvas.contexts(buffer, positions)
     nonzero = contexts.any(axis=1)
-    assert 100 < nonzero.sum() < 300
-    dense = integer.table_indices(contexts)
-    sparse = latent_table_indices(integer, contexts[nonzero].astype(np.int16), nonzero)
-    assert all(np.array_equal(a, b) for a, b in zip(dense, sparse))
-    assert integer.zero_context_indices == (int(dense[0][~nonzero][0]), int(dense[1][~nonzero][0]))
+    assert 100 < nonzero.sum() < len(positions) - 100
+    mean_index, scale_index = integer.table_indices(contexts)
+    means, scales = integer.coding_parameters(buffer, positions, canvas.offsets)
+    np.testing.assert_array_equal(means, mean_index * 2.0**-MEAN_FRAC_BITS)
+    np.testing.assert_array_equal(scales, SCALE_TABLE[scale_index])
+    assert integer.zero_context_indices == (int(mean_index[~nonzero][0]), int(scale_index[~nonzero][0]))
 
 
 def _activation_rounding_bound(arm: Arm) -> np.ndarray:
@@ -368,7 +372,8 @@ def test_header_counts_the_parameter_groups_of_the_modules(arch_name: str, versi
     per kind before format 5; from it the ARM's two kinds, then every other tensor alone."""
     arch = load_arch(arch_name)
     modules = build_modules(arch)
-    groups = parameter_groups(modules, version)
+    assert module_shapes(modules) == parameter_shapes(arch)  # names, shapes and order, without torch
+    groups = parameter_groups(parameter_shapes(arch), version)
     assert parameter_group_count(len(arch.synthesis_hidden), arch.synthesis_residual, version) == len(groups)
     assert [g.module for g in groups[:2]] == ["arm", "arm"]
     if version >= 5:
@@ -376,7 +381,8 @@ def test_header_counts_the_parameter_groups_of_the_modules(arch_name: str, versi
         assert [name for g in groups if g.module == "synthesis" for name in g.names] == \
             [name for name, _ in modules.synthesis.named_parameters()]
     # Every parameter is in exactly one group.
-    assert sum(parameter_count(g.tensors(modules)) for g in groups) == sum(p.numel() for p in modules.arm.parameters()) + \
+    assert all(g.count == sum(t.numel() for t in g.tensors(modules)) for g in groups)
+    assert sum(g.count for g in groups) == sum(p.numel() for p in modules.arm.parameters()) + \
         sum(p.numel() for p in modules.upsampling.parameters()) + sum(p.numel() for p in modules.synthesis.parameters())
 
 

@@ -17,7 +17,8 @@ from vcodec.encoder.losses import mse_yuv
 from vcodec.encoder.quantize import quantize_parameters
 from vcodec.encoder.rdoq import rdoq_parameters
 from vcodec.io.formats import frame_to_bytes
-from vcodec.entropy.param_coder import dequantize, flat_parameters, param_scale
+from vcodec.entropy.param_coder import dequantize, param_scale
+from vcodec.model.parameters import flat_parameters
 from vcodec.model.arm import laplace_bits
 from vcodec.samples import sample_frames
 

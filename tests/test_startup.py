@@ -42,7 +42,14 @@ def test_decode_does_not_load_the_evaluation(tmp_path: Path) -> None:
     code, modules = _modules_after(["decode", str(GOLDEN / "light_8bit_2f.vcc"), "-o", str(tmp_path / "out.yuv"), "-q"])
     assert code == 0 and (tmp_path / "out.yuv").stat().st_size > 0
     assert not modules & set(EVALUATION_MODULES)
-    assert "torch" in modules  # the decoder itself
+    assert "torch" in modules  # formats 1-5 decode the picture with the float modules
+
+
+def test_decoding_format_6_loads_no_torch(tmp_path: Path) -> None:
+    """Format 6's picture is fixed point in C: `vcodec decode` spares torch's 1-1.5 s import."""
+    code, modules = _modules_after(["decode", str(GOLDEN.parent / "v6" / "main_8bit_1f.vcc"), "-o", str(tmp_path / "out.yuv"), "-q"])
+    assert code == 0 and (tmp_path / "out.yuv").stat().st_size > 0
+    assert not modules & {*EVALUATION_MODULES, "torch", "av"}
 
 
 @pytest.mark.parametrize("args", [["eval", "--help"], ["--help"]])

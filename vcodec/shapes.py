@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from typing import Protocol
 
 from vcodec.format import MAX_ARM_CONTEXT, MODULES, PARAM_KINDS, PER_TENSOR_GROUPS_VERSION
 
@@ -74,6 +75,46 @@ def arm_residual_layers(shapes: Sequence[tuple[int, int]]) -> tuple[bool, ...]:
     """
     last = len(shapes) - 1
     return tuple(0 < index < last and inputs == outputs for index, (inputs, outputs) in enumerate(shapes))
+
+
+OUTPUT_PLANES = 3  # the synthesis writes Y, U and V at luma resolution
+RESIDUAL_KERNEL = 3    # the synthesis' residual blocks are 3x3 convolutions
+
+
+class ArchShape(Protocol):
+    """The fields of vcodec.config.ArchConfig that fix the networks' parameters."""
+
+    arm_context: int
+    arm_hidden: tuple[int, ...]
+    upsampling_kernel: int
+    latent_levels: int
+    synthesis_hidden: tuple[int, ...]
+    synthesis_residual: int
+
+
+Shape = tuple[int, ...]
+
+
+def parameter_shapes(arch: ArchShape) -> dict[str, tuple[tuple[str, Shape], ...]]:
+    """Every module's parameters, (name, shape) in the order torch registers them (the order the parameter
+    stream stores them in), keyed as vcodec.format.MODULES: what the float modules of vcodec.model hold
+    (tests/test_codec_parts.py checks every architecture), known without building them (the decoder of
+    format 6 on needs no torch)."""
+    arm = []
+    *hidden, (last, outputs) = arm_layer_shapes(arch.arm_context, arch.arm_hidden)
+    for index, (inputs, width) in enumerate(hidden):
+        arm += [(f"layers.{index}.weight", (width, inputs)), (f"layers.{index}.bias", (width,))]
+    arm += [("output.weight", (outputs, last)), ("output.bias", (outputs,))]
+    kernel = arch.upsampling_kernel
+    synthesis = []
+    widths = [arch.latent_levels, *arch.synthesis_hidden, OUTPUT_PLANES]
+    for index, (inputs, width) in enumerate(zip(widths[:-1], widths[1:])):
+        synthesis += [(f"pointwise.{index}.weight", (width, inputs)), (f"pointwise.{index}.bias", (width,))]
+    for index in range(arch.synthesis_residual):
+        synthesis += [(f"residual.{index}.weight", (OUTPUT_PLANES, OUTPUT_PLANES, RESIDUAL_KERNEL, RESIDUAL_KERNEL)),
+                      (f"residual.{index}.bias", (OUTPUT_PLANES,))]
+    shapes = {"arm": tuple(arm), "upsampling": (("kernel", (1, 1, kernel, kernel)),), "synthesis": tuple(synthesis)}
+    return {module: shapes[module] for module in MODULES}
 
 
 def parameter_group_count(synthesis_layers: int, synthesis_residual: int, version: int) -> int:

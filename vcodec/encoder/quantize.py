@@ -12,8 +12,6 @@ from vcodec.entropy.param_coder import (
     ParamGroup,
     dequantize,
     encode_parameters,
-    flat_parameters,
-    load_flat_parameters,
     parameter_groups,
     quantize,
     scale_index_for,
@@ -22,6 +20,8 @@ from vcodec.encoder.losses import mse_yuv
 from vcodec.encoder.target import Target
 from vcodec.format import PARAM_STEP_EXP_MAX
 from vcodec.model.frame_model import FrameModel
+from vcodec.model.parameters import flat_parameters, load_flat_parameters
+from vcodec.shapes import parameter_shapes
 
 FINEST_STEP_EXP = 12   # finest step tried, 2^-12: below it the parameters are as good as float
 COARSEST_STEP_EXP = 2  # coarsest step tried, 2^-2
@@ -29,7 +29,7 @@ COARSEST_STEP_EXP = 2  # coarsest step tried, 2^-2
 
 @dataclass(frozen=True)
 class QuantizedParameters:
-    groups: tuple[ParamGroup, ...]          # parameter_groups(model, FORMAT_VERSION): what each entry is
+    groups: tuple[ParamGroup, ...]          # parameter_groups of the format written: what each entry is
     step_exps: tuple[int, ...]              # per group
     integers: tuple[np.ndarray, ...]
     scale_indices: tuple[int, ...]
@@ -56,7 +56,7 @@ def quantize_parameters(model: FrameModel, target: Target, lmbda: float, patienc
     """
     chosen_bits = 0.0
     step_exps, integers, scale_indices = [], [], []
-    groups = parameter_groups(model, FORMAT_VERSION)
+    groups = parameter_groups(parameter_shapes(model.arch), FORMAT_VERSION)
     for group in groups:
         tensors = group.tensors(model)
         original = flat_parameters(tensors)

@@ -1,17 +1,20 @@
-"""The integer ARM: the one function that turns causal contexts into Laplace table indices.
+"""The integer ARM: the one network that turns causal contexts into Laplace table indices.
 
-Integers are held in float64: every product and partial sum is an integer below 2^53 (see
-vcodec.entropy.constants), so the result is exact whatever order BLAS, thread count or CPU sums in.
-Encoder and decoder both call `IntegerArm.table_indices`, so they derive identical probabilities.
+Integers are held in doubles: every product and partial sum is an integer below 2^53 (see
+vcodec.entropy.constants), so the result is exact whatever order, vector width or CPU sums it. The loops
+are compiled (`_arm_kernels.c`); encoder and decoder both call `IntegerArm.coding_parameters` (one
+wavefront, or a chunk, of positions of the latent canvas), so they derive identical probabilities.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from functools import cached_property
 
 import numpy as np
 
+from vcodec.entropy import _arm_kernels
 from vcodec.entropy.constants import (
     ACT_FRAC_BITS,
     ACT_LIMIT,
@@ -20,6 +23,7 @@ from vcodec.entropy.constants import (
     MEAN_LIMIT,
     SCALE_TABLE_SIZE,
 )
+from vcodec.entropy.tables import SCALE_TABLE
 from vcodec.format import LOG2_SCALE_MIN
 from vcodec.shapes import arm_residual_layers
 
@@ -31,8 +35,10 @@ _ROUNDING_OFFSETS = np.array([
     float((1 << (ACT_FRAC_BITS - LOG2_SCALE_FRAC_BITS - 1)) - LOG2_SCALE_MIN * (1 << ACT_FRAC_BITS)),
 ])
 _SNAP_FACTORS = np.array([2.0 ** -(ACT_FRAC_BITS - MEAN_FRAC_BITS), 2.0 ** -(ACT_FRAC_BITS - LOG2_SCALE_FRAC_BITS)])
-_INDEX_LOW = np.array([-float(MEAN_LIMIT << MEAN_FRAC_BITS), 0.0])
-_INDEX_HIGH = np.array([float(MEAN_LIMIT << MEAN_FRAC_BITS), float(SCALE_TABLE_SIZE - 1)])
+# The kernels' clamps: hidden activations' upper limit, then the output's (mean, scale index) low and high.
+_LIMITS = np.array([float(ACT_LIMIT), -float(MEAN_LIMIT << MEAN_FRAC_BITS), 0.0, float(MEAN_LIMIT << MEAN_FRAC_BITS),
+                    float(SCALE_TABLE_SIZE - 1)])
+_MEAN_STEP = 2.0**-MEAN_FRAC_BITS  # a mean index's value: exact
 
 
 @dataclass(frozen=True)
@@ -72,8 +78,14 @@ class IntegerArm:
         return tuple(layers)
 
     @cached_property
-    def _residual(self) -> tuple[bool, ...]:
-        return tuple(arm_residual_layers(self.layer_shapes))
+    def _kernel_network(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """Widths, residual flags, and all layers' scaled weights and biases, as the kernels take them."""
+        shapes = self.layer_shapes
+        widths = np.array([shapes[0][0], *(outputs for _, outputs in shapes)], dtype=np.int32)
+        residual = np.array(arm_residual_layers(shapes), dtype=np.uint8)
+        weights = np.concatenate([weight.ravel() for weight, _ in self._scaled_layers])
+        biases = np.concatenate([bias.ravel() for _, bias in self._scaled_layers])
+        return widths, residual, weights, biases
 
     @cached_property
     def zero_context_indices(self) -> tuple[int, int]:
@@ -86,33 +98,46 @@ class IntegerArm:
         return int(mean_index[0]), int(scale_index[0])
 
     def table_indices(self, contexts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """contexts: (n, C) latent integers (float64) -> (mean index, scale index), int64 each.
+        """contexts: (n, C) latent integers -> (mean index, scale index), int64 each.
 
-        In-place numpy operations, scales folded into the weights: this runs once per wavefront,
-        thousands of times per frame. Every partial sum of products (and the bias) is a multiple of
-        2^-max(kw, kb - 8) below 2^(45 - kw) + 2^23, hence exact in float64 in any summation order.
+        Every partial sum of products (and the bias) is a multiple of 2^-max(kw, kb - 8) below
+        2^(45 - kw) + 2^23, hence exact in a double in any summation order. Hidden layers: floor, ReLU,
+        the input added where the layer is residual, clamped to ACT_LIMIT; the output layer: floored to
+        table steps (the offsets and the snap folded into its weights) and clamped to the tables.
         """
-        layers = self._scaled_layers
-        residual = self._residual
-        x = contexts
-        last = len(layers) - 1
-        for index in range(last):
-            weight, bias = layers[index]
-            acc = x @ weight
-            acc += bias
-            np.floor(acc, out=acc)
-            np.maximum(acc, 0.0, out=acc)  # two ufuncs: np.clip's Python wrapper costs more than both
-            if residual[index]:
-                acc += x
-            np.minimum(acc, ACT_LIMIT, out=acc)
-            x = acc
-        weight, bias = layers[last]
-        # Column 0: mean in units of 2^-MEAN_FRAC_BITS; column 1: log2 scale in table steps (rounded; the
-        # offsets and the snap are folded into the layer).
-        out = x @ weight
-        out += bias
-        np.floor(out, out=out)
-        np.maximum(out, _INDEX_LOW, out=out)
-        np.minimum(out, _INDEX_HIGH, out=out)
-        indices = out.astype(np.int64)
-        return indices[:, 0], indices[:, 1]
+        contexts = np.ascontiguousarray(contexts, dtype=np.int32)
+        mean_index = np.empty(len(contexts), dtype=np.int64)
+        scale_index = np.empty(len(contexts), dtype=np.int64)
+        _arm_kernels.table_indices(contexts, *self._kernel_network, _LIMITS, mean_index, scale_index)
+        return mean_index, scale_index
+
+    def coding_parameters(self, canvas: np.ndarray, positions: np.ndarray, offsets: np.ndarray
+                          ) -> tuple[np.ndarray, np.ndarray]:
+        """Laplace means and scales (exact doubles: vcodec.entropy.tables' values) of the given flat
+        positions of an int16 latent canvas, each context gathered at position + offsets (the causal
+        neighbours, whose latents are known). An all-zero context takes zero_context_indices' values,
+        which is what the network gives it: the result is the same row for row."""
+        means = np.empty(len(positions))
+        scales = np.empty(len(positions))
+        _arm_kernels.coding_parameters(canvas, np.ascontiguousarray(positions, dtype=np.int32),
+                                       np.ascontiguousarray(offsets, dtype=np.int64), *self._kernel_network, _LIMITS,
+                                       _MEAN_STEP, SCALE_TABLE, means, scales)
+        return means, scales
+
+    def decode_wavefronts(self, canvas: np.ndarray, order: np.ndarray, step_starts: np.ndarray, streams: int,
+                          offsets: np.ndarray, decode: Callable[[int, np.ndarray, np.ndarray], np.ndarray]
+                          ) -> tuple[float, float]:
+        """The decoder's wavefront loop, compiled: for each (wavefront, substream) range order[lo:hi] of
+        step_starts, the positions' Laplace (as coding_parameters) and then decode(stream, means, scales),
+        the range decoder's int32 symbols, written into the int16 canvas. Returns the seconds spent in the
+        network and in decode (the loop itself is the rest)."""
+        means = np.empty(len(order))
+        scales = np.empty(len(order))
+
+        def decode_range(stream: int, lo: int, hi: int) -> np.ndarray:
+            return decode(stream, means[lo:hi], scales[lo:hi])
+
+        return _arm_kernels.decode_wavefronts(canvas, np.ascontiguousarray(order, dtype=np.int32),
+                                              np.ascontiguousarray(step_starts, dtype=np.int64), streams,
+                                              np.ascontiguousarray(offsets, dtype=np.int64), *self._kernel_network,
+                                              _LIMITS, _MEAN_STEP, SCALE_TABLE, means, scales, decode_range)

@@ -18,13 +18,11 @@ import numpy as np
 from vcodec.entropy.fixed_point import IntegerArm
 from vcodec.entropy.stage_times import StageTimes
 from vcodec.entropy.substreams import Band, latent_bands
-from vcodec.entropy.tables import mean_values, scale_values
 from vcodec.format import LATENT_MAX, LATENT_MIN
 from vcodec.shapes import offsets_radius
 from vcodec.types import BitstreamError
 
 _ENCODE_CHUNK = 1 << 16
-_SPARSE_PROBE = 4096  # at least this many symbols decoded before the decoder judges whether a frame is sparse
 
 
 def latent_family() -> constriction.stream.model.QuantizedLaplace:
@@ -150,29 +148,6 @@ def place_bands(grids: list[np.ndarray], bands: tuple[Band, ...] | list[Band], v
         grids[band.grid][band.top : band.top + band.rows] = value
 
 
-def table_indices(arm: IntegerArm, contexts: np.ndarray, nonzero: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """(mean index, scale index) of each context row; `nonzero` marks the rows with a non-zero latent.
-
-    The network runs on those rows only; the others take the all-zero context's constant indices.
-    Every row's result is exact whatever the rows beside it, so this is the dense computation's result.
-    """
-    mean_zero, scale_zero = arm.zero_context_indices
-    mean_index = np.full(len(nonzero), mean_zero, dtype=np.int64)
-    scale_index = np.full(len(nonzero), scale_zero, dtype=np.int64)
-    if len(contexts):
-        mean_index[nonzero], scale_index[nonzero] = arm.table_indices(contexts.astype(np.float64))
-    return mean_index, scale_index
-
-
-def coding_parameters(arm: IntegerArm, canvas: Canvas, buffer: np.ndarray,
-                      positions: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Laplace mean and scale (exact doubles) for the given positions, whose contexts are known."""
-    contexts = canvas.contexts(buffer, positions)
-    nonzero = contexts.any(axis=1)
-    mean_index, scale_index = table_indices(arm, contexts[nonzero], nonzero)
-    return mean_values(mean_index), scale_values(scale_index)
-
-
 def encode_latents(grids: list[np.ndarray], arm: IntegerArm, canvas: Canvas
                    ) -> tuple[list[bytes], np.ndarray, np.ndarray]:
     """Range-code every coded position, one stream per substream, each in its wavefront order.
@@ -185,7 +160,7 @@ def encode_latents(grids: list[np.ndarray], arm: IntegerArm, canvas: Canvas
     scales = np.empty(len(order))
     for start in range(0, len(order), _ENCODE_CHUNK):
         chunk = order[start : start + _ENCODE_CHUNK]
-        means[start : start + len(chunk)], scales[start : start + len(chunk)] = coding_parameters(arm, canvas, buffer, chunk)
+        means[start : start + len(chunk)], scales[start : start + len(chunk)] = arm.coding_parameters(buffer, chunk, canvas.offsets)
     symbols = buffer[order].astype(np.int32)
     stream_of = np.repeat(np.tile(np.arange(canvas.streams), canvas.wavefronts), np.diff(canvas.step_starts))
     streams, stream_symbols, stream_means, stream_scales = [], [], [], []
@@ -206,7 +181,7 @@ def decode_latents(streams: list[bytes], arm: IntegerArm, canvas: Canvas,
     """Decode the canvas's substreams in lockstep, wavefront after wavefront: each step decodes all
     positions whose contexts are known. Returns the values of the canvas's bands (int16, band order).
 
-    times: where the split of the time is charged (contexts, ARM, tables, range decoding, steps)."""
+    times: where the split of the time is charged (ARM, range decoding, steps)."""
     if len(streams) != canvas.streams:
         raise BitstreamError(f"{len(streams)} latent substreams given, the canvas has {canvas.streams}")
     for stream in streams:
@@ -215,58 +190,21 @@ def decode_latents(streams: list[bytes], arm: IntegerArm, canvas: Canvas,
     times = times or StageTimes()
     decoders = [constriction.stream.queue.RangeDecoder(np.frombuffer(stream, dtype=np.uint32).copy())
                 for stream in streams]
-    decoder = decoders[0] if decoders else None  # the only one, with one substream
     family = latent_family()
     buffer = canvas.empty()
-    # near_nonzero[p]: a decoded non-zero latent lies in p's context (set as each one is decoded), so
-    # only those positions' contexts are gathered and run through the network. Kept while the frame
-    # proves sparse: once a quarter of the symbols decoded are non-zero, keeping it costs more than it
-    # saves (416x240 at 0.4 bpp: 45-50 % non-zero; a 1080p frame at lambda 1e-4: 4 %), and every row goes
-    # through the network. The judgement waits for a sixteenth of the symbols: the first wavefronts
-    # hold the coarse grids, denser than the rest. Either way
-    # each row's indices are the same.
-    # (The rows below the last band are padding: marks of positions past it are never read.)
-    near_nonzero = np.zeros(len(buffer) + (canvas.radius + 1) * canvas.width, dtype=bool)
-    sparse, decoded, decoded_nonzero = True, 0, 0
-    probe = max(_SPARSE_PROBE, len(canvas.order) // 16)  # the first wavefronts are mostly coarse grids
-    dependents = -canvas.offsets
-    order, starts, count = canvas.order, canvas.step_starts, canvas.streams
+
+    def decode(stream: int, means: np.ndarray, scales: np.ndarray) -> np.ndarray:
+        return decoders[stream].decode(family, means, scales)
+
     times.lap("latent set-up")
     try:
-        for step in range(canvas.wavefronts):
-            first = starts[step * count]
-            positions = order[first : starts[(step + 1) * count]]
-            if sparse:
-                nonzero = near_nonzero[positions]
-                contexts = canvas.contexts(buffer, positions[nonzero])
-                times.lap("contexts")
-                mean_index, scale_index = table_indices(arm, contexts, nonzero)
-            else:
-                contexts = canvas.contexts(buffer, positions).astype(np.float64)
-                times.lap("contexts")
-                mean_index, scale_index = arm.table_indices(contexts)
-            times.lap("integer ARM")
-            means, scales = mean_values(mean_index), scale_values(scale_index)
-            times.lap("tables")
-            if count == 1:
-                symbols = decoder.decode(family, means, scales)
-            else:
-                symbols = np.empty(len(positions), dtype=np.int32)
-                for stream, stream_decoder in enumerate(decoders):
-                    low = starts[step * count + stream] - first
-                    high = starts[step * count + stream + 1] - first
-                    if high > low:
-                        symbols[low:high] = stream_decoder.decode(family, means[low:high], scales[low:high])
-            times.lap("range decoding")
-            buffer[positions] = symbols
-            if sparse:
-                marked = positions[symbols != 0]
-                if len(marked):
-                    near_nonzero[marked[:, None] + dependents[None, :]] = True
-                decoded += len(positions)
-                decoded_nonzero += len(marked)
-                sparse = decoded < probe or 4 * decoded_nonzero <= decoded
-            times.lap("wavefront steps")
+        # Contexts, network, tables and the loop over wavefronts in compiled code; most contexts of a
+        # trained frame are all zero and take the zero row's answer without running the network.
+        network_seconds, decode_seconds = arm.decode_wavefronts(buffer, canvas.order, canvas.step_starts,
+                                                                canvas.streams, canvas.offsets, decode)
+        times.lap("wavefront steps")
+        times.move("wavefront steps", "integer ARM", network_seconds)
+        times.move("wavefront steps", "range decoding", decode_seconds)
     except (ValueError, RuntimeError, AssertionError) as error:
         raise BitstreamError(f"latent stream is corrupt ({error})") from None
     values = canvas.extract_bands(buffer)

@@ -11,14 +11,12 @@ convolutions need different steps, and their values different scales (measured o
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import constriction
 import numpy as np
-import torch
-from torch import nn
 
 from vcodec.entropy.constants import PARAM_INT_LIMIT
 from vcodec.entropy.fixed_point import IntegerArm
@@ -34,33 +32,40 @@ class ParamGroup:
 
     module: str              # one of vcodec.format.MODULES
     names: tuple[str, ...]   # as module.named_parameters() names them
+    count: int               # how many values the group's tensors hold
 
     @property
     def label(self) -> str:
         return f"{self.module}.{self.names[0]}" if len(self.names) == 1 else f"{self.module} {len(self.names)} tensors"
 
-    def tensors(self, modules: Any) -> list[nn.Parameter]:
-        """The group's tensors in `modules` (a FrameModel or the decoder's DecoderModules)."""
+    def tensors(self, modules: Any) -> list[Any]:
+        """The group's tensors (torch parameters) in `modules` (a FrameModel or vcodec.model's DecoderModules)."""
         module = getattr(modules, self.module)
         return [module.get_parameter(name) for name in self.names]
 
 
-def parameter_groups(modules: Any, version: int) -> tuple[ParamGroup, ...]:
+def parameter_groups(shapes: Mapping[str, Sequence[tuple[str, tuple[int, ...]]]], version: int) -> tuple[ParamGroup, ...]:
     """The parameter groups of a frame of this format version, in stored order (module-major).
 
-    Before PER_TENSOR_GROUPS_VERSION: each module's weights, then its biases (an empty group where a
-    module has no biases). From it: the ARM's weights and biases, then every other tensor alone in
-    registration order (vcodec.shapes.parameter_group_count gives the count without building modules).
+    shapes: vcodec.shapes.parameter_shapes of the frame's architecture. Before PER_TENSOR_GROUPS_VERSION:
+    each module's weights, then its biases (an empty group where a module has no biases). From it: the
+    ARM's weights and biases, then every other tensor alone in registration order
+    (vcodec.shapes.parameter_group_count gives the count alone).
     """
     groups = []
     for module_name in MODULES:
-        named = [name for name, _ in getattr(modules, module_name).named_parameters()]
+        named = list(shapes[module_name])
         if version < PER_TENSOR_GROUPS_VERSION or module_name == "arm":
             for kind in PARAM_KINDS:
-                groups.append(ParamGroup(module_name, tuple(n for n in named if _kind(n) == kind)))
+                chosen = [(name, shape) for name, shape in named if _kind(name) == kind]
+                groups.append(ParamGroup(module_name, tuple(name for name, _ in chosen), _values(chosen)))
         else:
-            groups.extend(ParamGroup(module_name, (name,)) for name in named)
+            groups.extend(ParamGroup(module_name, (name,), _values([(name, shape)])) for name, shape in named)
     return tuple(groups)
+
+
+def _values(named_shapes: Sequence[tuple[str, tuple[int, ...]]]) -> int:
+    return sum(math.prod(shape) for _, shape in named_shapes)
 
 
 def param_family() -> constriction.stream.model.QuantizedLaplace:
@@ -69,27 +74,6 @@ def param_family() -> constriction.stream.model.QuantizedLaplace:
 
 def _kind(name: str) -> str:
     return "bias" if name.endswith("bias") else "weight"
-
-
-def flat_parameters(tensors: Sequence[nn.Parameter]) -> np.ndarray:
-    """The tensors' values as one float64 vector, in order (a group's stored order)."""
-    if not tensors:
-        return np.zeros(0)
-    return torch.cat([p.detach().reshape(-1).double().cpu() for p in tensors]).numpy()
-
-
-def load_flat_parameters(tensors: Sequence[nn.Parameter], values: np.ndarray) -> None:
-    position = 0
-    with torch.no_grad():
-        for parameter in tensors:
-            count = parameter.numel()
-            chunk = torch.from_numpy(values[position : position + count].astype(np.float32))
-            parameter.copy_(chunk.view_as(parameter))
-            position += count
-
-
-def parameter_count(tensors: Sequence[nn.Parameter]) -> int:
-    return sum(p.numel() for p in tensors)
 
 
 def quantize(values: np.ndarray, step_exp: int) -> np.ndarray | None:

@@ -40,12 +40,3 @@ def _check_scale_table(table: np.ndarray) -> None:
 
 
 SCALE_TABLE: np.ndarray = build_scale_table()
-
-
-def mean_values(mean_index: np.ndarray) -> np.ndarray:
-    """Snapped means as exact doubles (multiples of a power of two)."""
-    return np.ldexp(mean_index.astype(np.float64), -MEAN_FRAC_BITS)
-
-
-def scale_values(scale_index: np.ndarray) -> np.ndarray:
-    return SCALE_TABLE[scale_index]

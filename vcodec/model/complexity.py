@@ -7,10 +7,7 @@ these counts against the shapes of the real modules.
 from __future__ import annotations
 
 from vcodec.config import ArchConfig
-from vcodec.shapes import arm_layer_shapes, grid_sizes
-
-OUTPUT_PLANES = 3       # the synthesis writes Y, U and V at full resolution
-RESIDUAL_KERNEL = 3     # the synthesis' residual convolutions are 3x3, planes to planes
+from vcodec.shapes import OUTPUT_PLANES, RESIDUAL_KERNEL, arm_layer_shapes, grid_sizes
 
 
 def latent_positions_per_pixel(arch: ArchConfig, height: int, width: int) -> float:

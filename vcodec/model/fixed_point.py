@@ -31,9 +31,9 @@ import numpy as np
 
 from vcodec.format import PICTURE_FRAC_BITS
 from vcodec.model import _picture_kernels
+from vcodec.shapes import OUTPUT_PLANES, RESIDUAL_KERNEL
 from vcodec.types import Frame
 
-OUTPUT_PLANES = 3  # the synthesis' output: Y, U and V at luma resolution (vcodec.model.synthesis)
 _KERNEL_SIZE = 8   # the upsampling's transposed-convolution kernel (vcodec.model.upsampling)
 _ONE = float(1 << PICTURE_FRAC_BITS)
 _HALF = 0.5
@@ -100,7 +100,8 @@ class FixedPointPicture:
         pointwise = tuple(_layer(coded, f"synthesis.pointwise.{i}.weight", f"synthesis.pointwise.{i}.bias",
                                  (widths[i + 1], widths[i])) for i in range(len(widths) - 1))
         residual = tuple(_layer(coded, f"synthesis.residual.{i}.weight", f"synthesis.residual.{i}.bias",
-                                (OUTPUT_PLANES, OUTPUT_PLANES, 3, 3)) for i in range(residual_blocks))
+                                (OUTPUT_PLANES, OUTPUT_PLANES, RESIDUAL_KERNEL, RESIDUAL_KERNEL))
+                         for i in range(residual_blocks))
         return cls(kernel, pointwise, residual)
 
     def upsample(self, grids: list[np.ndarray]) -> np.ndarray:

@@ -13,7 +13,7 @@ import torch.nn.functional as F
 from torch import nn
 from torch.utils.checkpoint import checkpoint
 
-OUTPUT_PLANES = 3
+from vcodec.shapes import OUTPUT_PLANES
 # Without gradients the 1x1 layers run on this many pixels at a time, so the widest hidden activation
 # (40 x 65536 floats, 10 MB) is not the whole frame's: the whole synthesis of a 1080p frame, 2 threads
 # (OMP_WAIT_POLICY=PASSIVE), idle machine: 97-103 ms against 144-159 ms at 8192 pixels (the earlier
