@@ -153,3 +153,31 @@ def test_the_picture_does_not_depend_on_the_threads(threads: int, monkeypatch: p
     expected = picture.synthesize(picture.upsample(grids))
     monkeypatch.setattr(fixed_point, "_threads", lambda: threads)
     np.testing.assert_array_equal(picture.synthesize(picture.upsample(grids)), expected)
+
+
+@pytest.mark.parametrize("bitdepth", [8, 10])
+@pytest.mark.parametrize("chroma_downscale", ["mean", "nearest"])
+def test_samples_are_the_rounded_activations(bitdepth: int, chroma_downscale: str) -> None:
+    """floor(a peak 2^-F + 1/2), clipped, on exact doubles (the format's definition) against the integer
+    conversion; activations below zero, above the peak and on rounding ties included."""
+    rng = np.random.default_rng(bitdepth)
+    one, peak = 1 << PICTURE_FRAC_BITS, (1 << bitdepth) - 1
+    planes = rng.integers(-one // 4, one + one // 4, (3, 10, 14)).astype(np.int32)
+    planes[0, 0, :4] = [0, one, -1, one + 1]
+    tie = (one // 2) * pow(peak, -1, one) % one  # tie * peak = one/2 (mod one): a sample and a half exactly
+    planes[0, 1, :2] = [tie, tie - one]
+    assert (tie * peak) % one == one // 2
+    frame = fixed_point.planes_to_frame(planes, chroma_downscale, bitdepth)
+
+    def samples(values: np.ndarray) -> np.ndarray:
+        return np.clip(np.floor(values * (peak / one) + 0.5), 0, peak).astype(np.uint16)
+
+    chroma = planes[1:].astype(np.float64)
+    if chroma_downscale == "mean":
+        chroma = (chroma[:, 0::2, 0::2] + chroma[:, 0::2, 1::2] + chroma[:, 1::2, 0::2] + chroma[:, 1::2, 1::2]) / 4
+    else:
+        chroma = chroma[:, ::2, ::2]
+    np.testing.assert_array_equal(frame.y, samples(planes[0].astype(np.float64)))
+    np.testing.assert_array_equal(frame.u, samples(chroma[0]))
+    np.testing.assert_array_equal(frame.v, samples(chroma[1]))
+    assert frame.y.min() == 0 and frame.y.max() == peak

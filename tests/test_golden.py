@@ -13,6 +13,7 @@ import gzip
 import hashlib
 import json
 from pathlib import Path
+from unittest import mock
 
 import numpy as np
 import pytest
@@ -23,6 +24,7 @@ from vcodec.bitstream.frame_header import FORMAT_VERSION
 from vcodec.decoder import decode_frame, decode_latent_grids
 from vcodec.format import FIXED_POINT_PICTURE_VERSION
 from vcodec.io.formats import frame_to_bytes
+from vcodec.model import fixed_point
 
 GOLDEN_DIR = Path(__file__).parent / "golden"
 VERSIONS = sorted(int(p.name[1:]) for p in GOLDEN_DIR.glob("v*") if p.is_dir())
@@ -111,10 +113,13 @@ MIN_EXACT_SHARE = 0.999
 
 
 def _decode(datas: list[bytes], threads: int) -> bytes:
+    """Decoded with `threads` torch threads (formats 1-5), fixed-point picture threads (format 6) and latent
+    worker processes."""
     previous = torch.get_num_threads()
     torch.set_num_threads(threads)
     try:
-        return b"".join(frame_to_bytes(decode_frame(data)) for data in datas)
+        with mock.patch.object(fixed_point, "_threads", lambda: threads):
+            return b"".join(frame_to_bytes(decode_frame(data, workers=threads)) for data in datas)
     finally:
         torch.set_num_threads(previous)
 
@@ -134,6 +139,7 @@ def test_golden_file_decodes_exactly(version: int, name: str) -> None:
     assert latents.hexdigest() == expected["latents_sha256"]
     decoded = _decode(datas, threads=1)
     assert _decode(datas, threads=2) == decoded
+    assert _decode(datas, threads=3) == decoded
     if hashlib.sha256(decoded).hexdigest() == expected["decoded_sha256"]:
         return
     assert version < FIXED_POINT_PICTURE_VERSION, "a fixed-point picture decoded to another sha256"

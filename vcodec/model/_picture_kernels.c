@@ -330,6 +330,63 @@ done:
     return result;
 }
 
+/* One activation (units of 2^-shift after any 2x2 sum) -> a sample: floor(a peak 2^-shift + 1/2), clipped
+   to [0, peak]; integer arithmetic, equal to the same formula on the exact double a peak 2^-shift. */
+static inline uint16_t to_sample(int64_t a, int64_t peak, int shift) {
+    const int64_t n = a * peak + ((int64_t)1 << (shift - 1));
+    if (n < 0) return 0;
+    const int64_t v = n >> shift;
+    return (uint16_t)(v > peak ? peak : v);
+}
+
+/* to_samples(planes int32 (3, H, W), H, W, mean, bitdepth, frac_bits, y uint16 (H, W), u, v uint16 (h, w)): luma
+   sample by sample; chroma the 2x2 block means (h = H / 2, w = W / 2) or the blocks' top-left samples
+   (h = ceil(H / 2), w = ceil(W / 2)). */
+static PyObject *to_samples(PyObject *self, PyObject *args) {
+    Py_buffer planes, y, u, v;
+    Py_ssize_t height, width;
+    int mean, bitdepth, frac_bits;
+    if (!PyArg_ParseTuple(args, "y*nnpiiw*w*w*", &planes, &height, &width, &mean, &bitdepth, &frac_bits, &y, &u, &v))
+        return NULL;
+    PyObject *result = NULL;
+    const Py_ssize_t rows = mean ? height / 2 : (height + 1) / 2, cols = mean ? width / 2 : (width + 1) / 2;
+    if (height < 1 || width < 1 || bitdepth < 1 || bitdepth > 16 || frac_bits < 1 || frac_bits > 30) {
+        PyErr_SetString(PyExc_ValueError, "to_samples: size, bit depth or fractional bits out of bounds");
+        goto done;
+    }
+    if (!expect_bytes(&planes, 3 * height * width, 4, "planes") ||
+        !expect_bytes(&y, height * width, 2, "y") || !expect_bytes(&u, rows * cols, 2, "u") ||
+        !expect_bytes(&v, rows * cols, 2, "v"))
+        goto done;
+    const int32_t *plane = planes.buf;
+    const int64_t peak = ((int64_t)1 << bitdepth) - 1;
+    uint16_t *luma = y.buf, *chroma[2] = {u.buf, v.buf};
+    Py_BEGIN_ALLOW_THREADS
+    for (Py_ssize_t i = 0; i < height * width; i++) luma[i] = to_sample(plane[i], peak, frac_bits);
+    for (int c = 0; c < 2; c++) {
+        const int32_t *source = plane + (c + 1) * height * width;
+        for (Py_ssize_t r = 0; r < rows; r++) {
+            const int32_t *top = source + 2 * r * width, *below = top + width;
+            uint16_t *line = chroma[c] + r * cols;
+            if (mean) /* a quarter of the 2x2 sum: 2 more fractional bits */
+                for (Py_ssize_t x = 0; x < cols; x++)
+                    line[x] = to_sample((int64_t)top[2 * x] + top[2 * x + 1] + below[2 * x] + below[2 * x + 1], peak,
+                                        frac_bits + 2);
+            else
+                for (Py_ssize_t x = 0; x < cols; x++) line[x] = to_sample(top[2 * x], peak, frac_bits);
+        }
+    }
+    Py_END_ALLOW_THREADS
+    result = Py_None;
+    Py_INCREF(result);
+done:
+    PyBuffer_Release(&planes);
+    PyBuffer_Release(&y);
+    PyBuffer_Release(&u);
+    PyBuffer_Release(&v);
+    return result;
+}
+
 static PyMethodDef methods[] = {
     {"upsample2x", upsample2x, METH_VARARGS,
      "upsample2x(src, channels, h, w, kernel, dst, height, width, p0, p1): input rows p0..p1 of the (C, h, w) "
@@ -340,6 +397,9 @@ static PyMethodDef methods[] = {
     {"residual3x3", residual3x3, METH_VARARGS,
      "residual3x3(src, height, width, weight, bias, preactivate, dst, y0, y1): rows y0..y1 of a residual "
      "block src + round(conv3x3(relu?(src))) on 3 int32 planes -> dst (not src)."},
+    {"to_samples", to_samples, METH_VARARGS,
+     "to_samples(planes, height, width, mean, bitdepth, frac_bits, y, u, v): the 3 int32 output planes -> uint16 samples, "
+     "chroma by the 2x2 mean (mean true) or the top-left sample."},
     {NULL, NULL, 0, NULL},
 };
 

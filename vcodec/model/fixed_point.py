@@ -35,7 +35,6 @@ from vcodec.shapes import OUTPUT_PLANES, RESIDUAL_KERNEL
 from vcodec.types import Frame
 
 _KERNEL_SIZE = 8   # the upsampling's transposed-convolution kernel (vcodec.model.upsampling)
-_ONE = float(1 << PICTURE_FRAC_BITS)
 _HALF = 0.5
 # Rows (pixels for the 1x1 layers) a thread takes at a time: enough to amortise a call, few enough that
 # both cores finish together.
@@ -111,7 +110,7 @@ class FixedPointPicture:
             channels, (height, width) = stack.shape[0], grid.shape
             joined = np.empty((channels + 1, height, width), dtype=np.int32)
             self._upsample2x(stack, height, width, out=joined[:channels])
-            joined[channels] = np.asarray(grid, dtype=np.int32) << PICTURE_FRAC_BITS
+            np.left_shift(np.asarray(grid, dtype=np.int32), PICTURE_FRAC_BITS, out=joined[channels])
             stack = joined
         return stack
 
@@ -162,19 +161,14 @@ class FixedPointPicture:
 
 def planes_to_frame(planes: np.ndarray, chroma_downscale: str, bitdepth: int) -> Frame:
     """(3, H, W) output activations -> the 4:2:0 frame: chroma by the 2x2 mean (or the top-left sample),
-    then every sample floor(a peak 2^-F + 1/2), clipped (all exact in float64: the mean is a quarter of a
-    sum below 2^32, its product with the peak below 2^48)."""
-    luma, chroma = planes[0], planes[1:]
-    if chroma_downscale == "mean":
-        rows, cols = chroma.shape[1] // 2 * 2, chroma.shape[2] // 2 * 2
-        c = chroma[:, :rows, :cols].astype(np.float64)
-        chroma = (c[:, 0::2, 0::2] + c[:, 0::2, 1::2] + c[:, 1::2, 0::2] + c[:, 1::2, 1::2]) * 0.25
-    else:
-        chroma = chroma[:, ::2, ::2]
-    return Frame(_to_samples(luma, bitdepth), _to_samples(chroma[0], bitdepth), _to_samples(chroma[1], bitdepth), bitdepth)
-
-
-def _to_samples(plane: np.ndarray, bitdepth: int) -> np.ndarray:
-    peak = float((1 << bitdepth) - 1)
-    samples = np.floor(plane.astype(np.float64) * (peak / _ONE) + _HALF)
-    return np.clip(samples, 0.0, peak).astype(np.uint16)
+    then every sample floor(a peak 2^-F + 1/2), clipped; in integers (the mean is a quarter of a sum, two
+    more fractional bits), so exact."""
+    _, height, width = planes.shape
+    mean = chroma_downscale == "mean"
+    rows, cols = (height // 2, width // 2) if mean else ((height + 1) // 2, (width + 1) // 2)
+    y = np.empty((height, width), dtype=np.uint16)
+    u = np.empty((rows, cols), dtype=np.uint16)
+    v = np.empty((rows, cols), dtype=np.uint16)
+    _picture_kernels.to_samples(np.ascontiguousarray(planes, dtype=np.int32), height, width, mean, bitdepth,
+                                PICTURE_FRAC_BITS, y, u, v)
+    return Frame(y, u, v, bitdepth)
