@@ -14,6 +14,7 @@
 #include <Python.h>
 #include <math.h>
 #include <stdint.h>
+#include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
@@ -176,10 +177,13 @@ done:
 }
 
 /* The Laplace mean and scale of n positions of the canvas, their contexts gathered at position + offsets;
-   all-zero contexts take (zero_mean, zero_scale), the network's answer for the zero row. */
-static void parameters_of(const Network *net, const int16_t *latent, const int32_t *position, Py_ssize_t n,
-                          const int64_t *offset, double mean_step, const double *scale_table, double zero_mean,
-                          double zero_scale, double *mean, double *scale) {
+   all-zero contexts take (zero_mean, zero_scale), the network's answer for the zero row. `near` (or NULL):
+   near[q] != 0 where a non-zero latent lies in q's context; a position without the mark has an all-zero
+   context and is answered without gathering it (the decoder marks as it decodes: a sparse frame's
+   positions then cost one load instead of one per neighbour). */
+static void parameters_of(const Network *net, const int16_t *latent, const uint8_t *near, const int32_t *position,
+                          Py_ssize_t n, const int64_t *offset, double mean_step, const double *scale_table,
+                          double zero_mean, double zero_scale, double *mean, double *scale) {
     const Py_ssize_t c = net->widths[0];
     double x[MAX_WIDTH][ROWS], indices[2][ROWS];
     Py_ssize_t rows[ROWS];
@@ -187,6 +191,11 @@ static void parameters_of(const Network *net, const int16_t *latent, const int32
     for (Py_ssize_t p = 0; p <= n; p++) {
         if (p < n) {
             int any = 0;
+            if (near && !near[position[p]]) {
+                mean[p] = zero_mean;
+                scale[p] = zero_scale;
+                continue;
+            }
             for (Py_ssize_t i = 0; i < c; i++) {
                 const int16_t v = latent[position[p] + offset[i]];
                 x[i][count] = (double)v;
@@ -262,7 +271,7 @@ static PyObject *coding_parameters(PyObject *self, PyObject *args) {
     Py_BEGIN_ALLOW_THREADS
     double zero_mean, zero_scale;
     zero_context(&net, mean_step, table.buf, &zero_mean, &zero_scale);
-    parameters_of(&net, canvas.buf, positions.buf, n, offsets.buf, mean_step, table.buf, zero_mean, zero_scale,
+    parameters_of(&net, canvas.buf, NULL, positions.buf, n, offsets.buf, mean_step, table.buf, zero_mean, zero_scale,
                   means.buf, scales.buf);
     Py_END_ALLOW_THREADS
     result = Py_None;
@@ -299,6 +308,7 @@ static PyObject *decode_wavefronts(PyObject *self, PyObject *args) {
         return NULL;
     PyObject *result = NULL;
     Network net;
+    uint8_t *near = NULL;
     double network_seconds = 0.0, decode_seconds = 0.0;
     if (!parse_network(&net, &widths, &residual, &weights, &biases, &limits)) goto done;
     const Py_ssize_t c = net.widths[0], n = order.len / 4, samples = canvas.len / 2, entries = table.len / 8;
@@ -318,13 +328,26 @@ static PyObject *decode_wavefronts(PyObject *self, PyObject *args) {
     if (!contexts_inside(order.buf, n, offsets.buf, c, samples)) goto done;
     int16_t *latent = canvas.buf;
     const int32_t *position = order.buf;
+    const int64_t *offset = offsets.buf;
     double zero_mean, zero_scale;
     zero_context(&net, mean_step, table.buf, &zero_mean, &zero_scale);
+    /* near[q]: a decoded non-zero latent lies in q's context. A symbol at p marks p - offset (its
+       dependents), which can lie past the canvas's end (never read there): the margin holds them. */
+    int64_t reach = 0;
+    for (Py_ssize_t i = 0; i < c; i++) {
+        if (offset[i] >= 0) { /* a causal neighbour lies before its position in the canvas */
+            PyErr_SetString(PyExc_ValueError, "decode_wavefronts: a context offset is not causal");
+            goto done;
+        }
+        reach = -offset[i] > reach ? -offset[i] : reach;
+    }
+    near = calloc((size_t)(samples + reach + 1), 1);
+    if (!near) { PyErr_NoMemory(); goto done; }
     for (Py_ssize_t b = 0; b + 1 < bounds; b++) {
         const Py_ssize_t lo = start[b], hi = start[b + 1];
         if (hi == lo) continue;
         double begun = seconds_now();
-        parameters_of(&net, latent, position + lo, hi - lo, offsets.buf, mean_step, table.buf, zero_mean, zero_scale,
+        parameters_of(&net, latent, near, position + lo, hi - lo, offsets.buf, mean_step, table.buf, zero_mean, zero_scale,
                       (double *)means.buf + lo, (double *)scales.buf + lo);
         double now = seconds_now();
         network_seconds += now - begun;
@@ -338,7 +361,11 @@ static PyObject *decode_wavefronts(PyObject *self, PyObject *args) {
         const int ok = decoded.len == (hi - lo) * 4 && decoded.itemsize == 4;
         if (ok) {
             const int32_t *value = decoded.buf;
-            for (Py_ssize_t p = lo; p < hi; p++) latent[position[p]] = (int16_t)value[p - lo];
+            for (Py_ssize_t p = lo; p < hi; p++) {
+                latent[position[p]] = (int16_t)value[p - lo];
+                if (value[p - lo] != 0)
+                    for (Py_ssize_t i = 0; i < c; i++) near[position[p] - offset[i]] = 1;
+            }
         }
         PyBuffer_Release(&decoded);
         Py_DECREF(symbols);
@@ -350,6 +377,7 @@ static PyObject *decode_wavefronts(PyObject *self, PyObject *args) {
     }
     result = Py_BuildValue("(dd)", network_seconds, decode_seconds);
 done:
+    free(near);
     PyBuffer_Release(&canvas); PyBuffer_Release(&order); PyBuffer_Release(&starts); PyBuffer_Release(&offsets);
     PyBuffer_Release(&widths); PyBuffer_Release(&residual); PyBuffer_Release(&weights);
     PyBuffer_Release(&biases); PyBuffer_Release(&limits); PyBuffer_Release(&table);

@@ -87,16 +87,6 @@ class IntegerArm:
         biases = np.concatenate([bias.ravel() for _, bias in self._scaled_layers])
         return widths, residual, weights, biases
 
-    @cached_property
-    def zero_context_indices(self) -> tuple[int, int]:
-        """The (mean, scale) indices of an all-zero context, by the same arithmetic as any other row.
-
-        Most contexts of a trained frame are all zero (90 % of a 1080p frame's positions at lambda 1e-4):
-        the coders give them this constant instead of running the network on each.
-        """
-        mean_index, scale_index = self.table_indices(np.zeros((1, self.layer_shapes[0][0])))
-        return int(mean_index[0]), int(scale_index[0])
-
     def table_indices(self, contexts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """contexts: (n, C) latent integers -> (mean index, scale index), int64 each.
 
@@ -115,8 +105,8 @@ class IntegerArm:
                           ) -> tuple[np.ndarray, np.ndarray]:
         """Laplace means and scales (exact doubles: vcodec.entropy.tables' values) of the given flat
         positions of an int16 latent canvas, each context gathered at position + offsets (the causal
-        neighbours, whose latents are known). An all-zero context takes zero_context_indices' values,
-        which is what the network gives it: the result is the same row for row."""
+        neighbours, whose latents are known). An all-zero context (most of a trained frame's) takes the
+        zero row's answer, computed once by the same network: the result is the same row for row."""
         means = np.empty(len(positions))
         scales = np.empty(len(positions))
         _arm_kernels.coding_parameters(canvas, np.ascontiguousarray(positions, dtype=np.int32),
