@@ -1,7 +1,8 @@
 """The decoder: frame bitstream -> YUV420 frame. Needs nothing but the bytes, and no training code.
 
 Imports only the bitstream, entropy and model packages and the layers below them (tests/test_layering.py);
-tests/test_codec.py imports it with the training code blocked.
+tests/test_codec.py imports it with the training code blocked. Frame format 6 decodes without torch (the
+integer ARM and the fixed-point picture are compiled); formats 1-5 load it for their float picture.
 """
 
 from __future__ import annotations

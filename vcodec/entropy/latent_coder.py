@@ -96,10 +96,6 @@ class Canvas:
         """Every grid (zeros where not coded), int32."""
         return assemble_grids(self.sizes, self.bands, self.extract_bands(buffer))
 
-    def contexts(self, buffer: np.ndarray, positions: np.ndarray) -> np.ndarray:
-        """(n, C) latent integers (the buffer's int16) around the given flat positions."""
-        return buffer[positions[:, None] + self.offsets[None, :]]
-
 
 def _wavefront_order(bands: tuple[Band, ...], bands_per_stream: list[int], tops: list[int], width: int,
                      radius: int) -> tuple[np.ndarray, np.ndarray]:
