@@ -385,6 +385,50 @@ done:
     return result;
 }
 
+/* wavefront_order(base int64 (wavefronts, bands), rows int64 (bands), widths int64 (bands), tops int64
+   (bands), width, radius, order int32 (out)): order[base[t, b] + i] = flat canvas index of row i, column j
+   of band b, for t = j + (radius + 1) i: the latent coder's coding order, written by counting
+   (vcodec.entropy.latent_coder._wavefront_order computes `base`). */
+static PyObject *wavefront_order(PyObject *self, PyObject *args) {
+    Py_buffer base, rows, widths, tops, order;
+    Py_ssize_t width, radius;
+    if (!PyArg_ParseTuple(args, "y*y*y*y*nnw*", &base, &rows, &widths, &tops, &width, &radius, &order)) return NULL;
+    PyObject *result = NULL;
+    const Py_ssize_t bands = rows.len / 8, entries = base.len / 8, n = order.len / 4, step = radius + 1;
+    const int64_t *start = base.buf, *row_count = rows.buf, *band_width = widths.buf, *top = tops.buf;
+    int32_t *out = order.buf;
+    if (bands < 1 || widths.len != bands * 8 || tops.len != bands * 8 || entries % bands || radius < 0 || width < 1) {
+        PyErr_SetString(PyExc_ValueError, "wavefront_order: band tables disagree");
+        goto done;
+    }
+    const Py_ssize_t wavefronts = entries / bands;
+    for (Py_ssize_t b = 0; b < bands; b++) { /* every t and destination in range, before writing */
+        if (row_count[b] < 0 || band_width[b] < 0 || top[b] < 0 || band_width[b] + 2 * radius > width ||
+            (row_count[b] > 0 && band_width[b] > 0 &&
+             (band_width[b] - 1 + step * (row_count[b] - 1) >= wavefronts ||
+              (top[b] + row_count[b]) * (int64_t)width > INT32_MAX))) {
+            PyErr_SetString(PyExc_ValueError, "wavefront_order: a band lies outside the tables or the canvas");
+            goto done;
+        }
+    }
+    for (Py_ssize_t b = 0; b < bands; b++)
+        for (int64_t i = 0; i < row_count[b]; i++)
+            for (int64_t j = 0; j < band_width[b]; j++) {
+                const int64_t at = start[(j + step * i) * bands + b] + i;
+                if (at < 0 || at >= n) {
+                    PyErr_SetString(PyExc_ValueError, "wavefront_order: a position falls outside the order");
+                    goto done;
+                }
+                out[at] = (int32_t)((top[b] + i) * width + radius + j);
+            }
+    result = Py_None;
+    Py_INCREF(result);
+done:
+    PyBuffer_Release(&base); PyBuffer_Release(&rows); PyBuffer_Release(&widths); PyBuffer_Release(&tops);
+    PyBuffer_Release(&order);
+    return result;
+}
+
 static PyMethodDef methods[] = {
     {"table_indices", table_indices, METH_VARARGS,
      "table_indices(contexts, widths, residual, weights, biases, limits, mean_index, scale_index): the integer "
@@ -393,6 +437,9 @@ static PyMethodDef methods[] = {
      "coding_parameters(canvas, positions, offsets, widths, residual, weights, biases, limits, mean_step, "
      "scale_table, means, scales): each position's context gathered from the int16 canvas -> Laplace mean and "
      "scale (float64), written into the last two arrays."},
+    {"wavefront_order", wavefront_order, METH_VARARGS,
+     "wavefront_order(base, rows, widths, tops, width, radius, order): the coding order of the canvas's bands "
+     "into order (int32), from the per-(wavefront, band) starts minus first rows in base."},
     {"decode_wavefronts", decode_wavefronts, METH_VARARGS,
      "decode_wavefronts(canvas, order, step_starts, streams, offsets, widths, residual, weights, biases, limits, "
      "mean_step, scale_table, means, scales, decode): the decoder's wavefront loop; decode(stream, lo, hi) range-"

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 import constriction
 import numpy as np
 
+from vcodec.entropy import _arm_kernels
 from vcodec.entropy.fixed_point import IntegerArm
 from vcodec.entropy.stage_times import StageTimes
 from vcodec.entropy.substreams import Band, latent_bands
@@ -119,11 +120,10 @@ def _wavefront_order(bands: tuple[Band, ...], bands_per_stream: list[int], tops:
     starts = np.concatenate([[0], np.cumsum(counts.reshape(-1))[:-1]]).reshape(counts.shape)
     base = (starts - first_row).astype(np.int64)
     order = np.empty(int(counts.sum()), dtype=np.int32)
-    for index, (band, band_top) in enumerate(zip(bands, tops)):
-        i = np.arange(band.rows, dtype=np.int32)[:, None]
-        j = np.arange(band.width, dtype=np.int32)[None, :]
-        destination = base[j + step * i, index] + i
-        order[destination] = (band_top + i) * width + (radius + j)
+    # order[base[j + step i, band] + i] = the flat index of (i, j), band after band: a compiled scatter
+    # (numpy's temporaries took 0.04 s of a 1080p decode).
+    _arm_kernels.wavefront_order(np.ascontiguousarray(base), rows, widths, np.array(tops, dtype=np.int64), width,
+                                 radius, order)
     band_stream = np.repeat(np.arange(len(bands_per_stream)), bands_per_stream)
     stream_counts = np.zeros((wavefronts, len(bands_per_stream)), dtype=np.int64)
     np.add.at(stream_counts, (slice(None), band_stream), counts)
