@@ -47,7 +47,7 @@ from vcodec.model.complexity import macs_per_pixel
 from vcodec.model import frame_model
 from vcodec.model.frame_model import FrameModel
 from vcodec.model.modules import DecoderModules, build_modules
-from vcodec.model.parameters import flat_parameters, load_flat_parameters, module_shapes
+from vcodec.model.parameters import flat_parameters, load_flat_parameters
 from vcodec.model.synthesis import Synthesis
 from vcodec.model.upsampling import Upsampling
 from vcodec.samples import sample_frames
@@ -367,6 +367,11 @@ def test_mac_count_follows_the_real_modules(arch_name: str) -> None:
 def test_mac_budgets() -> None:
     assert macs_per_pixel(load_arch("main"))["total"] <= 2300
     assert macs_per_pixel(load_arch("light"))["total"] <= 800
+
+
+def module_shapes(modules: DecoderModules) -> dict[str, tuple[tuple[str, tuple[int, ...]], ...]]:
+    """(name, shape) of every parameter of the float modules, keyed by module, in registration order."""
+    return {name: tuple((n, tuple(p.shape)) for n, p in getattr(modules, name).named_parameters()) for name in MODULES}
 
 
 @pytest.mark.parametrize("arch_name", ["main", "light", "small", "tiny"])

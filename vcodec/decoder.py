@@ -10,7 +10,6 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, NamedTuple
 
 import numpy as np
-from threadpoolctl import threadpool_limits
 
 from vcodec.allocator import retain_freed_memory
 from vcodec.bitstream.frame_header import FrameHeader, parse_header
@@ -35,6 +34,7 @@ class _Decoded(NamedTuple):
     groups: tuple[ParamGroup, ...]   # the parameter groups, in stored order
     integers: list[np.ndarray]       # their coded integers
     arm_integer: IntegerArm
+    offsets: list[tuple[int, int]]   # the ARM's context offsets
     grids: list[np.ndarray]
 
 
@@ -107,8 +107,7 @@ def _fixed_point_picture(decoded: _Decoded) -> FixedPointPicture:
 def decode_latent_grids(data: bytes) -> tuple[list[np.ndarray], IntegerArm, list[tuple[int, int]]]:
     """The frame's latent grids, its integer ARM and the ARM's context offsets (tools that re-code them)."""
     decoded = _decode_latents(data, StageTimes(), None)
-    arch = decoded.header.arch
-    return decoded.grids, decoded.arm_integer, context_offsets(arch.arm_context, arch.arm_context_layout)
+    return decoded.grids, decoded.arm_integer, decoded.offsets
 
 
 def _decode_latents(data: bytes, times: StageTimes, workers: int | None) -> _Decoded:
@@ -123,13 +122,9 @@ def _decode_latents(data: bytes, times: StageTimes, workers: int | None) -> _Dec
     sizes = grid_sizes(header.height, header.width, arch.latent_levels)
     bands = latent_bands(sizes, list(header.coded_grids), header.latent_substreams)
     times.lap("latent set-up")
-    # The integer ARM's products are small (one wavefront of positions by a few dozen weights): BLAS
-    # threads only wait on each other there (416x240: 0.61 -> 0.26 s on a busy 2-core machine; 1080p
-    # unchanged).
-    with threadpool_limits(limits=1, user_api="blas"):
-        grids = decode_grids(header.split_latent_stream(data[param_end:]), arm_integer, sizes, bands,
-                             context_offsets(arch.arm_context, arch.arm_context_layout), workers, times)
-    return _Decoded(header, groups, integers, arm_integer, grids)
+    offsets = context_offsets(arch.arm_context, arch.arm_context_layout)
+    grids = decode_grids(header.split_latent_stream(data[param_end:]), arm_integer, sizes, bands, offsets, workers, times)
+    return _Decoded(header, groups, integers, arm_integer, offsets, grids)
 
 
 __all__ = ["FrameHeader", "StageTimes", "decode_frame", "decode_latent_grids", "synthesize", "synthesize_fixed_point"]

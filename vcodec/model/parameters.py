@@ -8,8 +8,6 @@ import numpy as np
 import torch
 from torch import nn
 
-from vcodec.format import MODULES
-
 
 def flat_parameters(tensors: Sequence[nn.Parameter]) -> np.ndarray:
     """The tensors' values as one float64 vector, in order (a group's stored order)."""
@@ -27,9 +25,3 @@ def load_flat_parameters(tensors: Sequence[nn.Parameter], values: np.ndarray) ->
             chunk = torch.from_numpy(values[position : position + count].astype(np.float32))
             parameter.copy_(chunk.view_as(parameter))
             position += count
-
-
-def module_shapes(modules: object) -> dict[str, tuple[tuple[str, tuple[int, ...]], ...]]:
-    """(name, shape) of every parameter of the float modules, keyed by module: what
-    vcodec.shapes.parameter_shapes says of their architecture (tests/test_codec_parts.py)."""
-    return {name: tuple((n, tuple(p.shape)) for n, p in getattr(modules, name).named_parameters()) for name in MODULES}
