@@ -14,6 +14,7 @@ from torch import nn
 from torch.utils.checkpoint import checkpoint
 
 from vcodec.format import LOG2_SCALE_MAX, LOG2_SCALE_MIN
+from vcodec.model.pointwise_mlp import pointwise_mlp
 from vcodec.shapes import arm_layer_shapes, arm_residual_layers, context_offsets, offsets_radius
 
 
@@ -42,11 +43,7 @@ class Arm(nn.Module):
 
     def predict(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Contexts (C, N) -> mean (N,) and log2 scale (N,)."""
-        for index, layer in enumerate(self.layers):
-            # In place: addmm's backward does not need its output, and a fresh buffer per layer costs.
-            y = torch.addmm(layer.bias[:, None], layer.weight, x).relu_()
-            x = x + y if self.residual_layers[index] else y
-        out = torch.addmm(self.output.bias[:, None], self.output.weight, x)
+        out = pointwise_mlp(x, [*self.layers, self.output], self.residual_layers)
         return out[0], out[1]
 
     def context(self, grid: torch.Tensor) -> torch.Tensor:

@@ -13,6 +13,7 @@ import torch.nn.functional as F
 from torch import nn
 from torch.utils.checkpoint import checkpoint
 
+from vcodec.model.pointwise_mlp import pointwise_mlp
 from vcodec.shapes import OUTPUT_PLANES
 # Without gradients the 1x1 layers run on this many pixels at a time, so the widest hidden activation
 # (40 x 65536 floats, 10 MB) is not the whole frame's: the whole synthesis of a 1080p frame, 2 threads
@@ -36,13 +37,8 @@ class Synthesis(nn.Module):
             self.pointwise[-1].bias.fill_(0.5)
 
     def _pointwise(self, x: torch.Tensor) -> torch.Tensor:
-        """(C, N) -> (3, N), channels first (training: one big matrix product per layer)."""
-        last = len(self.pointwise) - 1
-        for index, layer in enumerate(self.pointwise):
-            x = torch.addmm(layer.bias[:, None], layer.weight, x)
-            if index < last:
-                x = x.relu_()  # in place: addmm's backward does not need its output
-        return x
+        """(C, N) -> (3, N), channels first."""
+        return pointwise_mlp(x, list(self.pointwise), (False,) * len(self.pointwise))
 
     def forward(self, upsampled: torch.Tensor, recompute_chunk: int = 0) -> torch.Tensor:
         """(1, L, H, W) -> (1, 3, H, W).

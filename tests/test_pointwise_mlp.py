@@ -1,0 +1,103 @@
+"""The compiled training MLP (vcodec/model/_mlp_kernels.c) against float64 autograd of the same network."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+from vcodec.model import _mlp_kernels
+from vcodec.model.pointwise_mlp import pointwise_mlp
+
+SHAPES = [
+    ((24, 24, 24, 2), (False, True, False)),  # main's ARM: a residual hidden layer
+    ((16, 16, 16, 2), (False, True, False)),
+    ((7, 40, 3), (False, False)),             # main's synthesis 1x1 layers
+    ((5, 3), (False,)),                       # one linear layer
+]
+
+
+def reference(x: torch.Tensor, layers: list[nn.Linear], residual: tuple[bool, ...], grad_y: torch.Tensor
+              ) -> tuple[torch.Tensor, list[torch.Tensor]]:
+    """Output and gradients (input, then each layer's weight and bias) in float64 autograd."""
+    x64 = x.detach().double().requires_grad_()
+    params = [p.detach().double().requires_grad_() for layer in layers for p in (layer.weight, layer.bias)]
+    h = x64
+    for index in range(len(layers)):
+        z = params[2 * index] @ h + params[2 * index + 1][:, None]
+        if index < len(layers) - 1:
+            z = z.relu()
+            z = h + z if residual[index] else z
+        h = z
+    (h * grad_y.double()).sum().backward()
+    return h.detach(), [x64.grad, *(p.grad for p in params)]
+
+
+@pytest.mark.parametrize("widths, residual", SHAPES)
+@pytest.mark.parametrize("columns", [1, 63, 64, 65, 4097, 9000])
+@pytest.mark.parametrize("threads", [1, 3])
+def test_forward_and_gradients_match_float64(widths, residual, columns, threads):
+    torch.manual_seed(columns)
+    layers = [nn.Linear(a, b) for a, b in zip(widths[:-1], widths[1:])]
+    x = torch.randn(widths[0], columns, requires_grad=True)
+    grad_y = torch.randn(widths[-1], columns)
+    previous = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        y = pointwise_mlp(x, layers, residual)
+        (y * grad_y).sum().backward()
+    finally:
+        torch.set_num_threads(previous)
+    expected_y, expected_grads = reference(x, layers, residual, grad_y)
+    grads = [x.grad, *(p.grad for layer in layers for p in (layer.weight, layer.bias))]
+    assert torch.allclose(y.double(), expected_y, rtol=1e-5, atol=1e-5)
+    for got, want in zip(grads, expected_grads):
+        assert got.dtype == torch.float32
+        assert torch.allclose(got.double(), want, rtol=1e-4, atol=1e-4 * float(want.abs().max()) + 1e-6)
+
+
+def test_same_result_on_every_call_and_thread_count_independent_output():
+    torch.manual_seed(1)
+    layers = [nn.Linear(24, 24), nn.Linear(24, 24), nn.Linear(24, 2)]
+    x = torch.randn(24, 20000)
+    outputs = []
+    for threads in (1, 2, 1):
+        previous = torch.get_num_threads()
+        torch.set_num_threads(threads)
+        try:
+            outputs.append(pointwise_mlp(x, layers, (False, True, False)).detach())
+        finally:
+            torch.set_num_threads(previous)
+    # each column is computed alone: the split among threads changes nothing
+    assert torch.equal(outputs[0], outputs[1]) and torch.equal(outputs[0], outputs[2])
+
+
+def test_torch_path_elsewhere_gives_the_same_network():
+    """float64 (as CUDA would) takes torch's matrix products: the same function of the input."""
+    torch.manual_seed(2)
+    layers = [nn.Linear(16, 16), nn.Linear(16, 16), nn.Linear(16, 2)]
+    x = torch.randn(16, 500)
+    compiled = pointwise_mlp(x, layers, (False, True, False)).detach()
+    plain = pointwise_mlp(x.double(), [layer.double() for layer in layers], (False, True, False)).detach()
+    assert torch.allclose(compiled.double(), plain, rtol=1e-5, atol=1e-5)
+
+
+def test_kernels_refuse_inconsistent_buffers():
+    widths = np.array([4, 3], dtype=np.int32)
+    flags = np.zeros(1, dtype=np.uint8)
+    weights, biases = np.zeros(12, dtype=np.float32), np.zeros(3, dtype=np.float32)
+    x, y = np.zeros((4, 10), dtype=np.float32), np.zeros((3, 10), dtype=np.float32)
+    with pytest.raises(ValueError, match="column range"):
+        _mlp_kernels.forward(x, 10, 0, 11, widths, flags, weights, biases, y)
+    with pytest.raises(ValueError, match="weights or biases"):
+        _mlp_kernels.forward(x, 10, 0, 10, widths, flags, weights[:11], biases, y)
+    with pytest.raises(ValueError, match="x or y"):
+        _mlp_kernels.forward(x, 9, 0, 9, widths, flags, weights, biases, y)
+    with pytest.raises(ValueError, match="residual"):
+        _mlp_kernels.forward(x, 10, 0, 10, widths, np.ones(1, dtype=np.uint8), weights, biases, y)
+    with pytest.raises(ValueError, match="widths are 1 to 64"):
+        _mlp_kernels.forward(x, 10, 0, 10, np.array([4, 65], dtype=np.int32), flags, weights, biases, y)
+    grad_w, grad_b = np.zeros(12), np.zeros(3)
+    with pytest.raises(ValueError, match="disagrees"):
+        _mlp_kernels.backward(x, y, 10, 0, 10, widths, flags, weights, biases, x.copy(), grad_w[:5], grad_b)

@@ -1,0 +1,286 @@
+/* Training's pointwise MLPs in float32, forward and backward (vcodec/model/pointwise_mlp.py drives them).
+ *
+ * The ARM (contexts -> mean, log2 scale) and the synthesis' 1x1 layers (upsampled latents -> 3 planes) are
+ * the same kind of network: hidden layers relu(W x + b), residual (x + relu(W x + b)) where a layer says
+ * so, and a linear output layer, applied to every column of a channels-first (C, N) matrix. Torch runs it
+ * as one matrix product per layer over all N columns, writing every activation to memory and reading it
+ * back in the backward pass. Here a chunk of CHUNK columns goes through every layer while it is in the
+ * cache, and the backward pass recomputes the chunk's activations instead of keeping them: nothing of size
+ * N is stored but the inputs, outputs and gradients.
+ *
+ * Not part of any bitstream: the encoder's float training only. Sums run in a fixed order (columns in
+ * chunks, weight gradients accumulated in double per chunk), so a given column range gives the same
+ * result on every call. Functions take a column range [lo, hi) so that threads can share a matrix; they
+ * release the GIL.
+ */
+#define PY_SSIZE_T_CLEAN
+#include <Python.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define MAX_WIDTH 64  /* vcodec.config: ARM and synthesis widths are at most 64 */
+#define MAX_LAYERS 8
+#define LANES 8       /* floats per vector: one AVX2 register */
+#define SUBS 8        /* vectors per chunk */
+#define CHUNK (LANES * SUBS)
+
+#if defined(__GNUC__) && defined(__x86_64__) && !defined(__clang__)
+#define VECTOR_CLONES __attribute__((target_clones("arch=x86-64-v3", "default")))
+#else
+#define VECTOR_CLONES
+#endif
+
+typedef float vec __attribute__((vector_size(LANES * sizeof(float))));
+typedef int32_t mask __attribute__((vector_size(LANES * sizeof(float))));
+
+/* v where keep is true (all ones), 0 elsewhere. */
+static inline vec keep_where(mask keep, vec v) { return (vec)(keep & (mask)v); }
+
+typedef struct {
+    int layers;
+    int width[MAX_LAYERS + 1];
+    int residual[MAX_LAYERS];
+    const float *weight[MAX_LAYERS]; /* (out, in), row-major as torch.nn.Linear holds it */
+    const float *bias[MAX_LAYERS];
+    Py_ssize_t weight_offset[MAX_LAYERS], bias_offset[MAX_LAYERS];
+} Mlp;
+
+/* One chunk's activations: act[l] is layer l's input (act[layers] the output), hidden[l] layer l's ReLU
+   output before its residual input is added (its sign is the ReLU's gradient). */
+typedef struct {
+    vec act[MAX_LAYERS + 1][MAX_WIDTH][SUBS];
+    vec hidden[MAX_LAYERS][MAX_WIDTH][SUBS];
+} Chunk;
+
+static int parse_mlp(Mlp *mlp, Py_buffer *widths, Py_buffer *residual, Py_buffer *weights, Py_buffer *biases) {
+    const Py_ssize_t layers = widths->len / (Py_ssize_t)sizeof(int32_t) - 1;
+    if (layers < 1 || layers > MAX_LAYERS || residual->len != layers) {
+        PyErr_SetString(PyExc_ValueError, "mlp: 1 to 8 layers, one residual flag each");
+        return 0;
+    }
+    const int32_t *width = widths->buf;
+    const uint8_t *flag = residual->buf;
+    Py_ssize_t weight_count = 0, bias_count = 0;
+    mlp->layers = (int)layers;
+    for (Py_ssize_t l = 0; l <= layers; l++) {
+        if (width[l] < 1 || width[l] > MAX_WIDTH) {
+            PyErr_SetString(PyExc_ValueError, "mlp: widths are 1 to 64");
+            return 0;
+        }
+        mlp->width[l] = width[l];
+    }
+    for (Py_ssize_t l = 0; l < layers; l++) {
+        mlp->residual[l] = flag[l] != 0;
+        if (mlp->residual[l] && (width[l] != width[l + 1] || l + 1 == layers)) {
+            PyErr_SetString(PyExc_ValueError, "mlp: a residual layer is hidden and keeps its width");
+            return 0;
+        }
+        mlp->weight_offset[l] = weight_count;
+        mlp->bias_offset[l] = bias_count;
+        weight_count += (Py_ssize_t)width[l] * width[l + 1];
+        bias_count += width[l + 1];
+    }
+    if (weights->len != weight_count * (Py_ssize_t)sizeof(float) || biases->len != bias_count * (Py_ssize_t)sizeof(float)) {
+        PyErr_SetString(PyExc_ValueError, "mlp: weights or biases disagree with the widths");
+        return 0;
+    }
+    for (Py_ssize_t l = 0; l < layers; l++) {
+        mlp->weight[l] = (const float *)weights->buf + mlp->weight_offset[l];
+        mlp->bias[l] = (const float *)biases->buf + mlp->bias_offset[l];
+    }
+    return 1;
+}
+
+/* Columns [p, end) of a (rows, n) matrix into v, zeros in the rest of the chunk (end - p <= CHUNK). */
+static void load_columns(const float *matrix, Py_ssize_t n, int rows, Py_ssize_t p, Py_ssize_t end, vec v[][SUBS]) {
+    const Py_ssize_t count = end - p;
+    for (int r = 0; r < rows; r++) {
+        float *dest = (float *)v[r];
+        memcpy(dest, matrix + (Py_ssize_t)r * n + p, (size_t)count * sizeof(float));
+        if (count < CHUNK) memset(dest + count, 0, (size_t)(CHUNK - count) * sizeof(float));
+    }
+}
+
+static void store_columns(float *matrix, Py_ssize_t n, int rows, Py_ssize_t p, Py_ssize_t end, vec v[][SUBS]) {
+    for (int r = 0; r < rows; r++) memcpy(matrix + (Py_ssize_t)r * n + p, v[r], (size_t)(end - p) * sizeof(float));
+}
+
+/* chunk->act[0] through every layer. */
+VECTOR_CLONES
+static void forward_chunk(const Mlp *mlp, Chunk *chunk) {
+    for (int l = 0; l < mlp->layers; l++) {
+        const int in = mlp->width[l], out = mlp->width[l + 1], last = l + 1 == mlp->layers;
+        const float *weight = mlp->weight[l];
+        for (int o = 0; o < out; o++) {
+            vec sum[SUBS];
+            for (int s = 0; s < SUBS; s++) sum[s] = (vec){0} + mlp->bias[l][o];
+            for (int i = 0; i < in; i++) {
+                const float w = weight[o * in + i];
+                for (int s = 0; s < SUBS; s++) sum[s] += w * chunk->act[l][i][s];
+            }
+            if (last) {
+                for (int s = 0; s < SUBS; s++) chunk->act[l + 1][o][s] = sum[s];
+                continue;
+            }
+            for (int s = 0; s < SUBS; s++) {
+                const vec h = keep_where(sum[s] > 0.0f, sum[s]);
+                chunk->hidden[l][o][s] = h;
+                chunk->act[l + 1][o][s] = mlp->residual[l] ? h + chunk->act[l][o][s] : h;
+            }
+        }
+    }
+}
+
+/* Given grad (the output's gradient of a chunk forward_chunk has run), the input's gradient into grad and
+   each layer's weight and bias gradients added to grad_w, grad_b (vector partial sums, one per lane). */
+VECTOR_CLONES
+static void backward_chunk(const Mlp *mlp, Chunk *chunk, vec grad[MAX_WIDTH][SUBS], vec *grad_w, vec *grad_b) {
+    vec dz[MAX_WIDTH][SUBS], below[MAX_WIDTH][SUBS];
+    for (int l = mlp->layers - 1; l >= 0; l--) {
+        const int in = mlp->width[l], out = mlp->width[l + 1], last = l + 1 == mlp->layers;
+        const float *weight = mlp->weight[l];
+        vec *gw = grad_w + mlp->weight_offset[l], *gb = grad_b + mlp->bias_offset[l];
+        for (int o = 0; o < out; o++)
+            for (int s = 0; s < SUBS; s++)
+                dz[o][s] = last ? grad[o][s] : keep_where(chunk->hidden[l][o][s] > 0.0f, grad[o][s]);
+        for (int o = 0; o < out; o++) {
+            vec b = gb[o];
+            for (int s = 0; s < SUBS; s++) b += dz[o][s];
+            gb[o] = b;
+            for (int i = 0; i < in; i++) {
+                vec w = {0};
+                for (int s = 0; s < SUBS; s++) w += dz[o][s] * chunk->act[l][i][s];
+                gw[o * in + i] += w;
+            }
+        }
+        for (int i = 0; i < in; i++) {
+            vec sum[SUBS];
+            for (int s = 0; s < SUBS; s++) sum[s] = mlp->residual[l] ? grad[i][s] : (vec){0};
+            for (int o = 0; o < out; o++) {
+                const float w = weight[o * in + i];
+                for (int s = 0; s < SUBS; s++) sum[s] += w * dz[o][s];
+            }
+            for (int s = 0; s < SUBS; s++) below[i][s] = sum[s];
+        }
+        memcpy(grad, below, sizeof(vec) * SUBS * (size_t)in);
+    }
+}
+
+static int check_range(Py_ssize_t n, Py_ssize_t lo, Py_ssize_t hi) {
+    if (n < 0 || lo < 0 || hi < lo || hi > n) {
+        PyErr_SetString(PyExc_ValueError, "mlp: column range outside the matrix");
+        return 0;
+    }
+    return 1;
+}
+
+/* forward(x float32 (in, n), n, lo, hi, widths int32, residual uint8, weights float32, biases float32,
+   y float32 (out, n) writable): y[:, lo:hi] = mlp(x[:, lo:hi]). */
+static PyObject *forward(PyObject *self, PyObject *args) {
+    Py_buffer x, widths, residual, weights, biases, y;
+    Py_ssize_t n, lo, hi;
+    if (!PyArg_ParseTuple(args, "y*nnny*y*y*y*w*", &x, &n, &lo, &hi, &widths, &residual, &weights, &biases, &y))
+        return NULL;
+    PyObject *result = NULL;
+    Mlp mlp;
+    Chunk *chunk = NULL;
+    if (!parse_mlp(&mlp, &widths, &residual, &weights, &biases) || !check_range(n, lo, hi)) goto done;
+    if (x.len != (Py_ssize_t)sizeof(float) * mlp.width[0] * n || y.len != (Py_ssize_t)sizeof(float) * mlp.width[mlp.layers] * n) {
+        PyErr_SetString(PyExc_ValueError, "mlp forward: x or y disagree with the widths");
+        goto done;
+    }
+    chunk = aligned_alloc(64, sizeof(Chunk));
+    if (!chunk) { PyErr_NoMemory(); goto done; }
+    Py_BEGIN_ALLOW_THREADS
+    for (Py_ssize_t p = lo; p < hi; p += CHUNK) {
+        const Py_ssize_t end = p + CHUNK < hi ? p + CHUNK : hi;
+        load_columns(x.buf, n, mlp.width[0], p, end, chunk->act[0]);
+        forward_chunk(&mlp, chunk);
+        store_columns(y.buf, n, mlp.width[mlp.layers], p, end, chunk->act[mlp.layers]);
+    }
+    Py_END_ALLOW_THREADS
+    result = Py_None;
+    Py_INCREF(result);
+done:
+    free(chunk);
+    PyBuffer_Release(&x); PyBuffer_Release(&widths); PyBuffer_Release(&residual);
+    PyBuffer_Release(&weights); PyBuffer_Release(&biases); PyBuffer_Release(&y);
+    return result;
+}
+
+/* backward(x float32 (in, n), grad_y float32 (out, n), n, lo, hi, widths, residual, weights, biases,
+   grad_x float32 (in, n) writable, grad_w float64 (weights) writable, grad_b float64 (biases) writable):
+   grad_x[:, lo:hi] = the inputs' gradient; grad_w and grad_b = the columns' weight and bias gradients. */
+static PyObject *backward(PyObject *self, PyObject *args) {
+    Py_buffer x, grad_y, widths, residual, weights, biases, grad_x, grad_w, grad_b;
+    Py_ssize_t n, lo, hi;
+    if (!PyArg_ParseTuple(args, "y*y*nnny*y*y*y*w*w*w*", &x, &grad_y, &n, &lo, &hi, &widths, &residual, &weights,
+                          &biases, &grad_x, &grad_w, &grad_b))
+        return NULL;
+    PyObject *result = NULL;
+    Mlp mlp;
+    Chunk *chunk = NULL;
+    vec *partial_w = NULL, *partial_b = NULL, (*grad)[SUBS] = NULL;
+    if (!parse_mlp(&mlp, &widths, &residual, &weights, &biases) || !check_range(n, lo, hi)) goto done;
+    const int in = mlp.width[0], out = mlp.width[mlp.layers];
+    const Py_ssize_t weight_count = weights.len / (Py_ssize_t)sizeof(float), bias_count = biases.len / (Py_ssize_t)sizeof(float);
+    if (x.len != (Py_ssize_t)sizeof(float) * in * n || grad_x.len != x.len ||
+        grad_y.len != (Py_ssize_t)sizeof(float) * out * n || grad_w.len != weight_count * (Py_ssize_t)sizeof(double) ||
+        grad_b.len != bias_count * (Py_ssize_t)sizeof(double)) {
+        PyErr_SetString(PyExc_ValueError, "mlp backward: a buffer disagrees with the widths");
+        goto done;
+    }
+    chunk = aligned_alloc(64, sizeof(Chunk));
+    partial_w = aligned_alloc(64, sizeof(vec) * (size_t)weight_count);
+    partial_b = aligned_alloc(64, sizeof(vec) * (size_t)bias_count);
+    grad = aligned_alloc(64, sizeof(vec) * SUBS * MAX_WIDTH);
+    if (!chunk || !partial_w || !partial_b || !grad) { PyErr_NoMemory(); goto done; }
+    double *total_w = grad_w.buf, *total_b = grad_b.buf;
+    Py_BEGIN_ALLOW_THREADS
+    memset(total_w, 0, sizeof(double) * (size_t)weight_count);
+    memset(total_b, 0, sizeof(double) * (size_t)bias_count);
+    /* Lane sums in float over at most FLUSH chunks, then into the double totals: the float partial sums
+       stay short whatever n is. */
+    const int FLUSH = 64;
+    int since_flush = 0;
+    memset(partial_w, 0, sizeof(vec) * (size_t)weight_count);
+    memset(partial_b, 0, sizeof(vec) * (size_t)bias_count);
+    for (Py_ssize_t p = lo; p < hi; p += CHUNK) {
+        const Py_ssize_t end = p + CHUNK < hi ? p + CHUNK : hi;
+        load_columns(x.buf, n, in, p, end, chunk->act[0]);
+        load_columns(grad_y.buf, n, out, p, end, grad);
+        forward_chunk(&mlp, chunk);
+        backward_chunk(&mlp, chunk, grad, partial_w, partial_b);
+        store_columns(grad_x.buf, n, in, p, end, grad);
+        if (++since_flush == FLUSH || end == hi) {
+            for (Py_ssize_t k = 0; k < weight_count; k++)
+                for (int lane = 0; lane < LANES; lane++) total_w[k] += partial_w[k][lane];
+            for (Py_ssize_t k = 0; k < bias_count; k++)
+                for (int lane = 0; lane < LANES; lane++) total_b[k] += partial_b[k][lane];
+            memset(partial_w, 0, sizeof(vec) * (size_t)weight_count);
+            memset(partial_b, 0, sizeof(vec) * (size_t)bias_count);
+            since_flush = 0;
+        }
+    }
+    Py_END_ALLOW_THREADS
+    result = Py_None;
+    Py_INCREF(result);
+done:
+    free(chunk); free(partial_w); free(partial_b); free(grad);
+    PyBuffer_Release(&x); PyBuffer_Release(&grad_y); PyBuffer_Release(&widths); PyBuffer_Release(&residual);
+    PyBuffer_Release(&weights); PyBuffer_Release(&biases); PyBuffer_Release(&grad_x);
+    PyBuffer_Release(&grad_w); PyBuffer_Release(&grad_b);
+    return result;
+}
+
+static PyMethodDef methods[] = {
+    {"forward", forward, METH_VARARGS, "y[:, lo:hi] = the MLP of x[:, lo:hi] (float32, channels first)."},
+    {"backward", backward, METH_VARARGS, "The input, weight and bias gradients of columns lo:hi."},
+    {NULL, NULL, 0, NULL},
+};
+
+static struct PyModuleDef module = {PyModuleDef_HEAD_INIT, "_mlp_kernels", "Training's pointwise MLPs, compiled.", -1,
+                                    methods};
+
+PyMODINIT_FUNC PyInit__mlp_kernels(void) { return PyModule_Create(&module); }

@@ -1,0 +1,106 @@
+"""Training's pointwise MLPs: the ARM and the synthesis' 1x1 layers, on channels-first (C, N) matrices.
+
+Both are hidden layers relu(W x + b) (residual, x + relu(W x + b), where a flag says so) and a linear
+output layer. On the CPU the forward and backward passes run compiled (`_mlp_kernels.c`): a chunk of
+columns goes through every layer in the cache and the backward pass recomputes its activations, where
+torch would write and re-read every layer's (C, N) activations (measured in docs/codec.md). Elsewhere
+(CUDA) torch's matrix products run it. Training only: no bitstream depends on these float sums.
+"""
+
+from __future__ import annotations
+
+from concurrent.futures import ThreadPoolExecutor
+from functools import lru_cache
+
+import numpy as np
+import torch
+from torch import nn
+
+from vcodec.model import _mlp_kernels
+
+MIN_COLUMNS_PER_THREAD = 4096  # below this a thread's start costs more than its share of the work
+
+
+def pointwise_mlp(x: torch.Tensor, layers: list[nn.Linear], residual: tuple[bool, ...]) -> torch.Tensor:
+    """(C, N) -> (outputs, N): every layer but the last relu(W x + b) (plus x where residual), the last
+    W x + b."""
+    if x.device.type == "cpu" and x.dtype == torch.float32 and all(
+            layer.weight.dtype == torch.float32 for layer in layers):
+        widths = (layers[0].in_features, *(layer.out_features for layer in layers))
+        parameters = [t for layer in layers for t in (layer.weight, layer.bias)]
+        return _CompiledMlp.apply(x, widths, residual, *parameters)
+    last = len(layers) - 1
+    for index, layer in enumerate(layers):
+        y = torch.addmm(layer.bias[:, None], layer.weight, x)
+        if index < last:
+            y = y.relu_()  # in place: addmm's backward does not need its output
+            y = x + y if residual[index] else y
+        x = y
+    return x
+
+
+@lru_cache(maxsize=4)
+def _pool(threads: int) -> ThreadPoolExecutor:
+    return ThreadPoolExecutor(threads, thread_name_prefix="vcodec-mlp")
+
+
+def _column_ranges(n: int) -> list[tuple[int, int]]:
+    """The columns split among torch's intra-op thread count (the kernels release the GIL)."""
+    threads = max(1, min(torch.get_num_threads(), n // MIN_COLUMNS_PER_THREAD))
+    return [(n * t // threads, n * (t + 1) // threads) for t in range(threads)]
+
+
+def _run(work, ranges: list[tuple[int, int]]) -> list:
+    if len(ranges) == 1:
+        return [work(*ranges[0])]
+    return list(_pool(len(ranges)).map(lambda bounds: work(*bounds), ranges))
+
+
+class _CompiledMlp(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, x: torch.Tensor, widths: tuple[int, ...], residual: tuple[bool, ...], *parameters: torch.Tensor
+                ) -> torch.Tensor:
+        x = x.detach().contiguous()
+        weights = torch.cat([p.detach().reshape(-1) for p in parameters[0::2]]).numpy()
+        biases = torch.cat([p.detach().reshape(-1) for p in parameters[1::2]]).numpy()
+        width_array = np.array(widths, dtype=np.int32)
+        flags = np.array(residual, dtype=np.uint8)
+        n = x.shape[1]
+        y = torch.empty(widths[-1], n)
+        x_np, y_np = x.numpy(), y.numpy()
+        _run(lambda lo, hi: _mlp_kernels.forward(x_np, n, lo, hi, width_array, flags, weights, biases, y_np),
+             _column_ranges(n))
+        ctx.save_for_backward(x, *parameters)
+        ctx.kernel_arguments = (width_array, flags, weights, biases)
+        ctx.shapes = [p.shape for p in parameters]
+        return y
+
+    @staticmethod
+    def backward(ctx, grad_y: torch.Tensor):
+        x, *_ = ctx.saved_tensors
+        width_array, flags, weights, biases = ctx.kernel_arguments
+        n = x.shape[1]
+        grad_y_np = grad_y.detach().contiguous().numpy()
+        grad_x = torch.empty_like(x)
+        x_np, grad_x_np = x.numpy(), grad_x.numpy()
+
+        def work(lo: int, hi: int) -> tuple[np.ndarray, np.ndarray]:
+            grad_w, grad_b = np.empty(len(weights)), np.empty(len(biases))
+            _mlp_kernels.backward(x_np, grad_y_np, n, lo, hi, width_array, flags, weights, biases, grad_x_np,
+                                  grad_w, grad_b)
+            return grad_w, grad_b
+
+        parts = _run(work, _column_ranges(n))
+        grad_w, grad_b = parts[0]
+        for part_w, part_b in parts[1:]:  # in column order: the same sums on every call
+            grad_w, grad_b = grad_w + part_w, grad_b + part_b
+        grad_w, grad_b = torch.from_numpy(grad_w), torch.from_numpy(grad_b)
+        grads: list[torch.Tensor] = []
+        weight_at = bias_at = 0
+        for weight_shape, bias_shape in zip(ctx.shapes[0::2], ctx.shapes[1::2]):
+            size = weight_shape.numel()
+            grads.append(grad_w[weight_at:weight_at + size].view(weight_shape).float())
+            grads.append(grad_b[bias_at:bias_at + bias_shape.numel()].view(bias_shape).float())
+            weight_at += size
+            bias_at += bias_shape.numel()
+        return (grad_x, None, None, *grads)
