@@ -101,3 +101,38 @@ def test_kernels_refuse_inconsistent_buffers():
     grad_w, grad_b = np.zeros(12), np.zeros(3)
     with pytest.raises(ValueError, match="disagrees"):
         _mlp_kernels.backward(x, y, 10, 0, 10, widths, flags, weights, biases, x.copy(), grad_w[:5], grad_b)
+
+
+@pytest.mark.parametrize("layout, context", [("raster", 24), ("priority", 16), ("priority", 8)])
+def test_compiled_contexts_match_shifted_views(layout, context):
+    from vcodec.shapes import context_offsets, offsets_radius
+    from vcodec.model.pointwise_mlp import causal_contexts
+
+    offsets = tuple(context_offsets(context, layout))
+    radius = offsets_radius(list(offsets))
+    torch.manual_seed(context)
+    padded = torch.randn(9 + radius, 13 + 2 * radius, requires_grad=True)
+    grad = torch.randn(len(offsets), 9 * 13)
+    contexts = causal_contexts(padded, offsets, radius)
+    contexts.backward(grad)
+    compiled_grad = padded.grad.clone()
+    padded.grad = None
+    # torch's path (what CUDA runs) as the reference
+    reference = causal_contexts(padded.double(), offsets, radius)
+    reference.backward(grad.double())
+    assert torch.equal(contexts.double(), reference.detach())
+    assert torch.allclose(compiled_grad.double(), padded.grad.double(), atol=1e-6)
+    for dy, dx in offsets:  # spot check: column (y, x) reads padded[y + r + dy, x + r + dx]
+        i = offsets.index((dy, dx))
+        assert contexts[i, 2 * 13 + 5] == padded[2 + radius + dy, 5 + radius + dx]
+
+
+def test_contexts_refuse_offsets_outside_the_padding():
+    from vcodec.model.pointwise_mlp import _mlp_kernels as kernels
+
+    padded = np.zeros((5 + 2, 4 + 4), dtype=np.float32)
+    out = np.zeros((1, 20), dtype=np.float32)
+    with pytest.raises(ValueError, match="outside the padding"):
+        kernels.gather_contexts(padded, 5, 4, 2, np.array([[1, 0]], dtype=np.int64), out)
+    with pytest.raises(ValueError, match="disagree in size"):
+        kernels.gather_contexts(padded, 6, 4, 2, np.array([[0, -1]], dtype=np.int64), out)

@@ -274,9 +274,93 @@ done:
     return result;
 }
 
+/* Causal contexts of a padded latent grid, (rows + r, width + 2r) float32: contexts[i, y * width + x] =
+   padded[y + r + dy_i, x + r + dx_i] for the offsets (dy_i, dx_i), -r <= dy_i <= 0, |dx_i| <= r. Fills
+   flat[i] = dy_i * (width + 2r) + dx_i, or sets the error. */
+#define MAX_CONTEXT 64
+static int context_offsets(Py_buffer *padded, Py_ssize_t rows, Py_ssize_t width, Py_ssize_t radius,
+                           Py_buffer *offsets, Py_buffer *contexts, Py_ssize_t flat[MAX_CONTEXT]) {
+    const Py_ssize_t stride = width + 2 * radius, count = offsets->len / (Py_ssize_t)(2 * sizeof(int64_t));
+    if (rows < 0 || width < 1 || radius < 0 || count > MAX_CONTEXT ||
+        offsets->len != count * (Py_ssize_t)(2 * sizeof(int64_t)) ||
+        padded->len != (Py_ssize_t)sizeof(float) * (rows + radius) * stride ||
+        contexts->len != (Py_ssize_t)sizeof(float) * count * rows * width) {
+        PyErr_SetString(PyExc_ValueError, "contexts: grid, offsets or contexts disagree in size");
+        return 0;
+    }
+    const int64_t *offset = offsets->buf;
+    for (Py_ssize_t i = 0; i < count; i++) {
+        const int64_t dy = offset[2 * i], dx = offset[2 * i + 1];
+        if (dy < -radius || dy > 0 || dx < -radius || dx > radius) {
+            PyErr_SetString(PyExc_ValueError, "contexts: an offset reaches outside the padding");
+            return 0;
+        }
+        flat[i] = dy * stride + dx;
+    }
+    return 1;
+}
+
+/* gather_contexts(padded float32, rows, width, radius, offsets int64 (C, 2), contexts float32 (C, rows * width)) */
+static PyObject *gather_contexts(PyObject *self, PyObject *args) {
+    Py_buffer padded, offsets, contexts;
+    Py_ssize_t rows, width, radius;
+    if (!PyArg_ParseTuple(args, "y*nnny*w*", &padded, &rows, &width, &radius, &offsets, &contexts)) return NULL;
+    PyObject *result = NULL;
+    Py_ssize_t offset[MAX_CONTEXT];
+    if (!context_offsets(&padded, rows, width, radius, &offsets, &contexts, offset)) goto done;
+    const Py_ssize_t stride = width + 2 * radius, count = offsets.len / (Py_ssize_t)(2 * sizeof(int64_t));
+    const float *grid = padded.buf;
+    float *out = contexts.buf;
+    Py_BEGIN_ALLOW_THREADS
+    for (Py_ssize_t i = 0; i < count; i++)
+        for (Py_ssize_t y = 0; y < rows; y++)
+            memcpy(out + (i * rows + y) * width, grid + (y + radius) * stride + radius + offset[i],
+                   (size_t)width * sizeof(float));
+    Py_END_ALLOW_THREADS
+    result = Py_None;
+    Py_INCREF(result);
+done:
+    PyBuffer_Release(&padded); PyBuffer_Release(&offsets); PyBuffer_Release(&contexts);
+    return result;
+}
+
+/* scatter_contexts(grad float32 (C, rows * width), rows, width, radius, offsets, grad_padded float32 (writable,
+   zeroed here)): the gradient of gather_contexts, each context's gradient added back where it was read. */
+VECTOR_CLONES
+static void scatter_rows(const float *grad, Py_ssize_t count, Py_ssize_t rows, Py_ssize_t width, Py_ssize_t radius,
+                         const Py_ssize_t *offset, float *target) {
+    const Py_ssize_t stride = width + 2 * radius;
+    for (Py_ssize_t i = 0; i < count; i++)
+        for (Py_ssize_t y = 0; y < rows; y++) {
+            const float *from = grad + (i * rows + y) * width;
+            float *to = target + (y + radius) * stride + radius + offset[i];
+            for (Py_ssize_t x = 0; x < width; x++) to[x] += from[x];
+        }
+}
+
+static PyObject *scatter_contexts(PyObject *self, PyObject *args) {
+    Py_buffer grad, offsets, grad_padded;
+    Py_ssize_t rows, width, radius;
+    if (!PyArg_ParseTuple(args, "y*nnny*w*", &grad, &rows, &width, &radius, &offsets, &grad_padded)) return NULL;
+    PyObject *result = NULL;
+    Py_ssize_t offset[MAX_CONTEXT];
+    if (!context_offsets(&grad_padded, rows, width, radius, &offsets, &grad, offset)) goto done;
+    Py_BEGIN_ALLOW_THREADS
+    memset(grad_padded.buf, 0, (size_t)grad_padded.len);
+    scatter_rows(grad.buf, offsets.len / (Py_ssize_t)(2 * sizeof(int64_t)), rows, width, radius, offset, grad_padded.buf);
+    Py_END_ALLOW_THREADS
+    result = Py_None;
+    Py_INCREF(result);
+done:
+    PyBuffer_Release(&grad); PyBuffer_Release(&offsets); PyBuffer_Release(&grad_padded);
+    return result;
+}
+
 static PyMethodDef methods[] = {
     {"forward", forward, METH_VARARGS, "y[:, lo:hi] = the MLP of x[:, lo:hi] (float32, channels first)."},
     {"backward", backward, METH_VARARGS, "The input, weight and bias gradients of columns lo:hi."},
+    {"gather_contexts", gather_contexts, METH_VARARGS, "Causal contexts (C, rows * width) of a padded grid."},
+    {"scatter_contexts", scatter_contexts, METH_VARARGS, "The padded grid's gradient from its contexts'."},
     {NULL, NULL, 0, NULL},
 };
 

@@ -14,7 +14,7 @@ from torch import nn
 from torch.utils.checkpoint import checkpoint
 
 from vcodec.format import LOG2_SCALE_MAX, LOG2_SCALE_MIN
-from vcodec.model.pointwise_mlp import pointwise_mlp
+from vcodec.model.pointwise_mlp import causal_contexts, pointwise_mlp
 from vcodec.shapes import arm_layer_shapes, arm_residual_layers, context_offsets, offsets_radius
 
 
@@ -54,13 +54,10 @@ class Arm(nn.Module):
     def _gather(self, padded: torch.Tensor) -> torch.Tensor:
         """Rows of a grid padded by r above, left and right ((rows + r, w + 2r)) -> their contexts (C, rows*w).
 
-        Shifted views of the padded grid, stacked: half the time of unfold over the (r+1) x (2r+1)
-        window, whose non-causal taps would be computed only to be multiplied by zero.
+        Only the causal taps: half the time of unfold over the (r+1) x (2r+1) window, whose non-causal taps
+        would be computed only to be multiplied by zero.
         """
-        r = self.radius
-        height, width = padded.shape[0] - r, padded.shape[1] - 2 * r
-        shifted = [padded[r + dy : r + dy + height, r + dx : r + dx + width] for dy, dx in self.offsets]
-        return torch.stack(shifted).view(len(self.offsets), height * width)
+        return causal_contexts(padded, tuple(self.offsets), self.radius)
 
     def _band_bits(self, padded_band: torch.Tensor) -> torch.Tensor:
         """Bits of the rows of one padded band ((rows + r, w + 2r), the r rows above included)."""

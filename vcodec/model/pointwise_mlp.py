@@ -1,4 +1,5 @@
-"""Training's pointwise MLPs: the ARM and the synthesis' 1x1 layers, on channels-first (C, N) matrices.
+"""Training's pointwise MLPs: the ARM and the synthesis' 1x1 layers, on channels-first (C, N) matrices,
+and the ARM's causal contexts that feed it.
 
 Both are hidden layers relu(W x + b) (residual, x + relu(W x + b), where a flag says so) and a linear
 output layer. On the CPU the forward and backward passes run compiled (`_mlp_kernels.c`): a chunk of
@@ -104,3 +105,36 @@ class _CompiledMlp(torch.autograd.Function):
             weight_at += size
             bias_at += bias_shape.numel()
         return (grad_x, None, None, *grads)
+
+
+def causal_contexts(padded: torch.Tensor, offsets: tuple[tuple[int, int], ...], radius: int) -> torch.Tensor:
+    """A grid padded by r above, left and right ((rows + r, w + 2r)) -> the contexts of its rows, (C, rows * w):
+    row i holds every position's neighbour at offsets[i] = (dy, dx).
+
+    On the CPU compiled (a copy per context row, and its gradient added back row by row), where torch's
+    stack of shifted views spends its backward pass allocating a zeroed grid per view."""
+    rows, width = padded.shape[0] - radius, padded.shape[1] - 2 * radius
+    if padded.device.type == "cpu" and padded.dtype == torch.float32:
+        return _CompiledContexts.apply(padded, offsets, radius)
+    shifted = [padded[radius + dy : radius + dy + rows, radius + dx : radius + dx + width] for dy, dx in offsets]
+    return torch.stack(shifted).view(len(offsets), rows * width)
+
+
+class _CompiledContexts(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, padded: torch.Tensor, offsets: tuple[tuple[int, int], ...], radius: int) -> torch.Tensor:
+        padded = padded.detach().contiguous()
+        rows, width = padded.shape[0] - radius, padded.shape[1] - 2 * radius
+        offset_array = np.array(offsets, dtype=np.int64).reshape(-1, 2)
+        contexts = torch.empty(len(offsets), rows * width)
+        _mlp_kernels.gather_contexts(padded.numpy(), rows, width, radius, offset_array, contexts.numpy())
+        ctx.geometry = (padded.shape, rows, width, radius, offset_array)
+        return contexts
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor):
+        shape, rows, width, radius, offset_array = ctx.geometry
+        grad_padded = torch.empty(shape)
+        _mlp_kernels.scatter_contexts(grad.detach().contiguous().numpy(), rows, width, radius, offset_array,
+                                      grad_padded.numpy())
+        return grad_padded, None, None
