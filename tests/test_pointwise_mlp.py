@@ -1,4 +1,4 @@
-"""The compiled training MLP (vcodec/model/_mlp_kernels.c) against float64 autograd of the same network."""
+"""The compiled training MLP (vcodec/model/_training_kernels.c) against float64 autograd of the same network."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import pytest
 import torch
 from torch import nn
 
-from vcodec.model import _mlp_kernels
+from vcodec.model import _training_kernels
 from vcodec.model.pointwise_mlp import pointwise_mlp
 
 SHAPES = [
@@ -89,18 +89,18 @@ def test_kernels_refuse_inconsistent_buffers():
     weights, biases = np.zeros(12, dtype=np.float32), np.zeros(3, dtype=np.float32)
     x, y = np.zeros((4, 10), dtype=np.float32), np.zeros((3, 10), dtype=np.float32)
     with pytest.raises(ValueError, match="column range"):
-        _mlp_kernels.forward(x, 10, 0, 11, widths, flags, weights, biases, y)
+        _training_kernels.forward(x, 10, 0, 11, widths, flags, weights, biases, y)
     with pytest.raises(ValueError, match="weights or biases"):
-        _mlp_kernels.forward(x, 10, 0, 10, widths, flags, weights[:11], biases, y)
+        _training_kernels.forward(x, 10, 0, 10, widths, flags, weights[:11], biases, y)
     with pytest.raises(ValueError, match="x or y"):
-        _mlp_kernels.forward(x, 9, 0, 9, widths, flags, weights, biases, y)
+        _training_kernels.forward(x, 9, 0, 9, widths, flags, weights, biases, y)
     with pytest.raises(ValueError, match="residual"):
-        _mlp_kernels.forward(x, 10, 0, 10, widths, np.ones(1, dtype=np.uint8), weights, biases, y)
+        _training_kernels.forward(x, 10, 0, 10, widths, np.ones(1, dtype=np.uint8), weights, biases, y)
     with pytest.raises(ValueError, match="widths are 1 to 64"):
-        _mlp_kernels.forward(x, 10, 0, 10, np.array([4, 65], dtype=np.int32), flags, weights, biases, y)
+        _training_kernels.forward(x, 10, 0, 10, np.array([4, 65], dtype=np.int32), flags, weights, biases, y)
     grad_w, grad_b = np.zeros(12), np.zeros(3)
     with pytest.raises(ValueError, match="disagrees"):
-        _mlp_kernels.backward(x, y, 10, 0, 10, widths, flags, weights, biases, x.copy(), grad_w[:5], grad_b)
+        _training_kernels.backward(x, y, 10, 0, 10, widths, flags, weights, biases, x.copy(), grad_w[:5], grad_b)
 
 
 @pytest.mark.parametrize("layout, context", [("raster", 24), ("priority", 16), ("priority", 8)])
@@ -128,7 +128,7 @@ def test_compiled_contexts_match_shifted_views(layout, context):
 
 
 def test_contexts_refuse_offsets_outside_the_padding():
-    from vcodec.model.pointwise_mlp import _mlp_kernels as kernels
+    from vcodec.model.pointwise_mlp import _training_kernels as kernels
 
     padded = np.zeros((5 + 2, 4 + 4), dtype=np.float32)
     out = np.zeros((1, 20), dtype=np.float32)

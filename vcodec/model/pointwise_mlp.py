@@ -2,7 +2,7 @@
 and the ARM's causal contexts that feed it.
 
 Both are hidden layers relu(W x + b) (residual, x + relu(W x + b), where a flag says so) and a linear
-output layer. On the CPU the forward and backward passes run compiled (`_mlp_kernels.c`): a chunk of
+output layer. On the CPU the forward and backward passes run compiled (`_training_kernels.c`): a chunk of
 columns goes through every layer in the cache and the backward pass recomputes its activations, where
 torch would write and re-read every layer's (C, N) activations (measured in docs/codec.md). Elsewhere
 (CUDA) torch's matrix products run it. Training only: no bitstream depends on these float sums.
@@ -17,7 +17,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from vcodec.model import _mlp_kernels
+from vcodec.model import _training_kernels
 
 MIN_COLUMNS_PER_THREAD = 4096  # below this a thread's start costs more than its share of the work
 
@@ -69,7 +69,7 @@ class _CompiledMlp(torch.autograd.Function):
         n = x.shape[1]
         y = torch.empty(widths[-1], n)
         x_np, y_np = x.numpy(), y.numpy()
-        _run(lambda lo, hi: _mlp_kernels.forward(x_np, n, lo, hi, width_array, flags, weights, biases, y_np),
+        _run(lambda lo, hi: _training_kernels.forward(x_np, n, lo, hi, width_array, flags, weights, biases, y_np),
              _column_ranges(n))
         ctx.save_for_backward(x, *parameters)
         ctx.kernel_arguments = (width_array, flags, weights, biases)
@@ -87,7 +87,7 @@ class _CompiledMlp(torch.autograd.Function):
 
         def work(lo: int, hi: int) -> tuple[np.ndarray, np.ndarray]:
             grad_w, grad_b = np.empty(len(weights)), np.empty(len(biases))
-            _mlp_kernels.backward(x_np, grad_y_np, n, lo, hi, width_array, flags, weights, biases, grad_x_np,
+            _training_kernels.backward(x_np, grad_y_np, n, lo, hi, width_array, flags, weights, biases, grad_x_np,
                                   grad_w, grad_b)
             return grad_w, grad_b
 
@@ -127,7 +127,7 @@ class _CompiledContexts(torch.autograd.Function):
         rows, width = padded.shape[0] - radius, padded.shape[1] - 2 * radius
         offset_array = np.array(offsets, dtype=np.int64).reshape(-1, 2)
         contexts = torch.empty(len(offsets), rows * width)
-        _mlp_kernels.gather_contexts(padded.numpy(), rows, width, radius, offset_array, contexts.numpy())
+        _training_kernels.gather_contexts(padded.numpy(), rows, width, radius, offset_array, contexts.numpy())
         ctx.geometry = (padded.shape, rows, width, radius, offset_array)
         return contexts
 
@@ -135,6 +135,6 @@ class _CompiledContexts(torch.autograd.Function):
     def backward(ctx, grad: torch.Tensor):
         shape, rows, width, radius, offset_array = ctx.geometry
         grad_padded = torch.empty(shape)
-        _mlp_kernels.scatter_contexts(grad.detach().contiguous().numpy(), rows, width, radius, offset_array,
+        _training_kernels.scatter_contexts(grad.detach().contiguous().numpy(), rows, width, radius, offset_array,
                                       grad_padded.numpy())
         return grad_padded, None, None

@@ -364,7 +364,7 @@ static PyMethodDef methods[] = {
     {NULL, NULL, 0, NULL},
 };
 
-static struct PyModuleDef module = {PyModuleDef_HEAD_INIT, "_mlp_kernels", "Training's pointwise MLPs, compiled.", -1,
+static struct PyModuleDef module = {PyModuleDef_HEAD_INIT, "_training_kernels", "Training's float32 kernels: pointwise MLPs, causal contexts, upsampling.", -1,
                                     methods};
 
-PyMODINIT_FUNC PyInit__mlp_kernels(void) { return PyModule_Create(&module); }
+PyMODINIT_FUNC PyInit__training_kernels(void) { return PyModule_Create(&module); }
