@@ -356,11 +356,208 @@ done:
     return result;
 }
 
+/* The 2x upsampling (vcodec/model/upsampling.py): each channel of x (h, w) padded by 2 replicated samples,
+   transposed-convolved with the 8x8 kernel at stride 2, cropped from 7: output (y, x) sums
+   kernel[ky][kx] * padded[(y + 7 - ky) / 2][(x + 7 - kx) / 2] over the 4 x 4 taps of its parity. Within an
+   output row, the columns of one parity (x = 2q + b) read padded columns q + (b + 7 - kx) / 2: contiguous
+   in q, so each tap is one vector multiply-add over the row. */
+#define UP_BORDER 2
+#define UP_CROP 7
+#define UP_TAPS 8
+
+/* The replicate-padded plane of one channel, (h + 4) x (w + 4). */
+static void pad_plane(const float *x, Py_ssize_t h, Py_ssize_t w, float *padded) {
+    const Py_ssize_t stride = w + 2 * UP_BORDER;
+    for (Py_ssize_t i = 0; i < h + 2 * UP_BORDER; i++) {
+        const Py_ssize_t source = i < UP_BORDER ? 0 : (i - UP_BORDER >= h ? h - 1 : i - UP_BORDER);
+        const float *line = x + source * w;
+        float *row = padded + i * stride;
+        for (Py_ssize_t j = 0; j < UP_BORDER; j++) row[j] = line[0];
+        memcpy(row + UP_BORDER, line, (size_t)w * sizeof(float));
+        for (Py_ssize_t j = UP_BORDER + w; j < stride; j++) row[j] = line[w - 1];
+    }
+}
+
+/* The taps of output index y (a row or a column): tap[k] and the padded index offset of each. */
+static inline void taps_of(Py_ssize_t y, int tap[4], Py_ssize_t source[4]) {
+    const int first = (int)((y + UP_CROP) & 1); /* taps of the same parity as y + 7 */
+    for (int k = 0; k < 4; k++) {
+        tap[k] = first + 2 * k;
+        source[k] = (y + UP_CROP - tap[k]) / 2;
+    }
+}
+
+static int check_upsampling(Py_buffer *x, Py_ssize_t channels, Py_ssize_t h, Py_ssize_t w, Py_buffer *kernel,
+                            Py_buffer *y, Py_ssize_t height, Py_ssize_t width, Py_ssize_t c0, Py_ssize_t c1) {
+    if (channels < 1 || h < 1 || w < 1 || height < 1 || width < 1 || height > 2 * h || width > 2 * w ||
+        x->len != (Py_ssize_t)sizeof(float) * channels * h * w || kernel->len != (Py_ssize_t)sizeof(float) * UP_TAPS * UP_TAPS ||
+        y->len != (Py_ssize_t)sizeof(float) * channels * height * width || c0 < 0 || c1 < c0 || c1 > channels) {
+        PyErr_SetString(PyExc_ValueError, "upsample: input, kernel, output or channel range disagree in size");
+        return 0;
+    }
+    return 1;
+}
+
+/* One output row: y_row[2q + b] = sum of the row's 4 taps ky (padded rows) x the 4 column taps of parity b. */
+VECTOR_CLONES
+static void upsample_row(const float *padded, Py_ssize_t stride, const float *kernel, Py_ssize_t y, Py_ssize_t width,
+                         float *phase, float *out) {
+    int row_tap[4];
+    Py_ssize_t source_row[4];
+    taps_of(y, row_tap, source_row);
+    for (int b = 0; b < 2; b++) {
+        const Py_ssize_t count = (width - b + 1) / 2;
+        int column_tap[4];
+        Py_ssize_t shift[4];
+        taps_of(b, column_tap, shift); /* column 2q + b reads padded column q + shift[k] */
+        for (Py_ssize_t q = 0; q < count; q++) phase[q] = 0.0f;
+        for (int r = 0; r < 4; r++) {
+            const float *line = padded + source_row[r] * stride;
+            for (int k = 0; k < 4; k++) {
+                const float tap = kernel[row_tap[r] * UP_TAPS + column_tap[k]];
+                const float *from = line + shift[k];
+                for (Py_ssize_t q = 0; q < count; q++) phase[q] += tap * from[q];
+            }
+        }
+        for (Py_ssize_t q = 0; q < count; q++) out[2 * q + b] = phase[q];
+    }
+}
+
+/* upsample(x float32 (C, h, w), channels, h, w, kernel float32 (8, 8), y float32 (C, height, width) writable,
+   height, width, c0, c1): channels [c0, c1) of y. */
+static PyObject *upsample(PyObject *self, PyObject *args) {
+    Py_buffer x, kernel, y;
+    Py_ssize_t channels, h, w, height, width, c0, c1;
+    if (!PyArg_ParseTuple(args, "y*nnny*w*nnnn", &x, &channels, &h, &w, &kernel, &y, &height, &width, &c0, &c1))
+        return NULL;
+    PyObject *result = NULL;
+    float *padded = NULL, *phase = NULL;
+    if (!check_upsampling(&x, channels, h, w, &kernel, &y, height, width, c0, c1)) goto done;
+    const Py_ssize_t stride = w + 2 * UP_BORDER;
+    padded = malloc(sizeof(float) * (size_t)((h + 2 * UP_BORDER) * stride));
+    phase = malloc(sizeof(float) * (size_t)(w + 1));
+    if (!padded || !phase) { PyErr_NoMemory(); goto done; }
+    Py_BEGIN_ALLOW_THREADS
+    for (Py_ssize_t c = c0; c < c1; c++) {
+        pad_plane((const float *)x.buf + c * h * w, h, w, padded);
+        for (Py_ssize_t row = 0; row < height; row++)
+            upsample_row(padded, stride, kernel.buf, row, width, phase, (float *)y.buf + (c * height + row) * width);
+    }
+    Py_END_ALLOW_THREADS
+    result = Py_None;
+    Py_INCREF(result);
+done:
+    free(padded); free(phase);
+    PyBuffer_Release(&x); PyBuffer_Release(&kernel); PyBuffer_Release(&y);
+    return result;
+}
+
+/* One output row's gradient: into the padded plane's gradient (each tap's contribution added back where it
+   was read) and the kernel's (each tap's products with the samples it read), in double. */
+VECTOR_CLONES
+static void upsample_row_backward(const float *padded, float *grad_padded, Py_ssize_t stride, const float *kernel,
+                                  Py_ssize_t y, Py_ssize_t width, const float *grad_row, float *phase,
+                                  double grad_kernel[UP_TAPS * UP_TAPS]) {
+    int row_tap[4];
+    Py_ssize_t source_row[4];
+    taps_of(y, row_tap, source_row);
+    for (int b = 0; b < 2; b++) {
+        const Py_ssize_t count = (width - b + 1) / 2;
+        int column_tap[4];
+        Py_ssize_t shift[4];
+        taps_of(b, column_tap, shift);
+        for (Py_ssize_t q = 0; q < count; q++) phase[q] = grad_row[2 * q + b];
+        for (int r = 0; r < 4; r++) {
+            const float *line = padded + source_row[r] * stride;
+            float *grad_line = grad_padded + source_row[r] * stride;
+            for (int k = 0; k < 4; k++) {
+                const int t = row_tap[r] * UP_TAPS + column_tap[k];
+                const float tap = kernel[t];
+                const float *from = line + shift[k];
+                float *to = grad_line + shift[k];
+                vec sums = {0}; /* lane partial sums: a vector loop, where one float sum would be a chain */
+                Py_ssize_t q = 0;
+                for (; q + LANES <= count; q += LANES) {
+                    vec g, v, d;
+                    memcpy(&g, phase + q, sizeof g);
+                    memcpy(&v, from + q, sizeof v);
+                    memcpy(&d, to + q, sizeof d);
+                    d += tap * g;
+                    memcpy(to + q, &d, sizeof d);
+                    sums += g * v;
+                }
+                float sum = 0.0f;
+                for (; q < count; q++) {
+                    to[q] += tap * phase[q];
+                    sum += phase[q] * from[q];
+                }
+                for (int lane = 0; lane < LANES; lane++) sum += sums[lane];
+                grad_kernel[t] += sum;
+            }
+        }
+    }
+}
+
+/* upsample_backward(x, channels, h, w, kernel, grad_y float32 (C, height, width), height, width, c0, c1,
+   grad_x float32 (C, h, w) writable, grad_kernel float64 (64) writable): channels [c0, c1) of grad_x, and
+   their share of the kernel's gradient. */
+static PyObject *upsample_backward(PyObject *self, PyObject *args) {
+    Py_buffer x, kernel, grad_y, grad_x, grad_kernel;
+    Py_ssize_t channels, h, w, height, width, c0, c1;
+    if (!PyArg_ParseTuple(args, "y*nnny*y*nnnnw*w*", &x, &channels, &h, &w, &kernel, &grad_y, &height, &width, &c0,
+                          &c1, &grad_x, &grad_kernel))
+        return NULL;
+    PyObject *result = NULL;
+    float *padded = NULL, *grad_padded = NULL, *phase = NULL;
+    if (!check_upsampling(&x, channels, h, w, &kernel, &grad_y, height, width, c0, c1)) goto done;
+    if (grad_x.len != x.len || grad_kernel.len != (Py_ssize_t)sizeof(double) * UP_TAPS * UP_TAPS) {
+        PyErr_SetString(PyExc_ValueError, "upsample_backward: gradient buffers disagree in size");
+        goto done;
+    }
+    const Py_ssize_t stride = w + 2 * UP_BORDER, padded_size = (h + 2 * UP_BORDER) * stride;
+    padded = malloc(sizeof(float) * (size_t)padded_size);
+    grad_padded = malloc(sizeof(float) * (size_t)padded_size);
+    phase = malloc(sizeof(float) * (size_t)(w + 1));
+    if (!padded || !grad_padded || !phase) { PyErr_NoMemory(); goto done; }
+    double *kernel_sum = grad_kernel.buf;
+    Py_BEGIN_ALLOW_THREADS
+    memset(kernel_sum, 0, sizeof(double) * UP_TAPS * UP_TAPS);
+    for (Py_ssize_t c = c0; c < c1; c++) {
+        pad_plane((const float *)x.buf + c * h * w, h, w, padded);
+        memset(grad_padded, 0, sizeof(float) * (size_t)padded_size);
+        for (Py_ssize_t row = 0; row < height; row++)
+            upsample_row_backward(padded, grad_padded, stride, kernel.buf, row, width,
+                                  (const float *)grad_y.buf + (c * height + row) * width, phase, kernel_sum);
+        /* the replicated border's gradient goes to the edge samples it copied */
+        float *gx = (float *)grad_x.buf + c * h * w;
+        memset(gx, 0, sizeof(float) * (size_t)(h * w));
+        for (Py_ssize_t i = 0; i < h + 2 * UP_BORDER; i++) {
+            const Py_ssize_t target = i < UP_BORDER ? 0 : (i - UP_BORDER >= h ? h - 1 : i - UP_BORDER);
+            const float *row = grad_padded + i * stride;
+            float *line = gx + target * w;
+            for (Py_ssize_t j = 0; j < stride; j++) {
+                const Py_ssize_t column = j < UP_BORDER ? 0 : (j - UP_BORDER >= w ? w - 1 : j - UP_BORDER);
+                line[column] += row[j];
+            }
+        }
+    }
+    Py_END_ALLOW_THREADS
+    result = Py_None;
+    Py_INCREF(result);
+done:
+    free(padded); free(grad_padded); free(phase);
+    PyBuffer_Release(&x); PyBuffer_Release(&kernel); PyBuffer_Release(&grad_y);
+    PyBuffer_Release(&grad_x); PyBuffer_Release(&grad_kernel);
+    return result;
+}
+
 static PyMethodDef methods[] = {
     {"forward", forward, METH_VARARGS, "y[:, lo:hi] = the MLP of x[:, lo:hi] (float32, channels first)."},
     {"backward", backward, METH_VARARGS, "The input, weight and bias gradients of columns lo:hi."},
     {"gather_contexts", gather_contexts, METH_VARARGS, "Causal contexts (C, rows * width) of a padded grid."},
     {"scatter_contexts", scatter_contexts, METH_VARARGS, "The padded grid's gradient from its contexts'."},
+    {"upsample", upsample, METH_VARARGS, "Channels c0:c1 of the 2x upsampling of (C, h, w) float32."},
+    {"upsample_backward", upsample_backward, METH_VARARGS, "The input's and the kernel's gradient of upsample."},
     {NULL, NULL, 0, NULL},
 };
 

@@ -45,13 +45,15 @@ def _pool(threads: int) -> ThreadPoolExecutor:
     return ThreadPoolExecutor(threads, thread_name_prefix="vcodec-mlp")
 
 
-def _column_ranges(n: int) -> list[tuple[int, int]]:
-    """The columns split among torch's intra-op thread count (the kernels release the GIL)."""
-    threads = max(1, min(torch.get_num_threads(), n // MIN_COLUMNS_PER_THREAD))
+def split_range(n: int, minimum: int) -> list[tuple[int, int]]:
+    """[0, n) split among torch's intra-op thread count, each part at least `minimum` long (the kernels
+    release the GIL, so threads run them at once)."""
+    threads = max(1, min(torch.get_num_threads(), n // max(1, minimum)))
     return [(n * t // threads, n * (t + 1) // threads) for t in range(threads)]
 
 
-def _run(work, ranges: list[tuple[int, int]]) -> list:
+def in_threads(work, ranges: list[tuple[int, int]]) -> list:
+    """[work(lo, hi) for each range], the ranges in threads of a pool; results in range order."""
     if len(ranges) == 1:
         return [work(*ranges[0])]
     return list(_pool(len(ranges)).map(lambda bounds: work(*bounds), ranges))
@@ -69,8 +71,8 @@ class _CompiledMlp(torch.autograd.Function):
         n = x.shape[1]
         y = torch.empty(widths[-1], n)
         x_np, y_np = x.numpy(), y.numpy()
-        _run(lambda lo, hi: _training_kernels.forward(x_np, n, lo, hi, width_array, flags, weights, biases, y_np),
-             _column_ranges(n))
+        in_threads(lambda lo, hi: _training_kernels.forward(x_np, n, lo, hi, width_array, flags, weights, biases, y_np),
+             split_range(n, MIN_COLUMNS_PER_THREAD))
         ctx.save_for_backward(x, *parameters)
         ctx.kernel_arguments = (width_array, flags, weights, biases)
         ctx.shapes = [p.shape for p in parameters]
@@ -91,7 +93,7 @@ class _CompiledMlp(torch.autograd.Function):
                                   grad_w, grad_b)
             return grad_w, grad_b
 
-        parts = _run(work, _column_ranges(n))
+        parts = in_threads(work, split_range(n, MIN_COLUMNS_PER_THREAD))
         grad_w, grad_b = parts[0]
         for part_w, part_b in parts[1:]:  # in column order: the same sums on every call
             grad_w, grad_b = grad_w + part_w, grad_b + part_b

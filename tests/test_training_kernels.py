@@ -1,4 +1,5 @@
-"""The compiled training MLP (vcodec/model/_training_kernels.c) against float64 autograd of the same network."""
+"""The compiled training kernels (vcodec/model/_training_kernels.c) against float64 autograd of the same
+functions: the pointwise MLP, the causal contexts, the upsampling."""
 
 from __future__ import annotations
 
@@ -136,3 +137,44 @@ def test_contexts_refuse_offsets_outside_the_padding():
         kernels.gather_contexts(padded, 5, 4, 2, np.array([[1, 0]], dtype=np.int64), out)
     with pytest.raises(ValueError, match="disagree in size"):
         kernels.gather_contexts(padded, 6, 4, 2, np.array([[0, -1]], dtype=np.int64), out)
+
+
+@pytest.mark.parametrize("channels, rows, cols, height, width", [
+    (1, 5, 7, 10, 14), (3, 5, 7, 9, 13), (6, 30, 52, 60, 104), (2, 1, 1, 2, 1), (4, 8, 9, 15, 17)])
+@pytest.mark.parametrize("threads", [1, 2])
+def test_compiled_upsampling_matches_the_transposed_convolution(channels, rows, cols, height, width, threads):
+    """Against torch's depthwise transposed convolution (the path CUDA runs) in float64, odd crops included."""
+    from vcodec.model.upsampling import Upsampling
+
+    torch.manual_seed(channels * 100 + rows)
+    compiled = Upsampling(8)
+    with torch.no_grad():
+        compiled.kernel.add_(torch.randn_like(compiled.kernel) * 0.1)
+    plain = Upsampling(8).double()
+    with torch.no_grad():
+        plain.kernel.copy_(compiled.kernel.double())
+    x = torch.randn(1, channels, rows, cols, requires_grad=True)
+    grad = torch.randn(1, channels, height, width)
+    previous = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        y = compiled.upsample2x(x, height, width)
+        y.backward(grad)
+    finally:
+        torch.set_num_threads(previous)
+    x64 = x.detach().double().requires_grad_()
+    y64 = plain.upsample2x(x64, height, width)
+    y64.backward(grad.double())
+    assert y.shape == (1, channels, height, width)
+    assert torch.allclose(y.double(), y64.detach(), atol=1e-5)
+    assert torch.allclose(x.grad.double(), x64.grad, atol=1e-5)
+    assert torch.allclose(compiled.kernel.grad.double(), plain.kernel.grad, rtol=1e-5, atol=1e-4)
+
+
+def test_upsampling_refuses_inconsistent_sizes():
+    x = np.zeros((2, 4, 5), dtype=np.float32)
+    kernel = np.zeros((8, 8), dtype=np.float32)
+    with pytest.raises(ValueError, match="disagree"):
+        _training_kernels.upsample(x, 2, 4, 5, kernel, np.zeros((2, 9, 10), dtype=np.float32), 9, 10, 0, 2)
+    with pytest.raises(ValueError, match="disagree"):
+        _training_kernels.upsample(x, 2, 4, 5, kernel, np.zeros((2, 8, 10), dtype=np.float32), 8, 10, 0, 3)
