@@ -551,6 +551,183 @@ done:
     return result;
 }
 
+/* The synthesis' 3x3 residual blocks (vcodec/model/synthesis.py) on C planes (H, W):
+   out = x + bias + conv3x3(branch), branch = x or relu(x), its borders replicated by one sample. Each
+   output row sums, per (input plane, tap), one vector multiply-add over a padded input row. */
+#define RES_MAX_PLANES 4
+
+/* The branch plane padded by one replicated sample on each side, (H + 2) x (W + 2). */
+static void pad_branch(const float *x, Py_ssize_t h, Py_ssize_t w, int relu, float *padded) {
+    const Py_ssize_t stride = w + 2;
+    for (Py_ssize_t i = 0; i < h + 2; i++) {
+        const Py_ssize_t source = i == 0 ? 0 : (i > h ? h - 1 : i - 1);
+        const float *line = x + source * w;
+        float *row = padded + i * stride;
+        memcpy(row + 1, line, (size_t)w * sizeof(float));
+        row[0] = line[0];
+        row[w + 1] = line[w - 1];
+        if (relu)
+            for (Py_ssize_t j = 0; j < stride; j++) row[j] = row[j] > 0.0f ? row[j] : 0.0f;
+    }
+}
+
+static int check_residual(Py_buffer *x, Py_ssize_t planes, Py_ssize_t h, Py_ssize_t w, Py_buffer *weight,
+                          Py_buffer *bias, Py_buffer *y) {
+    if (planes < 1 || planes > RES_MAX_PLANES || h < 1 || w < 1 ||
+        x->len != (Py_ssize_t)sizeof(float) * planes * h * w || y->len != x->len ||
+        weight->len != (Py_ssize_t)sizeof(float) * planes * planes * 9 || bias->len != (Py_ssize_t)sizeof(float) * planes) {
+        PyErr_SetString(PyExc_ValueError, "residual3x3: planes, weights or output disagree in size");
+        return 0;
+    }
+    return 1;
+}
+
+VECTOR_CLONES
+static void residual_rows(const float *padded, Py_ssize_t planes, Py_ssize_t h, Py_ssize_t w, const float *weight,
+                          const float *bias, const float *x, float *y) {
+    const Py_ssize_t stride = w + 2, plane_size = (h + 2) * stride;
+    for (Py_ssize_t o = 0; o < planes; o++)
+        for (Py_ssize_t row = 0; row < h; row++) {
+            float *out = y + (o * h + row) * w;
+            const float *identity = x + (o * h + row) * w;
+            for (Py_ssize_t j = 0; j < w; j++) out[j] = identity[j] + bias[o];
+            for (Py_ssize_t i = 0; i < planes; i++)
+                for (int ky = 0; ky < 3; ky++) {
+                    const float *line = padded + i * plane_size + (row + ky) * stride;
+                    for (int kx = 0; kx < 3; kx++) {
+                        const float tap = weight[((o * planes + i) * 3 + ky) * 3 + kx];
+                        const float *from = line + kx;
+                        for (Py_ssize_t j = 0; j < w; j++) out[j] += tap * from[j];
+                    }
+                }
+        }
+}
+
+/* residual3x3(x float32 (P, H, W), planes, h, w, relu, weight float32 (P, P, 3, 3), bias float32 (P),
+   y float32 (P, H, W) writable) */
+static PyObject *residual3x3(PyObject *self, PyObject *args) {
+    Py_buffer x, weight, bias, y;
+    Py_ssize_t planes, h, w;
+    int relu;
+    if (!PyArg_ParseTuple(args, "y*nnnpy*y*w*", &x, &planes, &h, &w, &relu, &weight, &bias, &y)) return NULL;
+    PyObject *result = NULL;
+    float *padded = NULL;
+    if (!check_residual(&x, planes, h, w, &weight, &bias, &y)) goto done;
+    padded = malloc(sizeof(float) * (size_t)(planes * (h + 2) * (w + 2)));
+    if (!padded) { PyErr_NoMemory(); goto done; }
+    Py_BEGIN_ALLOW_THREADS
+    for (Py_ssize_t i = 0; i < planes; i++)
+        pad_branch((const float *)x.buf + i * h * w, h, w, relu, padded + i * (h + 2) * (w + 2));
+    residual_rows(padded, planes, h, w, weight.buf, bias.buf, x.buf, y.buf);
+    Py_END_ALLOW_THREADS
+    result = Py_None;
+    Py_INCREF(result);
+done:
+    free(padded);
+    PyBuffer_Release(&x); PyBuffer_Release(&weight); PyBuffer_Release(&bias); PyBuffer_Release(&y);
+    return result;
+}
+
+/* The padded branch's gradient (each tap's weight times the output's gradient, added where the tap read)
+   and the weights' (the output's gradient times the samples each tap read, lane sums in double). */
+VECTOR_CLONES
+static void residual_rows_backward(const float *padded, float *grad_padded, Py_ssize_t planes, Py_ssize_t h,
+                                   Py_ssize_t w, const float *weight, const float *grad_y, double *grad_weight,
+                                   double *grad_bias) {
+    const Py_ssize_t stride = w + 2, plane_size = (h + 2) * stride;
+    for (Py_ssize_t o = 0; o < planes; o++)
+        for (Py_ssize_t row = 0; row < h; row++) {
+            const float *g = grad_y + (o * h + row) * w;
+            double bias_sum = 0.0;
+            for (Py_ssize_t j = 0; j < w; j++) bias_sum += g[j];
+            grad_bias[o] += bias_sum;
+            for (Py_ssize_t i = 0; i < planes; i++)
+                for (int ky = 0; ky < 3; ky++) {
+                    const float *line = padded + i * plane_size + (row + ky) * stride;
+                    float *grad_line = grad_padded + i * plane_size + (row + ky) * stride;
+                    for (int kx = 0; kx < 3; kx++) {
+                        const Py_ssize_t t = ((o * planes + i) * 3 + ky) * 3 + kx;
+                        const float tap = weight[t];
+                        const float *from = line + kx;
+                        float *to = grad_line + kx;
+                        vec sums = {0};
+                        Py_ssize_t j = 0;
+                        for (; j + LANES <= w; j += LANES) {
+                            vec gv, v, d;
+                            memcpy(&gv, g + j, sizeof gv);
+                            memcpy(&v, from + j, sizeof v);
+                            memcpy(&d, to + j, sizeof d);
+                            d += tap * gv;
+                            memcpy(to + j, &d, sizeof d);
+                            sums += gv * v;
+                        }
+                        float sum = 0.0f;
+                        for (; j < w; j++) {
+                            to[j] += tap * g[j];
+                            sum += g[j] * from[j];
+                        }
+                        for (int lane = 0; lane < LANES; lane++) sum += sums[lane];
+                        grad_weight[t] += sum;
+                    }
+                }
+        }
+}
+
+/* residual3x3_backward(x, planes, h, w, relu, weight, grad_y float32 (P, H, W), grad_x float32 writable,
+   grad_weight float64 (P * P * 9) writable, grad_bias float64 (P) writable) */
+static PyObject *residual3x3_backward(PyObject *self, PyObject *args) {
+    Py_buffer x, weight, grad_y, grad_x, grad_weight, grad_bias;
+    Py_ssize_t planes, h, w;
+    int relu;
+    if (!PyArg_ParseTuple(args, "y*nnnpy*y*w*w*w*", &x, &planes, &h, &w, &relu, &weight, &grad_y, &grad_x,
+                          &grad_weight, &grad_bias))
+        return NULL;
+    PyObject *result = NULL;
+    float *padded = NULL, *grad_padded = NULL;
+    if (planes < 1 || planes > RES_MAX_PLANES || h < 1 || w < 1 || x.len != (Py_ssize_t)sizeof(float) * planes * h * w ||
+        grad_y.len != x.len || grad_x.len != x.len || weight.len != (Py_ssize_t)sizeof(float) * planes * planes * 9 ||
+        grad_weight.len != (Py_ssize_t)sizeof(double) * planes * planes * 9 ||
+        grad_bias.len != (Py_ssize_t)sizeof(double) * planes) {
+        PyErr_SetString(PyExc_ValueError, "residual3x3_backward: planes, weights or gradients disagree in size");
+        goto done;
+    }
+    const Py_ssize_t stride = w + 2, plane_size = (h + 2) * stride;
+    padded = malloc(sizeof(float) * (size_t)(planes * plane_size));
+    grad_padded = calloc((size_t)(planes * plane_size), sizeof(float));
+    if (!padded || !grad_padded) { PyErr_NoMemory(); goto done; }
+    Py_BEGIN_ALLOW_THREADS
+    const float *xs = x.buf, *gy = grad_y.buf;
+    float *gx = grad_x.buf;
+    memset(grad_weight.buf, 0, (size_t)grad_weight.len);
+    memset(grad_bias.buf, 0, (size_t)grad_bias.len);
+    for (Py_ssize_t i = 0; i < planes; i++) pad_branch(xs + i * h * w, h, w, relu, padded + i * plane_size);
+    residual_rows_backward(padded, grad_padded, planes, h, w, weight.buf, gy, grad_weight.buf, grad_bias.buf);
+    /* fold the replicated border back onto the edge samples, through the ReLU, plus the identity's gradient */
+    for (Py_ssize_t i = 0; i < planes; i++) {
+        const float *gp = grad_padded + i * plane_size;
+        float *plane = gx + i * h * w;
+        memset(plane, 0, sizeof(float) * (size_t)(h * w));
+        for (Py_ssize_t r = 0; r < h + 2; r++) {
+            float *line = plane + (r == 0 ? 0 : (r > h ? h - 1 : r - 1)) * w;
+            const float *from = gp + r * stride;
+            for (Py_ssize_t j = 0; j < w; j++) line[j] += from[j + 1];
+            line[0] += from[0];
+            line[w - 1] += from[w + 1];
+        }
+        const float *source = xs + i * h * w, *identity = gy + i * h * w;
+        for (Py_ssize_t k = 0; k < h * w; k++)
+            plane[k] = identity[k] + (relu && source[k] <= 0.0f ? 0.0f : plane[k]);
+    }
+    Py_END_ALLOW_THREADS
+    result = Py_None;
+    Py_INCREF(result);
+done:
+    free(padded); free(grad_padded);
+    PyBuffer_Release(&x); PyBuffer_Release(&weight); PyBuffer_Release(&grad_y); PyBuffer_Release(&grad_x);
+    PyBuffer_Release(&grad_weight); PyBuffer_Release(&grad_bias);
+    return result;
+}
+
 static PyMethodDef methods[] = {
     {"forward", forward, METH_VARARGS, "y[:, lo:hi] = the MLP of x[:, lo:hi] (float32, channels first)."},
     {"backward", backward, METH_VARARGS, "The input, weight and bias gradients of columns lo:hi."},
@@ -558,6 +735,8 @@ static PyMethodDef methods[] = {
     {"scatter_contexts", scatter_contexts, METH_VARARGS, "The padded grid's gradient from its contexts'."},
     {"upsample", upsample, METH_VARARGS, "Channels c0:c1 of the 2x upsampling of (C, h, w) float32."},
     {"upsample_backward", upsample_backward, METH_VARARGS, "The input's and the kernel's gradient of upsample."},
+    {"residual3x3", residual3x3, METH_VARARGS, "x + bias + conv3x3(branch) of (P, H, W) float32 planes."},
+    {"residual3x3_backward", residual3x3_backward, METH_VARARGS, "The gradients of residual3x3."},
     {NULL, NULL, 0, NULL},
 };
 

@@ -2,10 +2,11 @@
 and the ARM's causal contexts that feed it.
 
 Both are hidden layers relu(W x + b) (residual, x + relu(W x + b), where a flag says so) and a linear
-output layer. On the CPU the forward and backward passes run compiled (`_training_kernels.c`): a chunk of
-columns goes through every layer in the cache and the backward pass recomputes its activations, where
-torch would write and re-read every layer's (C, N) activations (measured in docs/codec.md). Elsewhere
-(CUDA) torch's matrix products run it. Training only: no bitstream depends on these float sums.
+output layer. Training on the CPU runs the forward and backward passes compiled (`_training_kernels.c`): a
+chunk of columns goes through every layer in the cache and the backward pass recomputes its activations,
+where torch would write and re-read every layer's (C, N) activations (measured in docs/codec.md).
+Elsewhere (CUDA, and everything without gradients) torch's matrix products run it. No bitstream depends on
+these float sums.
 """
 
 from __future__ import annotations
@@ -22,11 +23,17 @@ from vcodec.model import _training_kernels
 MIN_COLUMNS_PER_THREAD = 4096  # below this a thread's start costs more than its share of the work
 
 
+def trains_compiled(*tensors: torch.Tensor) -> bool:
+    """Whether a training step takes the compiled kernels: float32 on the CPU, gradients on. Without
+    gradients (decoding frame formats 1-5, whose picture is float, and the encoder's scoring) torch's own
+    operations run, so that earlier formats decode exactly as they did."""
+    return torch.is_grad_enabled() and all(t.device.type == "cpu" and t.dtype == torch.float32 for t in tensors)
+
+
 def pointwise_mlp(x: torch.Tensor, layers: list[nn.Linear], residual: tuple[bool, ...]) -> torch.Tensor:
     """(C, N) -> (outputs, N): every layer but the last relu(W x + b) (plus x where residual), the last
     W x + b."""
-    if x.device.type == "cpu" and x.dtype == torch.float32 and all(
-            layer.weight.dtype == torch.float32 for layer in layers):
+    if trains_compiled(x, *(layer.weight for layer in layers)):
         widths = (layers[0].in_features, *(layer.out_features for layer in layers))
         parameters = [t for layer in layers for t in (layer.weight, layer.bias)]
         return _CompiledMlp.apply(x, widths, residual, *parameters)
@@ -116,7 +123,7 @@ def causal_contexts(padded: torch.Tensor, offsets: tuple[tuple[int, int], ...], 
     On the CPU compiled (a copy per context row, and its gradient added back row by row), where torch's
     stack of shifted views spends its backward pass allocating a zeroed grid per view."""
     rows, width = padded.shape[0] - radius, padded.shape[1] - 2 * radius
-    if padded.device.type == "cpu" and padded.dtype == torch.float32:
+    if trains_compiled(padded):
         return _CompiledContexts.apply(padded, offsets, radius)
     shifted = [padded[radius + dy : radius + dy + rows, radius + dx : radius + dx + width] for dy, dx in offsets]
     return torch.stack(shifted).view(len(offsets), rows * width)

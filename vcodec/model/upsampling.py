@@ -12,7 +12,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from vcodec.model import _training_kernels
-from vcodec.model.pointwise_mlp import in_threads, split_range
+from vcodec.model.pointwise_mlp import in_threads, split_range, trains_compiled
 
 # 1-D taps of a 2x transposed convolution: even outputs copy the input (tap 16/16), odd outputs take the
 # bicubic half-sample interpolation (-1, 9, 9, -1)/16. Tap 7 is zero padding to the kernel size 8.
@@ -30,12 +30,12 @@ class Upsampling(nn.Module):
     def upsample2x(self, x: torch.Tensor, height: int, width: int) -> torch.Tensor:
         """(1, C, h, w) -> (1, C, height, width) with height <= 2h, width <= 2w, every channel by the kernel.
 
-        On the CPU compiled (`_training_kernels.c`: each output row's taps as vector multiply-adds over the
-        padded input's rows, and their gradients). Elsewhere (CUDA) one depthwise transposed convolution in
-        channels-last layout (on one CPU core 1.8x faster, forward and backward, than the channels as a
+        Training on the CPU compiled (`_training_kernels.c`: each output row's taps as vector multiply-adds
+        over the padded input's rows, and their gradients). Elsewhere (CUDA, inference) one depthwise
+        transposed convolution in channels-last layout (on one CPU core 1.8x faster, forward and backward, than the channels as a
         batch of 1-channel images, whose im2col/col2im path dominated).
         """
-        if x.device.type == "cpu" and x.dtype == torch.float32:
+        if trains_compiled(x, self.kernel):
             return _CompiledUpsampling.apply(x, self.kernel, height, width)
         channels = x.shape[1]
         padded = F.pad(x, (BORDER,) * 4, mode="replicate").contiguous(memory_format=torch.channels_last)
