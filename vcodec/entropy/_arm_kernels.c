@@ -48,13 +48,24 @@ typedef struct {
     double low[2], high[2];  /* the output's clamps: (mean index, scale index) */
 } Network;
 
-/* One layer's clamp of a floored sum: the output layer's to the tables, a hidden layer's ReLU, then its
-   residual input where it has one, then ACT_LIMIT. */
-static inline double activation(const Network *net, Py_ssize_t l, int last, int32_t o, double v, double input) {
-    if (last) return v < net->low[o] ? net->low[o] : (v > net->high[o] ? net->high[o] : v);
-    v = v < 0.0 ? 0.0 : v;
-    if (net->residual[l]) v += input;
-    return v > net->act_limit ? net->act_limit : v;
+/* One output's activation on the ROWS rows, from their sums: floored, then the output layer's clamp to the
+   tables, or a hidden layer's ReLU, its residual input where it has one, and ACT_LIMIT. Branches are per
+   layer, outside the loops over rows, so that these vectorise (floor is exact: vroundpd). */
+static inline __attribute__((always_inline)) void activation(const Network *net, Py_ssize_t l, int last, int32_t o,
+                                                             const double sum[ROWS], const double input[ROWS],
+                                                             double out[ROWS]) {
+    double v[ROWS];
+    for (int r = 0; r < ROWS; r++) v[r] = floor(sum[r]);
+    if (last) {
+        const double low = net->low[o], high = net->high[o];
+        for (int r = 0; r < ROWS; r++) out[r] = v[r] < low ? low : (v[r] > high ? high : v[r]);
+        return;
+    }
+    for (int r = 0; r < ROWS; r++) v[r] = v[r] < 0.0 ? 0.0 : v[r];
+    if (net->residual[l])
+        for (int r = 0; r < ROWS; r++) v[r] += input[r];
+    const double limit = net->act_limit;
+    for (int r = 0; r < ROWS; r++) out[r] = v[r] > limit ? limit : v[r];
 }
 
 /* rows x[0 .. in)[ROWS] -> (mean index, scale index) of each of the ROWS rows. Outputs go 4 at a time (each
@@ -78,9 +89,11 @@ static void run_rows(const Network *net, double x[MAX_WIDTH][ROWS], double indic
                     sum[k][1] += w[k] * x1;
                 }
             }
-            for (int k = 0; k < 4; k++)
-                for (int r = 0; r < ROWS; r++)
-                    y[o + k][r] = activation(net, l, last, o + k, floor(sum[k][r / 4][r % 4]), x[o + k][r]);
+            for (int k = 0; k < 4; k++) {
+                double flat[ROWS];
+                memcpy(flat, sum[k], sizeof flat);
+                activation(net, l, last, o + k, flat, x[o + k], y[o + k]);
+            }
         }
         for (; o < out; o++) {
             double sum[ROWS];
@@ -89,7 +102,7 @@ static void run_rows(const Network *net, double x[MAX_WIDTH][ROWS], double indic
                 const double k = weight[i * out + o];
                 for (int r = 0; r < ROWS; r++) sum[r] += k * x[i][r];
             }
-            for (int r = 0; r < ROWS; r++) y[o][r] = activation(net, l, last, o, floor(sum[r]), x[o][r]);
+            activation(net, l, last, o, sum, x[o], y[o]);
         }
         weight += (Py_ssize_t)in * out;
         bias += out;
