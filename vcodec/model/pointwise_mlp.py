@@ -11,6 +11,7 @@ these float sums.
 
 from __future__ import annotations
 
+import os
 from concurrent.futures import ThreadPoolExecutor
 from functools import lru_cache
 
@@ -49,7 +50,11 @@ def pointwise_mlp(x: torch.Tensor, layers: list[nn.Linear], residual: tuple[bool
 
 @lru_cache(maxsize=4)
 def _pool(threads: int) -> ThreadPoolExecutor:
-    return ThreadPoolExecutor(threads, thread_name_prefix="vcodec-mlp")
+    return ThreadPoolExecutor(threads, thread_name_prefix="vcodec-train")
+
+
+if hasattr(os, "register_at_fork"):  # a forked child has none of the parent's pool threads: start anew
+    os.register_at_fork(after_in_child=_pool.cache_clear)
 
 
 def split_range(n: int, minimum: int) -> list[tuple[int, int]]:
