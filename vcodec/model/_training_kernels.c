@@ -356,6 +356,30 @@ done:
     return result;
 }
 
+/* The gradient of one tap over a row: to[q] += tap * grad[q] (the input's gradient where the tap read
+   from[q]), and the tap's own gradient, sum of grad[q] * from[q], returned (lane partial sums: a vector
+   loop, where one float sum would be a dependency chain). */
+static inline __attribute__((always_inline)) float tap_backward(float tap, const float *grad, const float *from, float *to, Py_ssize_t count) {
+    vec sums = {0};
+    Py_ssize_t q = 0;
+    for (; q + LANES <= count; q += LANES) {
+        vec g, v, d;
+        memcpy(&g, grad + q, sizeof g);
+        memcpy(&v, from + q, sizeof v);
+        memcpy(&d, to + q, sizeof d);
+        d += tap * g;
+        memcpy(to + q, &d, sizeof d);
+        sums += g * v;
+    }
+    float sum = 0.0f;
+    for (; q < count; q++) {
+        to[q] += tap * grad[q];
+        sum += grad[q] * from[q];
+    }
+    for (int lane = 0; lane < LANES; lane++) sum += sums[lane];
+    return sum;
+}
+
 /* The 2x upsampling (vcodec/model/upsampling.py): each channel of x (h, w) padded by 2 replicated samples,
    transposed-convolved with the 8x8 kernel at stride 2, cropped from 7: output (y, x) sums
    kernel[ky][kx] * padded[(y + 7 - ky) / 2][(x + 7 - kx) / 2] over the 4 x 4 taps of its parity. Within an
@@ -472,27 +496,7 @@ static void upsample_row_backward(const float *padded, float *grad_padded, Py_ss
             float *grad_line = grad_padded + source_row[r] * stride;
             for (int k = 0; k < 4; k++) {
                 const int t = row_tap[r] * UP_TAPS + column_tap[k];
-                const float tap = kernel[t];
-                const float *from = line + shift[k];
-                float *to = grad_line + shift[k];
-                vec sums = {0}; /* lane partial sums: a vector loop, where one float sum would be a chain */
-                Py_ssize_t q = 0;
-                for (; q + LANES <= count; q += LANES) {
-                    vec g, v, d;
-                    memcpy(&g, phase + q, sizeof g);
-                    memcpy(&v, from + q, sizeof v);
-                    memcpy(&d, to + q, sizeof d);
-                    d += tap * g;
-                    memcpy(to + q, &d, sizeof d);
-                    sums += g * v;
-                }
-                float sum = 0.0f;
-                for (; q < count; q++) {
-                    to[q] += tap * phase[q];
-                    sum += phase[q] * from[q];
-                }
-                for (int lane = 0; lane < LANES; lane++) sum += sums[lane];
-                grad_kernel[t] += sum;
+                grad_kernel[t] += tap_backward(kernel[t], phase, line + shift[k], grad_line + shift[k], count);
             }
         }
     }
@@ -647,27 +651,7 @@ static void residual_rows_backward(const float *padded, float *grad_padded, Py_s
                     float *grad_line = grad_padded + i * plane_size + (row + ky) * stride;
                     for (int kx = 0; kx < 3; kx++) {
                         const Py_ssize_t t = ((o * planes + i) * 3 + ky) * 3 + kx;
-                        const float tap = weight[t];
-                        const float *from = line + kx;
-                        float *to = grad_line + kx;
-                        vec sums = {0};
-                        Py_ssize_t j = 0;
-                        for (; j + LANES <= w; j += LANES) {
-                            vec gv, v, d;
-                            memcpy(&gv, g + j, sizeof gv);
-                            memcpy(&v, from + j, sizeof v);
-                            memcpy(&d, to + j, sizeof d);
-                            d += tap * gv;
-                            memcpy(to + j, &d, sizeof d);
-                            sums += gv * v;
-                        }
-                        float sum = 0.0f;
-                        for (; j < w; j++) {
-                            to[j] += tap * g[j];
-                            sum += g[j] * from[j];
-                        }
-                        for (int lane = 0; lane < LANES; lane++) sum += sums[lane];
-                        grad_weight[t] += sum;
+                        grad_weight[t] += tap_backward(weight[t], g, line + kx, grad_line + kx, w);
                     }
                 }
         }
