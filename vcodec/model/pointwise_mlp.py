@@ -85,14 +85,14 @@ class _CompiledMlp(torch.autograd.Function):
         x_np, y_np = x.numpy(), y.numpy()
         in_threads(lambda lo, hi: _training_kernels.forward(x_np, n, lo, hi, width_array, flags, weights, biases, y_np),
              split_range(n, MIN_COLUMNS_PER_THREAD))
-        ctx.save_for_backward(x, *parameters)
+        ctx.save_for_backward(x)  # the weights travel as the kernels' arrays
         ctx.kernel_arguments = (width_array, flags, weights, biases)
         ctx.shapes = [p.shape for p in parameters]
         return y
 
     @staticmethod
     def backward(ctx, grad_y: torch.Tensor):
-        x, *_ = ctx.saved_tensors
+        (x,) = ctx.saved_tensors
         width_array, flags, weights, biases = ctx.kernel_arguments
         n = x.shape[1]
         grad_y_np = grad_y.detach().contiguous().numpy()
@@ -127,9 +127,9 @@ def causal_contexts(padded: torch.Tensor, offsets: tuple[tuple[int, int], ...], 
 
     On the CPU compiled (a copy per context row, and its gradient added back row by row), where torch's
     stack of shifted views spends its backward pass allocating a zeroed grid per view."""
-    rows, width = padded.shape[0] - radius, padded.shape[1] - 2 * radius
     if trains_compiled(padded):
         return _CompiledContexts.apply(padded, offsets, radius)
+    rows, width = padded.shape[0] - radius, padded.shape[1] - 2 * radius
     shifted = [padded[radius + dy : radius + dy + rows, radius + dx : radius + dx + width] for dy, dx in offsets]
     return torch.stack(shifted).view(len(offsets), rows * width)
 
