@@ -7,13 +7,14 @@ import hashlib
 import json
 from pathlib import Path
 
+import constriction
 import numpy as np
 import pytest
 
 from vcodec.bitstream.container import ContainerReader
 from vcodec.bitstream.frame_header import parse_header
 from vcodec.decoder import decode_frame, decode_latent_grids
-from vcodec.entropy.latent_coder import Canvas, decode_latents, encode_latents
+from vcodec.entropy.latent_coder import Canvas, decode_latents, encode_latents, latent_family
 from vcodec.entropy.latent_workers import decode_grids
 from vcodec.entropy.param_coder import integer_arm
 from vcodec.entropy.substreams import MIN_BAND_ROWS, Band, default_substreams, latent_bands
@@ -184,3 +185,60 @@ def test_the_counted_order_is_the_sorted_order(seed: int) -> None:
     canvas = Canvas.for_streams(sizes, bands, offsets)
     order, starts = _sorted_order(sizes, bands, offsets)
     assert np.array_equal(canvas.order, order) and np.array_equal(canvas.step_starts, starts)
+
+
+@pytest.mark.parametrize("zero_share", [0.0, 0.7, 0.99])
+@pytest.mark.parametrize(("context", "layout", "substreams"), [(16, "priority", 1), (24, "raster", 2), (8, "priority", 3),
+                                                               (40, "priority", 1)])
+def test_the_arm_run_ahead_in_a_thread_decodes_the_same_values(zero_share: float, context: int, layout: str,
+                                                               substreams: int) -> None:
+    """The decoder's second thread (the ARM computed ahead of the range decoder, each position once its
+    neighbours are decoded) gives every value of the one-thread loop, dense or sparse, for every context."""
+    sizes = grid_sizes(290, 52, 4)
+    coded = [True, True, False, True]
+    grids = _sparse_latents(sizes, context + substreams, zero_share)
+    grids[2][:] = 0
+    generator = np.random.default_rng(context)
+    arm = Arm(context, (context, context), layout)
+    weights = np.round(generator.laplace(0, 30, sum(a * b for a, b in arm.layer_shapes))).astype(np.int64)
+    biases = np.round(generator.laplace(0, 200, sum(b for _, b in arm.layer_shapes))).astype(np.int64)
+    integer = integer_arm(arm.layer_shapes, weights, biases, 8, 10)
+    canvas = Canvas.build(sizes, coded, arm.offsets, substreams)
+    streams, _, _ = encode_latents(grids, integer, canvas)
+    serial = decode_latents(streams, integer, canvas, ahead=False)
+    for _ in range(3):  # the threads' interleaving differs from run to run; the values may not
+        ahead = decode_latents(streams, integer, canvas, ahead=True)
+        assert all(np.array_equal(a, b) for a, b in zip(ahead, serial))
+    buffer = canvas.empty()
+    decoders = [constriction.stream.queue.RangeDecoder(np.frombuffer(s, dtype=np.uint32).copy()) for s in streams]
+    *_, ran_ahead = integer.decode_wavefronts(buffer, canvas.order, canvas.step_starts, substreams, canvas.offsets,
+                                              lambda q, means, scales: decoders[q].decode(latent_family(), means, scales),
+                                              canvas.width, True)
+    assert ran_ahead and all(np.array_equal(a, b) for a, b in zip(canvas.extract_bands(buffer), serial))
+    for band, value in zip(canvas.bands, serial):
+        assert np.array_equal(value, grids[band.grid][band.top : band.top + band.rows])
+
+
+def test_a_corrupt_stream_stops_the_thread_run_ahead() -> None:
+    """A range decoder that fails mid-frame ends the decode with a bitstream error (the helper thread is
+    stopped and joined, nothing hangs)."""
+    sizes = grid_sizes(200, 64, 2)
+    grids = _sparse_latents(sizes, 5)
+    arm, integer = _trained_like_arm()
+    canvas = Canvas.build(sizes, [True, True], arm.offsets, 1)
+    streams, _, _ = encode_latents(grids, integer, canvas)
+    with pytest.raises(BitstreamError):
+        decode_latents([streams[0][: len(streams[0]) // 2 // 4 * 4]], integer, canvas, ahead=True)
+    calls = []
+
+    def failing(stream: int, lo: int, hi: int) -> np.ndarray:
+        calls.append(hi)
+        if len(calls) == 5:
+            raise RuntimeError("the range decoder failed")
+        return np.zeros(hi - lo, dtype=np.int32)
+
+    buffer, width = canvas.empty(), canvas.width
+    with pytest.raises(RuntimeError, match="failed"):
+        integer.decode_wavefronts(buffer, canvas.order, canvas.step_starts, 1, canvas.offsets,
+                                  lambda stream, means, scales: failing(stream, 0, len(means)), width, True)
+    assert len(calls) == 5

@@ -303,21 +303,241 @@ static double seconds_now(void) {
     return (double)now.tv_sec + 1e-9 * (double)now.tv_nsec;
 }
 
+/* Range-decode positions lo .. hi of one substream through decode(stream, lo, hi) (Python: the range
+   decoder) and write the symbols into the canvas, marking the dependents of every non-zero one in `near`
+   (or, given `in_order`, into in_order[lo .. hi) alone).
+   Returns 0 with the error set if decode failed or returned the wrong number of int32 symbols. */
+static int decode_range(PyObject *decode, Py_ssize_t stream, Py_ssize_t lo, Py_ssize_t hi, const int32_t *position,
+                        const int64_t *offset, Py_ssize_t c, int16_t *latent, uint8_t *near, int16_t *in_order) {
+    PyObject *symbols = PyObject_CallFunction(decode, "nnn", stream, lo, hi);
+    if (!symbols) return 0;
+    Py_buffer decoded;
+    if (PyObject_GetBuffer(symbols, &decoded, PyBUF_C_CONTIGUOUS | PyBUF_FORMAT) < 0) {
+        Py_DECREF(symbols);
+        return 0;
+    }
+    const int ok = decoded.len == (hi - lo) * 4 && decoded.itemsize == 4;
+    if (ok && in_order) { /* for the thread that owns the canvas (decode_ahead) */
+        const int32_t *value = decoded.buf;
+        for (Py_ssize_t p = lo; p < hi; p++) in_order[p] = (int16_t)value[p - lo];
+    } else if (ok) {
+        const int32_t *value = decoded.buf;
+        for (Py_ssize_t p = lo; p < hi; p++) {
+            latent[position[p]] = (int16_t)value[p - lo];
+            if (value[p - lo] != 0)
+                for (Py_ssize_t i = 0; i < c; i++) near[position[p] - offset[i]] = 1;
+        }
+    }
+    PyBuffer_Release(&decoded);
+    Py_DECREF(symbols);
+    if (!ok) PyErr_SetString(PyExc_ValueError, "decode_wavefronts: decode() did not return one int32 per position");
+    return ok;
+}
+
+/* What the decoder's loop works on: the network, the canvas, the order and where its steps start. */
+typedef struct {
+    const Network *net;
+    int16_t *latent;
+    uint8_t *near;
+    const int32_t *position;
+    const int64_t *start;    /* step_starts: (wavefront, substream) b holds order[start[b] .. start[b + 1]) */
+    Py_ssize_t steps, streams, c, width;
+    const int64_t *offset;
+    double mean_step, zero_mean, zero_scale;
+    const double *table;
+    double *mean, *scale;
+} Wavefronts;
+
+/* One thread: each step's Laplace, then its range decoding, step after step. */
+static int decode_serially(const Wavefronts *w, PyObject *decode, double *network_seconds, double *decode_seconds) {
+    for (Py_ssize_t b = 0; b < w->steps; b++) {
+        const Py_ssize_t lo = w->start[b], hi = w->start[b + 1];
+        if (hi == lo) continue;
+        double begun = seconds_now();
+        parameters_of(w->net, w->latent, w->near, w->position + lo, hi - lo, w->offset, w->mean_step, w->table,
+                      w->zero_mean, w->zero_scale, w->mean + lo, w->scale + lo);
+        double now = seconds_now();
+        *network_seconds += now - begun;
+        if (!decode_range(decode, b % w->streams, lo, hi, w->position, w->offset, w->c, w->latent, w->near, NULL))
+            return 0;
+        *decode_seconds += seconds_now() - now;
+    }
+    return 1;
+}
+
+/* Two threads (POSIX only): a helper runs the network ahead while this thread range-decodes.
+
+   Position p of wavefront t at canvas row R reads only neighbours at rows <= R in wavefronts < t (the
+   contexts are causal and t = j + (r + 1) i). Within a wavefront the order goes down the canvas's rows, one
+   position per row, so those neighbours are all decoded once the decoder has passed every position of
+   wavefront t - 1 at a row <= R: the helper computes p as soon as `decoded` reaches that point, and the
+   decoder range-decodes whatever the helper has `computed`. The network thus runs on wavefront t's top rows
+   while its bottom rows' predecessors are still being decoded, and each position's Laplace is the same as in
+   decode_serially (the same arithmetic on the same, already decoded, neighbours). */
+#if defined(__unix__) || defined(__APPLE__)
+#include <pthread.h>
+#include <sched.h>
+#include <stdatomic.h>
+#define CAN_DECODE_AHEAD 1
+
+#define AHEAD_CHUNK 32 /* positions the helper computes between two publications of `computed` */
+#define CALL_MIN 32    /* positions the decoder waits for before a call, unless the step ends or the helper waits */
+
+/* Each counter on its own cache line: a line written by one thread and polled by the other costs a
+   transfer per write; sharing one would move it for every write of either. */
+typedef struct {
+    const Wavefronts *w;
+    int16_t *symbols;                   /* the decoder's symbols in coding order; the helper scatters them */
+    _Alignas(64) atomic_llong computed; /* positions [0, computed) have their Laplace (the helper writes) */
+    _Alignas(64) atomic_llong decoded;  /* positions [0, decoded) have their symbols (the decoder writes) */
+    _Alignas(64) atomic_int helper_waits;
+    atomic_int stop;
+    char padding[64 - 2 * sizeof(atomic_int)];
+} Pipeline;
+
+static inline void pause_briefly(unsigned *spins) {
+#if defined(__x86_64__) || defined(__i386__)
+    __builtin_ia32_pause();
+#endif
+    if (++*spins % 256 == 0) sched_yield(); /* a loaded machine: let the other thread have the core */
+}
+
+/* Symbols [from, to) into the canvas, marking their dependents in `near`; returns `to`. */
+static Py_ssize_t scatter(const Wavefronts *w, const int16_t *symbols, Py_ssize_t from, Py_ssize_t to) {
+    for (Py_ssize_t p = from; p < to; p++) {
+        w->latent[w->position[p]] = symbols[p];
+        if (symbols[p] != 0)
+            for (Py_ssize_t i = 0; i < w->c; i++) w->near[w->position[p] - w->offset[i]] = 1;
+    }
+    return to > from ? to : from;
+}
+
+/* The helper's loop: it alone writes the canvas and `near` (from the decoder's symbols, as they come), so
+   no cache line of theirs passes between the cores at every symbol. */
+static void *compute_ahead(void *arg) {
+    Pipeline *pipe = arg;
+    const Wavefronts *w = pipe->w;
+    const Py_ssize_t wavefronts = w->steps / w->streams;
+    unsigned spins = 0;
+    Py_ssize_t scattered = 0;
+    for (Py_ssize_t t = 0; t < wavefronts; t++) {
+        const Py_ssize_t lo = w->start[t * w->streams], hi = w->start[(t + 1) * w->streams];
+        const Py_ssize_t previous_hi = lo;
+        Py_ssize_t needed = t > 0 ? w->start[(t - 1) * w->streams] : 0; /* decoded before p may be computed */
+        Py_ssize_t p = lo;
+        while (p < hi) {
+            const long long decoded = atomic_load_explicit(&pipe->decoded, memory_order_acquire);
+            scattered = scatter(w, pipe->symbols, scattered, (Py_ssize_t)decoded);
+            Py_ssize_t q = p;
+            while (q < hi && q - p < AHEAD_CHUNK) {
+                const int32_t row = w->position[q] / (int32_t)w->width;
+                while (needed < previous_hi && w->position[needed] / (int32_t)w->width <= row) needed++;
+                if (needed > decoded) break;
+                q++;
+            }
+            if (atomic_load_explicit(&pipe->stop, memory_order_relaxed)) return NULL;
+            if (q == p) {
+                atomic_store_explicit(&pipe->helper_waits, 1, memory_order_relaxed);
+                pause_briefly(&spins);
+                continue;
+            }
+            atomic_store_explicit(&pipe->helper_waits, 0, memory_order_relaxed);
+            parameters_of(w->net, w->latent, w->near, w->position + p, q - p, w->offset, w->mean_step, w->table,
+                          w->zero_mean, w->zero_scale, w->mean + p, w->scale + p);
+            atomic_store_explicit(&pipe->computed, q, memory_order_release);
+            p = q;
+        }
+    }
+    /* the last wavefront's symbols */
+    const Py_ssize_t n = w->start[w->steps];
+    while (scattered < n && !atomic_load_explicit(&pipe->stop, memory_order_relaxed)) {
+        const Py_ssize_t decoded = (Py_ssize_t)atomic_load_explicit(&pipe->decoded, memory_order_acquire);
+        if (decoded == scattered) pause_briefly(&spins);
+        scattered = scatter(w, pipe->symbols, scattered, decoded);
+    }
+    return NULL;
+}
+
+/* Whether every wavefront's positions go strictly down the canvas's rows (the helper's rule needs it). */
+static int rows_descend(const Wavefronts *w) {
+    for (Py_ssize_t t = 0; t < w->steps / w->streams; t++)
+        for (Py_ssize_t p = w->start[t * w->streams] + 1; p < w->start[(t + 1) * w->streams]; p++)
+            if (w->position[p] / w->width <= w->position[p - 1] / w->width) return 0;
+    return 1;
+}
+
+/* Returns -1 where the helper could not be used (nothing was decoded), else decode_serially's result. The
+   network seconds are those the decoder spent waiting for the helper. */
+static int decode_ahead(const Wavefronts *w, PyObject *decode, double *network_seconds, double *decode_seconds) {
+    if (!rows_descend(w)) return -1;
+    int16_t *symbols = malloc(sizeof(int16_t) * (size_t)(w->start[w->steps] > 0 ? w->start[w->steps] : 1));
+    if (!symbols) return -1;
+    Pipeline pipe = {.w = w, .symbols = symbols};
+    atomic_init(&pipe.computed, 0);
+    atomic_init(&pipe.decoded, 0);
+    atomic_init(&pipe.helper_waits, 0);
+    atomic_init(&pipe.stop, 0);
+    pthread_t helper;
+    if (pthread_create(&helper, NULL, compute_ahead, &pipe) != 0) {
+        free(symbols);
+        return -1;
+    }
+    int ok = 1;
+    unsigned spins = 0;
+    for (Py_ssize_t b = 0; b < w->steps && ok; b++) {
+        const Py_ssize_t hi = w->start[b + 1];
+        Py_ssize_t lo = w->start[b];
+        while (lo < hi) {
+            double begun = seconds_now();
+            Py_ssize_t ready;
+            for (;;) {
+                ready = (Py_ssize_t)atomic_load_explicit(&pipe.computed, memory_order_acquire);
+                if (ready >= hi || ready - lo >= CALL_MIN ||
+                    (ready > lo && atomic_load_explicit(&pipe.helper_waits, memory_order_relaxed)))
+                    break;
+                pause_briefly(&spins);
+            }
+            ready = ready < hi ? ready : hi;
+            double now = seconds_now();
+            *network_seconds += now - begun;
+            if (!decode_range(decode, b % w->streams, lo, ready, w->position, w->offset, w->c, w->latent, w->near,
+                              pipe.symbols)) {
+                ok = 0;
+                break;
+            }
+            atomic_store_explicit(&pipe.decoded, ready, memory_order_release);
+            *decode_seconds += seconds_now() - now;
+            lo = ready;
+        }
+    }
+    if (!ok) atomic_store_explicit(&pipe.stop, 1, memory_order_relaxed);
+    pthread_join(helper, NULL); /* it has scattered every symbol (or stopped, on an error) */
+    free(symbols);
+    return ok;
+}
+#else
+#define CAN_DECODE_AHEAD 0
+#endif
+
 /* decode_wavefronts(canvas int16 (writable), order int32, step_starts int64, streams, offsets int64, widths,
    residual, weights, biases, limits, mean_step, scale_table, means float64 (len(order)), scales float64
-   (len(order)), decode) -> (network seconds, decode seconds).
+   (len(order)), decode, canvas_width, ahead) -> (network seconds, decode seconds, whether it ran ahead).
 
    Wavefront after wavefront, substream after substream: the Laplace of each position order[lo .. hi) into
    means[lo .. hi) and scales[lo .. hi), then decode(stream, lo, hi) (the range decoder, in Python) returns
    their int32 symbols, which go into the canvas. Positions of one wavefront do not read each other, so
-   this is the order the encoder's streams hold them in. The Python loop it replaces cost ~15 us a step. */
+   this is the order the encoder's streams hold them in. The Python loop it replaces cost ~15 us a step.
+   ahead != 0: the network runs in a second thread ahead of the range decoding (decode_ahead); the symbols
+   are the same. */
 static PyObject *decode_wavefronts(PyObject *self, PyObject *args) {
     Py_buffer canvas, order, starts, offsets, widths, residual, weights, biases, limits, table, means, scales;
-    Py_ssize_t streams;
+    Py_ssize_t streams, canvas_width;
     double mean_step;
+    int ahead;
     PyObject *decode;
-    if (!PyArg_ParseTuple(args, "w*y*y*ny*y*y*y*y*y*dy*w*w*O", &canvas, &order, &starts, &streams, &offsets, &widths,
-                          &residual, &weights, &biases, &limits, &mean_step, &table, &means, &scales, &decode))
+    if (!PyArg_ParseTuple(args, "w*y*y*ny*y*y*y*y*y*dy*w*w*Onp", &canvas, &order, &starts, &streams, &offsets, &widths,
+                          &residual, &weights, &biases, &limits, &mean_step, &table, &means, &scales, &decode,
+                          &canvas_width, &ahead))
         return NULL;
     PyObject *result = NULL;
     Network net;
@@ -329,7 +549,7 @@ static PyObject *decode_wavefronts(PyObject *self, PyObject *args) {
     const int64_t *start = starts.buf;
     if (offsets.len != c * 8 || means.len < n * 8 || scales.len < n * 8 || net.high[1] >= (double)entries ||
         net.low[1] < 0.0 || streams < 1 || bounds < 1 || (bounds - 1) % streams || start[0] != 0 ||
-        start[bounds - 1] != n) {
+        start[bounds - 1] != n || canvas_width < 1 || samples % canvas_width || canvas_width > INT32_MAX) {
         PyErr_SetString(PyExc_ValueError, "decode_wavefronts: order, steps, offsets or outputs disagree");
         goto done;
     }
@@ -339,11 +559,7 @@ static PyObject *decode_wavefronts(PyObject *self, PyObject *args) {
             goto done;
         }
     if (!contexts_inside(order.buf, n, offsets.buf, c, samples)) goto done;
-    int16_t *latent = canvas.buf;
-    const int32_t *position = order.buf;
     const int64_t *offset = offsets.buf;
-    double zero_mean, zero_scale;
-    zero_context(&net, mean_step, table.buf, &zero_mean, &zero_scale);
     /* near[q]: a decoded non-zero latent lies in q's context. A symbol at p marks p - offset (its
        dependents), which can lie past the canvas's end (never read there): the margin holds them. */
     int64_t reach = 0;
@@ -356,39 +572,17 @@ static PyObject *decode_wavefronts(PyObject *self, PyObject *args) {
     }
     near = calloc((size_t)(samples + reach + 1), 1);
     if (!near) { PyErr_NoMemory(); goto done; }
-    for (Py_ssize_t b = 0; b + 1 < bounds; b++) {
-        const Py_ssize_t lo = start[b], hi = start[b + 1];
-        if (hi == lo) continue;
-        double begun = seconds_now();
-        parameters_of(&net, latent, near, position + lo, hi - lo, offsets.buf, mean_step, table.buf, zero_mean, zero_scale,
-                      (double *)means.buf + lo, (double *)scales.buf + lo);
-        double now = seconds_now();
-        network_seconds += now - begun;
-        PyObject *symbols = PyObject_CallFunction(decode, "nnn", b % streams, lo, hi);
-        if (!symbols) goto done;
-        Py_buffer decoded;
-        if (PyObject_GetBuffer(symbols, &decoded, PyBUF_C_CONTIGUOUS | PyBUF_FORMAT) < 0) {
-            Py_DECREF(symbols);
-            goto done;
-        }
-        const int ok = decoded.len == (hi - lo) * 4 && decoded.itemsize == 4;
-        if (ok) {
-            const int32_t *value = decoded.buf;
-            for (Py_ssize_t p = lo; p < hi; p++) {
-                latent[position[p]] = (int16_t)value[p - lo];
-                if (value[p - lo] != 0)
-                    for (Py_ssize_t i = 0; i < c; i++) near[position[p] - offset[i]] = 1;
-            }
-        }
-        PyBuffer_Release(&decoded);
-        Py_DECREF(symbols);
-        if (!ok) {
-            PyErr_SetString(PyExc_ValueError, "decode_wavefronts: decode() did not return one int32 per position");
-            goto done;
-        }
-        decode_seconds += seconds_now() - now;
-    }
-    result = Py_BuildValue("(dd)", network_seconds, decode_seconds);
+    Wavefronts w = {.net = &net, .latent = canvas.buf, .near = near, .position = order.buf, .start = start,
+                    .steps = bounds - 1, .streams = streams, .c = c, .width = canvas_width, .offset = offset,
+                    .mean_step = mean_step, .table = table.buf, .mean = means.buf, .scale = scales.buf};
+    zero_context(&net, mean_step, table.buf, &w.zero_mean, &w.zero_scale);
+    int ok = -1;
+#if CAN_DECODE_AHEAD
+    if (ahead) ok = decode_ahead(&w, decode, &network_seconds, &decode_seconds);
+#endif
+    const int ran_ahead = ok >= 0;
+    if (ok < 0) ok = decode_serially(&w, decode, &network_seconds, &decode_seconds);
+    if (ok) result = Py_BuildValue("(ddO)", network_seconds, decode_seconds, ran_ahead ? Py_True : Py_False);
 done:
     free(near);
     PyBuffer_Release(&canvas); PyBuffer_Release(&order); PyBuffer_Release(&starts); PyBuffer_Release(&offsets);
@@ -455,8 +649,9 @@ static PyMethodDef methods[] = {
      "into order (int32), from the per-(wavefront, band) starts minus first rows in base."},
     {"decode_wavefronts", decode_wavefronts, METH_VARARGS,
      "decode_wavefronts(canvas, order, step_starts, streams, offsets, widths, residual, weights, biases, limits, "
-     "mean_step, scale_table, means, scales, decode): the decoder's wavefront loop; decode(stream, lo, hi) range-"
-     "decodes positions lo..hi from means[lo:hi], scales[lo:hi]. Returns (network seconds, decode seconds)."},
+     "mean_step, scale_table, means, scales, decode, canvas_width, ahead): the decoder's wavefront loop; decode(stream, "
+     "lo, hi) range-decodes positions lo..hi from means[lo:hi], scales[lo:hi]; ahead: the network in a second "
+     "thread. Returns (network seconds, decode seconds, whether the thread ran)."},
     {NULL, NULL, 0, NULL},
 };
 

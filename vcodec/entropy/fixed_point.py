@@ -115,12 +115,15 @@ class IntegerArm:
         return means, scales
 
     def decode_wavefronts(self, canvas: np.ndarray, order: np.ndarray, step_starts: np.ndarray, streams: int,
-                          offsets: np.ndarray, decode: Callable[[int, np.ndarray, np.ndarray], np.ndarray]
-                          ) -> tuple[float, float]:
+                          offsets: np.ndarray, decode: Callable[[int, np.ndarray, np.ndarray], np.ndarray],
+                          canvas_width: int, ahead: bool = False) -> tuple[float, float, bool]:
         """The decoder's wavefront loop, compiled: for each (wavefront, substream) range order[lo:hi] of
         step_starts, the positions' Laplace (as coding_parameters) and then decode(stream, means, scales),
-        the range decoder's int32 symbols, written into the int16 canvas. Returns the seconds spent in the
-        network and in decode (the loop itself is the rest)."""
+        the range decoder's int32 symbols, written into the int16 canvas (rows of canvas_width samples).
+        ahead: the network runs in a second thread, ahead of the range decoding (the same symbols; worth it
+        where a core is free). Returns the seconds spent in the network (with the thread: waiting for it) and
+        in decode (the loop itself is the rest), and whether the thread ran (it does not where threads are
+        missing or could not start)."""
         means = np.empty(len(order))
         scales = np.empty(len(order))
 
@@ -130,4 +133,5 @@ class IntegerArm:
         return _arm_kernels.decode_wavefronts(canvas, np.ascontiguousarray(order, dtype=np.int32),
                                               np.ascontiguousarray(step_starts, dtype=np.int64), streams,
                                               np.ascontiguousarray(offsets, dtype=np.int64), *self._kernel_network,
-                                              _LIMITS, _MEAN_STEP, SCALE_TABLE, means, scales, decode_range)
+                                              _LIMITS, _MEAN_STEP, SCALE_TABLE, means, scales, decode_range,
+                                              canvas_width, ahead)

@@ -173,11 +173,12 @@ def encode_latents(grids: list[np.ndarray], arm: IntegerArm, canvas: Canvas
 
 
 def decode_latents(streams: list[bytes], arm: IntegerArm, canvas: Canvas,
-                   times: StageTimes | None = None) -> list[np.ndarray]:
+                   times: StageTimes | None = None, ahead: bool = False) -> list[np.ndarray]:
     """Decode the canvas's substreams in lockstep, wavefront after wavefront: each step decodes all
     positions whose contexts are known. Returns the values of the canvas's bands (int16, band order).
 
-    times: where the split of the time is charged (ARM, range decoding, steps)."""
+    times: where the split of the time is charged (ARM, range decoding, steps). ahead: run the ARM in a
+    second thread ahead of the range decoder (for a core that would otherwise idle; same values)."""
     if len(streams) != canvas.streams:
         raise BitstreamError(f"{len(streams)} latent substreams given, the canvas has {canvas.streams}")
     for stream in streams:
@@ -196,8 +197,9 @@ def decode_latents(streams: list[bytes], arm: IntegerArm, canvas: Canvas,
     try:
         # Contexts, network, tables and the loop over wavefronts in compiled code; most contexts of a
         # trained frame are all zero and take the zero row's answer without running the network.
-        network_seconds, decode_seconds = arm.decode_wavefronts(buffer, canvas.order, canvas.step_starts,
-                                                                canvas.streams, canvas.offsets, decode)
+        network_seconds, decode_seconds, _ = arm.decode_wavefronts(buffer, canvas.order, canvas.step_starts,
+                                                                canvas.streams, canvas.offsets, decode,
+                                                                canvas.width, ahead)
         times.lap("wavefront steps")
         times.move("wavefront steps", "integer ARM", network_seconds)
         times.move("wavefront steps", "range decoding", decode_seconds)

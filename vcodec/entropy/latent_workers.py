@@ -57,10 +57,14 @@ def decode_grids(streams: list[bytes], arm: IntegerArm, sizes: list[tuple[int, i
     shares = [list(range(count * w // workers, count * (w + 1) // workers)) for w in range(workers)]
     grids = _shared_grids(sizes) if workers > 1 else [np.zeros(size, dtype=np.int32) for size in sizes]
 
+    # One process on a machine with a core to spare: the ARM runs a thread ahead of the range decoder.
+    ahead = workers == 1 and usable_cores() >= 2
+
     def decode_share(share: list[int], share_times: StageTimes | None) -> None:
         """Decode the share's substreams into `grids` (memory shared with the parent when in a child)."""
         canvas = Canvas.for_streams(sizes, tuple(bands_by_stream[s] for s in share), context_offsets)
-        place_bands(grids, canvas.bands, decode_latents([streams[s] for s in share], arm, canvas, share_times))
+        place_bands(grids, canvas.bands,
+                    decode_latents([streams[s] for s in share], arm, canvas, share_times, ahead))
 
     children = [(*_fork_share(lambda share=share: decode_share(share, None)), share) for share in shares[1:]]
     try:
