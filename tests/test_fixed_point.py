@@ -155,6 +155,18 @@ def test_the_picture_does_not_depend_on_the_threads(threads: int, monkeypatch: p
     np.testing.assert_array_equal(picture.synthesize(picture.upsample(grids)), expected)
 
 
+def test_the_residual_blocks_may_write_into_the_upsampled_stack() -> None:
+    """The decoder lets the residual blocks reuse the upsampled activations' memory: the same planes."""
+    rng = np.random.default_rng(17)
+    picture, _ = _trained_picture(rng)
+    assert len(picture.residual) >= 2  # the blocks alternate between the stack's two halves
+    grids = [rng.integers(-30, 31, size) for size in grid_sizes(90, 140, 7)]
+    expected = picture.synthesize(picture.upsample(grids))
+    upsampled = picture.upsample(grids)
+    np.testing.assert_array_equal(picture.synthesize(upsampled, reuse_input=True), expected)
+    assert not np.array_equal(upsampled, picture.upsample(grids))  # it was written into
+
+
 @pytest.mark.parametrize("bitdepth", [8, 10])
 @pytest.mark.parametrize("chroma_downscale", ["mean", "nearest"])
 def test_samples_are_the_rounded_activations(bitdepth: int, chroma_downscale: str) -> None:

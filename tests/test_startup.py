@@ -45,6 +45,16 @@ def test_decode_does_not_load_the_evaluation(tmp_path: Path) -> None:
     assert "torch" in modules  # formats 1-5 decode the picture with the float modules
 
 
+def test_decode_and_info_load_no_encoder_side_module(tmp_path: Path) -> None:
+    """The encode command's modules (process pools, resume, settings digests: ~50 ms) load only for it."""
+    encoder_side = {"vcodec.sequence.encode", "vcodec.sequence.jobs", "vcodec.sequence.resume",
+                    "vcodec.sequence.settings", "vcodec.encoder.encode", "multiprocessing"}
+    for args in (["decode", str(GOLDEN.parent / "v6" / "main_8bit_1f.vcc"), "-o", str(tmp_path / "out.yuv"), "-q"],
+                 ["info", str(GOLDEN / "light_8bit_2f.vcc")]):
+        code, modules = _modules_after(args)
+        assert code == 0 and not modules & encoder_side
+
+
 def test_decoding_format_6_loads_no_torch(tmp_path: Path) -> None:
     """Format 6's picture is fixed point in C: `vcodec decode` spares torch's 1-1.5 s import."""
     code, modules = _modules_after(["decode", str(GOLDEN.parent / "v6" / "main_8bit_1f.vcc"), "-o", str(tmp_path / "out.yuv"), "-q"])

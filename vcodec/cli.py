@@ -15,7 +15,7 @@ import time
 from enum import IntEnum
 from fractions import Fraction
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
@@ -37,15 +37,12 @@ from vcodec.io import (
 )
 from vcodec.sequence.containers import open_container, open_for_decoding
 from vcodec.sequence.decode import decode_sequence, parse_frame_range
-from vcodec.sequence.encode import encode_sequence
 from vcodec.sequence.info import describe_container
-from vcodec.io.rgb import parse_conversion
-from vcodec.sequence.psnr import compare_pictures, compare_sequences, mean_psnr, open_decoded, picture_pair
-from vcodec.sequence.reports import EncodeSummary, FrameStats, Progress
-from vcodec.sequence.resume import ResumeError
-from vcodec.sequence.sample import write_sample
-from vcodec.sequence.settings import EncodeSettings, resolve_rate
+from vcodec.sequence.errors import ResumeError
 from vcodec.types import ColorConversion, VcodecError
+
+if TYPE_CHECKING:  # the encode-side modules load in the commands that use them: decode and info start faster
+    from vcodec.sequence.reports import EncodeSummary, FrameStats, Progress
 
 
 class ExitCode(IntEnum):
@@ -309,6 +306,10 @@ def encode(
     A picture's RGB becomes YUV 4:2:0 by BT.601 full range (JPEG's conversion) unless --color-matrix and
     --color-range say otherwise; the file records it. A rate target (--target-bpp, --target-kbps,
     --target-psnr) codes every frame cold: it cannot be combined with --warm-start."""
+    from vcodec.io.rgb import parse_conversion
+    from vcodec.sequence.encode import encode_sequence
+    from vcodec.sequence.settings import EncodeSettings, resolve_rate
+
     value, rate_name, target = resolve_rate(lmbda, rate, target_bpp, target_kbps, target_psnr)
     conversion = parse_conversion(color_matrix, color_range)
     settings = EncodeSettings(value, arch, preset, rate_name, iterations, seed, device, keep_in_file=keep_settings,
@@ -479,6 +480,8 @@ def psnr(
 
     Raw inputs take --size and --pix-fmt (or their names); a y4m input describes itself.
     """
+    from vcodec.sequence.psnr import compare_pictures, compare_sequences, mean_psnr, open_decoded, picture_pair
+
     if not (size or pix_fmt or bitdepth) and picture_pair(reference, distorted):  # (those options mean raw YUV)
         value = compare_pictures(reference, distorted)
         if as_json:
@@ -517,6 +520,8 @@ def sample(
 ) -> None:
     """Write a short test clip cut from a scikit-image photo, panning 4 pixels a frame."""
     width, height = parse_size(size)
+    from vcodec.sequence.sample import write_sample
+
     info = write_sample(output, width, height, frames, bitdepth, photo, parse_fps(fps), overwrite)
     _say(quiet, f"wrote {frames} frames {width}x{height} {info.pix_fmt} -> {output}")
 

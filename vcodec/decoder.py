@@ -65,7 +65,7 @@ def synthesize_fixed_point(grids: list[np.ndarray], picture: FixedPointPicture, 
     times = times or StageTimes()
     upsampled = picture.upsample(grids)
     times.lap("upsampling")
-    planes = picture.synthesize(upsampled)
+    planes = picture.synthesize(upsampled, reuse_input=True)
     times.lap("synthesis")
     frame = fixed_point_frame(planes, chroma_downscale, bitdepth)
     times.lap("output planes")

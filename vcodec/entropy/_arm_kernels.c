@@ -348,17 +348,19 @@ typedef struct {
     double *mean, *scale;
 } Wavefronts;
 
-/* One thread: each step's Laplace, then its range decoding, step after step. */
+/* One thread: each step's Laplace, then its range decoding, step after step. The Laplace of a step goes to
+   the start of means and scales (which then need only the longest step's length): decode(stream, 0, count). */
 static int decode_serially(const Wavefronts *w, PyObject *decode, double *network_seconds, double *decode_seconds) {
     for (Py_ssize_t b = 0; b < w->steps; b++) {
         const Py_ssize_t lo = w->start[b], hi = w->start[b + 1];
         if (hi == lo) continue;
         double begun = seconds_now();
         parameters_of(w->net, w->latent, w->near, w->position + lo, hi - lo, w->offset, w->mean_step, w->table,
-                      w->zero_mean, w->zero_scale, w->mean + lo, w->scale + lo);
+                      w->zero_mean, w->zero_scale, w->mean, w->scale);
         double now = seconds_now();
         *network_seconds += now - begun;
-        if (!decode_range(decode, b % w->streams, lo, hi, w->position, w->offset, w->c, w->latent, w->near, NULL))
+        if (!decode_range(decode, b % w->streams, 0, hi - lo, w->position + lo, w->offset, w->c, w->latent, w->near,
+                          NULL))
             return 0;
         *decode_seconds += seconds_now() - now;
     }
@@ -524,8 +526,9 @@ static int decode_ahead(const Wavefronts *w, PyObject *decode, double *network_s
    (len(order)), decode, canvas_width, ahead) -> (network seconds, decode seconds, whether it ran ahead).
 
    Wavefront after wavefront, substream after substream: the Laplace of each position order[lo .. hi) into
-   means[lo .. hi) and scales[lo .. hi), then decode(stream, lo, hi) (the range decoder, in Python) returns
-   their int32 symbols, which go into the canvas. Positions of one wavefront do not read each other, so
+   means and scales, then decode(stream, a, b) (the range decoder, in Python) returns the int32 symbols of
+   means[a:b], scales[a:b], which go into the canvas. One thread writes a step at the start of the arrays
+   (a = 0; they hold the longest step); with `ahead`, position p's are at index p (they hold every position). Positions of one wavefront do not read each other, so
    this is the order the encoder's streams hold them in. The Python loop it replaces cost ~15 us a step.
    ahead != 0: the network runs in a second thread ahead of the range decoding (decode_ahead); the symbols
    are the same. */
@@ -547,17 +550,24 @@ static PyObject *decode_wavefronts(PyObject *self, PyObject *args) {
     const Py_ssize_t c = net.widths[0], n = order.len / 4, samples = canvas.len / 2, entries = table.len / 8;
     const Py_ssize_t bounds = starts.len / 8;
     const int64_t *start = starts.buf;
-    if (offsets.len != c * 8 || means.len < n * 8 || scales.len < n * 8 || net.high[1] >= (double)entries ||
+    if (offsets.len != c * 8 || scales.len != means.len || net.high[1] >= (double)entries ||
         net.low[1] < 0.0 || streams < 1 || bounds < 1 || (bounds - 1) % streams || start[0] != 0 ||
         start[bounds - 1] != n || canvas_width < 1 || samples % canvas_width || canvas_width > INT32_MAX) {
         PyErr_SetString(PyExc_ValueError, "decode_wavefronts: order, steps, offsets or outputs disagree");
         goto done;
     }
-    for (Py_ssize_t b = 1; b < bounds; b++)
+    Py_ssize_t longest = 0;
+    for (Py_ssize_t b = 1; b < bounds; b++) {
         if (start[b] < start[b - 1]) {
             PyErr_SetString(PyExc_ValueError, "decode_wavefronts: steps out of order");
             goto done;
         }
+        longest = start[b] - start[b - 1] > longest ? start[b] - start[b - 1] : longest;
+    }
+    if (means.len < (ahead ? n : longest) * 8) { /* decode_ahead holds every position's; one thread a step's */
+        PyErr_SetString(PyExc_ValueError, "decode_wavefronts: means and scales are too short");
+        goto done;
+    }
     if (!contexts_inside(order.buf, n, offsets.buf, c, samples)) goto done;
     const int64_t *offset = offsets.buf;
     /* near[q]: a decoded non-zero latent lies in q's context. A symbol at p marks p - offset (its

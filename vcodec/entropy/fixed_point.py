@@ -124,8 +124,11 @@ class IntegerArm:
         where a core is free). Returns the seconds spent in the network (with the thread: waiting for it) and
         in decode (the loop itself is the rest), and whether the thread ran (it does not where threads are
         missing or could not start)."""
-        means = np.empty(len(order))
-        scales = np.empty(len(order))
+        # One thread reuses one step's room (a 1080p process share saves 21 MB of new pages); the thread
+        # ahead keeps every position's until the range decoder has used it.
+        room = len(order) if ahead else int(np.diff(step_starts).max(initial=0))
+        means = np.empty(room)
+        scales = np.empty(room)
 
         def decode_range(stream: int, lo: int, hi: int) -> np.ndarray:
             return decode(stream, means[lo:hi], scales[lo:hi])

@@ -17,17 +17,13 @@ from vcodec.bitstream.container import ContainerReader, ContainerWriter, Sequenc
 from vcodec.io import OutputExistsError, VideoInfo, check_overwrite, partial_path
 from vcodec.sequence.reports import EncodeSummary
 from vcodec.sequence.settings import SOURCE_DIGEST_KEY
-from vcodec.types import VcodecError
+from vcodec.sequence.errors import ResumeError  # noqa: F401 - raised here, mapped by the command line
 
 # Settings recorded in the container that must match for `--resume` to continue a file.
 RESUME_KEYS: tuple[str, ...] = ("arch", "preset", "lmbda", "target", "iterations", "seed", "loss", "start",
                                 "warm_start", "warm_chain", "warm_fraction")
 # Keys that files written before they existed lack: compared only where the file has them.
 LATER_KEYS: frozenset[str] = frozenset({"warm_start", "warm_chain", "warm_fraction"})
-
-
-class ResumeError(VcodecError):
-    """An interrupted encode cannot be continued with the options given (different settings or input)."""
 
 
 def header_for(info: VideoInfo, record: dict[str, Any]) -> SequenceHeader:
