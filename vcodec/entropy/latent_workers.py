@@ -24,6 +24,9 @@ from vcodec.types import BitstreamError
 
 # Below this many coded positions a fork (tens of milliseconds with torch loaded) costs more than it saves.
 PARALLEL_MIN_POSITIONS = 200_000
+# The ARM's thread ahead keeps every position's Laplace and symbol (18 bytes): beyond a 1080p frame's
+# positions a one-process decode runs in one thread rather than hold more.
+AHEAD_MAX_POSITIONS = 1 << 22
 
 
 def usable_cores() -> int:
@@ -58,7 +61,8 @@ def decode_grids(streams: list[bytes], arm: IntegerArm, sizes: list[tuple[int, i
     grids = _shared_grids(sizes) if workers > 1 else [np.zeros(size, dtype=np.int32) for size in sizes]
 
     # One process on a machine with a core to spare: the ARM runs a thread ahead of the range decoder.
-    ahead = workers == 1 and usable_cores() >= 2
+    positions = sum(band.positions for stream in bands_by_stream for band in stream)
+    ahead = workers == 1 and usable_cores() >= 2 and positions <= AHEAD_MAX_POSITIONS
 
     def decode_share(share: list[int], share_times: StageTimes | None) -> None:
         """Decode the share's substreams into `grids` (memory shared with the parent when in a child)."""
