@@ -12,7 +12,7 @@ checks every import of every module, those inside functions included:
     layer 3: bitstream
     layer 2: model entropy io metrics samples help_text
     layer 1: config shapes
-    layer 0: types format allocator
+    layer 0: types format allocator thread_pool
 
 `format` holds what the bitstream fixes (limits, value ranges, stored orders) and `shapes` the shapes an
 architecture implies (latent grids, the ARM's neighbourhood and layers), so that the float model (`model`)

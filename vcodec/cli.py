@@ -519,9 +519,9 @@ def sample(
     quiet: QuietOption = False,
 ) -> None:
     """Write a short test clip cut from a scikit-image photo, panning 4 pixels a frame."""
-    width, height = parse_size(size)
     from vcodec.sequence.sample import write_sample
 
+    width, height = parse_size(size)
     info = write_sample(output, width, height, frames, bitdepth, photo, parse_fps(fps), overwrite)
     _say(quiet, f"wrote {frames} frames {width}x{height} {info.pix_fmt} -> {output}")
 

@@ -36,9 +36,12 @@ def usable_cores() -> int:
         return os.cpu_count() or 1
 
 
+def coded_positions(bands_by_stream: tuple[tuple[Band, ...], ...]) -> int:
+    return sum(band.positions for stream in bands_by_stream for band in stream)
+
+
 def default_workers(bands_by_stream: tuple[tuple[Band, ...], ...]) -> int:
-    positions = sum(band.positions for stream in bands_by_stream for band in stream)
-    if positions < PARALLEL_MIN_POSITIONS or not hasattr(os, "fork"):
+    if coded_positions(bands_by_stream) < PARALLEL_MIN_POSITIONS or not hasattr(os, "fork"):
         return 1
     return max(1, min(len(bands_by_stream), usable_cores()))
 
@@ -61,8 +64,7 @@ def decode_grids(streams: list[bytes], arm: IntegerArm, sizes: list[tuple[int, i
     grids = _shared_grids(sizes) if workers > 1 else [np.zeros(size, dtype=np.int32) for size in sizes]
 
     # One process on a machine with a core to spare: the ARM runs a thread ahead of the range decoder.
-    positions = sum(band.positions for stream in bands_by_stream for band in stream)
-    ahead = workers == 1 and usable_cores() >= 2 and positions <= AHEAD_MAX_POSITIONS
+    ahead = workers == 1 and usable_cores() >= 2 and coded_positions(bands_by_stream) <= AHEAD_MAX_POSITIONS
 
     def decode_share(share: list[int], share_times: StageTimes | None) -> None:
         """Decode the share's substreams into `grids` (memory shared with the parent when in a child)."""

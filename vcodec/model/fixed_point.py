@@ -22,10 +22,8 @@ runs the levels and layers in order, and needs no torch.
 
 from __future__ import annotations
 
-import functools
 import os
 from collections.abc import Callable, Mapping, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 import numpy as np
@@ -33,6 +31,7 @@ import numpy as np
 from vcodec.format import PICTURE_FRAC_BITS
 from vcodec.model import _picture_kernels
 from vcodec.shapes import OUTPUT_PLANES, RESIDUAL_KERNEL
+from vcodec.thread_pool import shared_pool
 from vcodec.types import Frame
 
 _KERNEL_SIZE = 8   # the upsampling's transposed-convolution kernel (vcodec.model.upsampling)
@@ -45,16 +44,6 @@ _PIXELS_PER_TASK = 1 << 16
 
 def _threads() -> int:
     return max(1, min(4, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1))
-
-
-@functools.lru_cache(maxsize=1)
-def _pool(threads: int) -> ThreadPoolExecutor:
-    """One pool for the process's frames: starting threads for every layer cost ~1 ms of a 416x240 decode."""
-    return ThreadPoolExecutor(threads, thread_name_prefix="vcodec-picture")
-
-
-if hasattr(os, "register_at_fork"):  # a forked child has none of the parent's pool threads: start anew
-    os.register_at_fork(after_in_child=_pool.cache_clear)
 
 
 def _in_parallel(task: Callable[[int, int], None], total: int, per_task: int) -> None:
@@ -71,7 +60,7 @@ def _in_parallel(task: Callable[[int, int], None], total: int, per_task: int) ->
         for start, stop in pieces:
             task(start, stop)
         return
-    pool = _pool(threads)
+    pool = shared_pool(threads)
     for done in [pool.submit(task, start, stop) for start, stop in pieces]:
         done.result()
 

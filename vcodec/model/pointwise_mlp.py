@@ -11,15 +11,13 @@ these float sums.
 
 from __future__ import annotations
 
-import os
-from concurrent.futures import ThreadPoolExecutor
-from functools import lru_cache
 
 import numpy as np
 import torch
 from torch import nn
 
 from vcodec.model import _training_kernels
+from vcodec.thread_pool import shared_pool
 
 MIN_COLUMNS_PER_THREAD = 4096  # below this a thread's start costs more than its share of the work
 
@@ -48,14 +46,6 @@ def pointwise_mlp(x: torch.Tensor, layers: list[nn.Linear], residual: tuple[bool
     return x
 
 
-@lru_cache(maxsize=4)
-def _pool(threads: int) -> ThreadPoolExecutor:
-    return ThreadPoolExecutor(threads, thread_name_prefix="vcodec-train")
-
-
-if hasattr(os, "register_at_fork"):  # a forked child has none of the parent's pool threads: start anew
-    os.register_at_fork(after_in_child=_pool.cache_clear)
-
 
 def split_range(n: int, minimum: int) -> list[tuple[int, int]]:
     """[0, n) split among torch's intra-op thread count, each part at least `minimum` long (the kernels
@@ -68,7 +58,7 @@ def in_threads(work, ranges: list[tuple[int, int]]) -> list:
     """[work(lo, hi) for each range], the ranges in threads of a pool; results in range order."""
     if len(ranges) == 1:
         return [work(*ranges[0])]
-    return list(_pool(len(ranges)).map(lambda bounds: work(*bounds), ranges))
+    return list(shared_pool(len(ranges)).map(lambda bounds: work(*bounds), ranges))
 
 
 class _CompiledMlp(torch.autograd.Function):

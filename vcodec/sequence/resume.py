@@ -17,7 +17,7 @@ from vcodec.bitstream.container import ContainerReader, ContainerWriter, Sequenc
 from vcodec.io import OutputExistsError, VideoInfo, check_overwrite, partial_path
 from vcodec.sequence.reports import EncodeSummary
 from vcodec.sequence.settings import SOURCE_DIGEST_KEY
-from vcodec.sequence.errors import ResumeError  # noqa: F401 - raised here, mapped by the command line
+from vcodec.sequence.errors import ResumeError
 
 # Settings recorded in the container that must match for `--resume` to continue a file.
 RESUME_KEYS: tuple[str, ...] = ("arch", "preset", "lmbda", "target", "iterations", "seed", "loss", "start",
