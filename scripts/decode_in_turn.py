@@ -8,6 +8,9 @@ in a fresh interpreter (PYTHONPATH=CHECKOUT) that decodes the frame once to warm
 times; it prints each side's best and median and the ratio of the bests, round by round, then the median
 ratio. Both sides' decoded frames must be byte-identical, or it stops. The machine's speed drifts: the
 ratios of rounds taken side by side are the figure to quote, not one side's absolute time.
+
+--frame-b OTHER.frame: checkout B decodes OTHER instead, e.g. the same frame re-coded in a format that only
+one checkout reads (scripts/restream_frame.py keeps its latents and parameters, hence its picture).
 """
 
 from __future__ import annotations
@@ -47,13 +50,14 @@ def main() -> int:
     parser.add_argument("frame", type=Path)
     parser.add_argument("a", type=Path, help="checkout A (its ratio to B is printed)")
     parser.add_argument("b", type=Path, help="checkout B")
+    parser.add_argument("--frame-b", type=Path, help="the frame checkout B decodes (default: FRAME)")
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--repeats", type=int, default=15)
     args = parser.parse_args()
     ratios = []
     for round_index in range(args.rounds):
         a = decode_times(args.a.resolve(), args.frame.resolve(), args.repeats)
-        b = decode_times(args.b.resolve(), args.frame.resolve(), args.repeats)
+        b = decode_times(args.b.resolve(), (args.frame_b or args.frame).resolve(), args.repeats)
         if a["sha256"] != b["sha256"]:
             print("the two checkouts decode the frame differently", file=sys.stderr)
             return 1

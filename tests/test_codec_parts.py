@@ -29,9 +29,13 @@ from vcodec.entropy.constants import (
     LOG2_SCALE_FRAC_BITS,
     MEAN_FRAC_BITS,
     MEAN_LIMIT,
+    NARROW_MAX_LOG2_SCALE,
+    NARROW_PROB_BITS,
+    NARROW_RADIUS,
     SCALE_TABLE_SIZE,
 )
 from vcodec.entropy.latent_coder import Canvas, information_bits
+from vcodec.entropy.narrow_model import narrow_rows
 from vcodec.entropy.param_coder import (
     decode_parameters,
     dequantize,
@@ -63,12 +67,14 @@ CTC_SIZES = [(416, 240), (832, 480), (1280, 720), (1024, 768), (1920, 1080), (25
 
 def test_stored_enumerations_are_frozen() -> None:
     """Reordering any of these silently breaks every stored file."""
-    assert frame_header.FORMAT_VERSION == 6  # 2: pre-activated synthesis residual blocks; 3: context layouts; 4: substreams; 5: parameter groups per tensor; 6: fixed-point picture
-    assert frame_header.READABLE_VERSIONS == (1, 2, 3, 4, 5, 6)
+    assert frame_header.FORMAT_VERSION == 7  # 2: pre-activated synthesis residual blocks; 3: context layouts; 4: substreams; 5: parameter groups per tensor; 6: fixed-point picture; 7: table model
+    assert frame_header.READABLE_VERSIONS == (1, 2, 3, 4, 5, 6, 7)
     assert frame_header.ARCH_NAMES == ("custom", "main", "light", "small", "tiny", "lean")  # names are only appended
     assert ARM_CONTEXT_LAYOUTS == ("raster", "priority")
     # the fixed-point picture's semantics (docs/bitstream.md, "Picture (version 6)")
     assert (fmt.FIXED_POINT_PICTURE_VERSION, fmt.PICTURE_FRAC_BITS, fmt.PICTURE_ACT_LIMIT) == (6, 20, 1 << 30)
+    # the table model's semantics (docs/bitstream.md, "Latent stream", version 7)
+    assert (fmt.TABLE_MODEL_VERSION, NARROW_MAX_LOG2_SCALE, NARROW_RADIUS, NARROW_PROB_BITS) == (7, -1, 6, 32)
     assert MODULES == ("arm", "upsampling", "synthesis") == DecoderModules._fields
     assert PARAM_KINDS == ("weight", "bias")
     assert ARM_CONTEXTS == (12, 24)
@@ -198,9 +204,10 @@ def test_coding_parameters_equal_the_network_on_every_context(case: str) -> None
     nonzero = contexts.any(axis=1)
     assert 100 < nonzero.sum() < len(positions) - 100
     mean_index, scale_index = integer.table_indices(contexts)
-    means, scales = integer.coding_parameters(buffer, positions, canvas.offsets)
+    means, scales, rows = integer.coding_parameters(buffer, positions, canvas.offsets)
     np.testing.assert_array_equal(means, mean_index * 2.0**-MEAN_FRAC_BITS)
     np.testing.assert_array_equal(scales, SCALE_TABLE[scale_index])
+    np.testing.assert_array_equal(rows, narrow_rows(mean_index, scale_index)[0])  # the C rule is the Python one
 
 
 def _activation_rounding_bound(arm: Arm) -> np.ndarray:

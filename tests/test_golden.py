@@ -52,8 +52,9 @@ HEADER_V4: tuple[tuple[str, int], ...] = (*HEADER_V3, ("latent_substreams", 4))
 # Version 5: the fixed part as version 4; the parameter groups are per tensor (but the ARM's two), so their
 # number follows the architecture: groups_v5 below.
 # Version 6: the header as version 5 (the upsampling and synthesis run in fixed point).
+# Version 7: the header as version 6 (narrow latents are coded under the table model).
 FROZEN_HEADERS: dict[int, tuple[tuple[str, int], ...]] = {1: HEADER_V1_V2, 2: HEADER_V1_V2, 3: HEADER_V3, 4: HEADER_V4,
-                                                          5: HEADER_V4, 6: HEADER_V4}
+                                                          5: HEADER_V4, 6: HEADER_V4, 7: HEADER_V4}
 FROZEN_LISTS: dict[int, dict[str, int]] = {
     1: {"arm_width": 7, "synthesis_width": 7, "coded_flag": 1, "step_exp": 5, "scale_index": 8, "groups": 6},
     2: {"arm_width": 7, "synthesis_width": 7, "coded_flag": 1, "step_exp": 5, "scale_index": 8, "groups": 6},
@@ -63,6 +64,8 @@ FROZEN_LISTS: dict[int, dict[str, int]] = {
     5: {"arm_width": 7, "synthesis_width": 7, "coded_flag": 1, "step_exp": 5, "scale_index": 8, "groups": 0,
         "substream_words": 28},
     6: {"arm_width": 7, "synthesis_width": 7, "coded_flag": 1, "step_exp": 5, "scale_index": 8, "groups": 0,
+        "substream_words": 28},
+    7: {"arm_width": 7, "synthesis_width": 7, "coded_flag": 1, "step_exp": 5, "scale_index": 8, "groups": 0,
         "substream_words": 28},
 }
 
@@ -75,7 +78,8 @@ def groups_v5(synthesis_hidden: tuple[int, ...], residual: int) -> int:
 # read the priority order; main and light went back to raster before version 4.
 LAYOUT_INDEX = {3: {"main": 1, "light": 1, "small": 1, "tiny": 1}, 4: {"main": 0, "light": 0, "small": 1, "tiny": 1},
                 5: {"main": 0, "light": 0, "small": 1, "tiny": 1},
-                6: {"main": 0, "light": 0, "small": 1, "tiny": 1, "lean": 1}}
+                6: {"main": 0, "light": 0, "small": 1, "tiny": 1, "lean": 1},
+                7: {"main": 0, "light": 0, "small": 1, "tiny": 1, "lean": 1}}
 # context, arm, synthesis, residual; arch name index (frozen ARCH_NAMES order)
 ARCHS = {"main": (24, (24, 24), (40,), 2), "light": (12, (12, 12), (12,), 1),
          "small": (16, (16, 16), (32,), 2), "tiny": (8, (8, 8), (16,), 2), "lean": (8, (8, 8), (32,), 2)}

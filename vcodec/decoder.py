@@ -18,7 +18,7 @@ from vcodec.entropy.latent_workers import decode_grids
 from vcodec.entropy.param_coder import ParamGroup, decode_parameters, dequantize, integer_arm, parameter_groups
 from vcodec.entropy.stage_times import StageTimes
 from vcodec.entropy.substreams import latent_bands
-from vcodec.format import FIXED_POINT_PICTURE_VERSION
+from vcodec.format import FIXED_POINT_PICTURE_VERSION, TABLE_MODEL_VERSION
 from vcodec.model.fixed_point import FixedPointPicture
 from vcodec.model.fixed_point import planes_to_frame as fixed_point_frame
 from vcodec.shapes import OUTPUT_PLANES, arm_layer_shapes, context_offsets, grid_sizes, parameter_shapes
@@ -123,7 +123,8 @@ def _decode_latents(data: bytes, times: StageTimes, workers: int | None) -> _Dec
     bands = latent_bands(sizes, list(header.coded_grids), header.latent_substreams)
     times.lap("latent set-up")
     offsets = context_offsets(arch.arm_context, arch.arm_context_layout)
-    grids = decode_grids(header.split_latent_stream(data[param_end:]), arm_integer, sizes, bands, offsets, workers, times)
+    grids = decode_grids(header.split_latent_stream(data[param_end:]), arm_integer, sizes, bands, offsets, workers, times,
+                         table_model=header.version >= TABLE_MODEL_VERSION)
     return _Decoded(header, groups, integers, arm_integer, offsets, grids)
 
 

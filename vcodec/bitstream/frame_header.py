@@ -25,10 +25,10 @@ from vcodec.format import (
 from vcodec.shapes import parameter_group_count
 from vcodec.types import SUPPORTED_BITDEPTHS, BitstreamError
 
-FORMAT_VERSION = 6
+FORMAT_VERSION = 7
 # Every version that ever reached main is still read; the decoder dispatches on `FrameHeader.version`
 # (docs/bitstream.md, "Decoder semantics by version"). tests/golden holds files of each one.
-READABLE_VERSIONS: tuple[int, ...] = (1, 2, 3, 4, 5, 6)
+READABLE_VERSIONS: tuple[int, ...] = (1, 2, 3, 4, 5, 6, 7)
 
 # Stored as an index into this tuple: never reorder it (tests freeze it), only append.
 ARCH_NAMES: tuple[str, ...] = ("custom", "main", "light", "small", "tiny", "lean")
@@ -77,6 +77,7 @@ FIXED_FIELDS_BY_VERSION: dict[int, tuple[Field, ...]] = {
     4: _SIZE_FIELDS + _CONTEXT_FIELDS_V3 + _REST_FIELDS + _SUBSTREAM_FIELDS_V4,
     5: _SIZE_FIELDS + _CONTEXT_FIELDS_V3 + _REST_FIELDS + _SUBSTREAM_FIELDS_V4,  # parameter groups per tensor
     6: _SIZE_FIELDS + _CONTEXT_FIELDS_V3 + _REST_FIELDS + _SUBSTREAM_FIELDS_V4,  # fixed-point upsampling and synthesis
+    7: _SIZE_FIELDS + _CONTEXT_FIELDS_V3 + _REST_FIELDS + _SUBSTREAM_FIELDS_V4,  # narrow latents under the table model
 }
 FIXED_FIELDS = FIXED_FIELDS_BY_VERSION[FORMAT_VERSION]
 ARM_WIDTH = Field("arm_width", 7, 1, 64)

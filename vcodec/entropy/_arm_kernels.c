@@ -189,24 +189,46 @@ done:
     return result;
 }
 
-/* The Laplace mean and scale of n positions of the canvas, their contexts gathered at position + offsets;
-   all-zero contexts take (zero_mean, zero_scale), the network's answer for the zero row. `near` (or NULL):
+/* A position's coding parameters: its Laplace, and its row of the table model (-1: none). */
+typedef struct {
+    double mean, scale;
+    int32_t row;
+} Answer;
+
+/* Which positions have a row of the table model (frame format 7, vcodec.entropy.narrow_model): scale indices
+   below `scales` (0: none, earlier formats), one row per mean fraction. */
+typedef struct {
+    int64_t scales, fractions;
+} Rows;
+
+/* The row of (mean index, scale index): scale index * fractions + the mean's fraction counted from -1/2, the
+   mean being centre + (fraction - fractions / 2) / fractions with the centre its rounding (ties up). */
+static inline int32_t table_row(const Rows *rows, double mean_index, double scale_index) {
+    if (!rows || (int64_t)scale_index >= rows->scales) return -1;
+    const int64_t half = rows->fractions / 2, shifted = (int64_t)mean_index + half;
+    const int64_t centre = shifted >= 0 ? shifted / rows->fractions : -((rows->fractions - 1 - shifted) / rows->fractions);
+    return (int32_t)((int64_t)scale_index * rows->fractions + shifted - rows->fractions * centre);
+}
+
+/* The Laplace mean and scale (and, given `row`, the table-model row) of n positions of the canvas, their
+   contexts gathered at position + offsets; all-zero contexts take `zero`, the network's answer for the zero row. `near` (or NULL):
    near[q] != 0 where a non-zero latent lies in q's context; a position without the mark has an all-zero
    context and is answered without gathering it (the decoder marks as it decodes: a sparse frame's
    positions then cost one load instead of one per neighbour). */
 static void parameters_of(const Network *net, const int16_t *latent, const uint8_t *near, const int32_t *position,
                           Py_ssize_t n, const int64_t *offset, double mean_step, const double *scale_table,
-                          double zero_mean, double zero_scale, double *mean, double *scale) {
+                          const Answer *zero, const Rows *rows, double *mean, double *scale, int32_t *row) {
     const Py_ssize_t c = net->widths[0];
     double x[MAX_WIDTH][ROWS], indices[2][ROWS];
-    Py_ssize_t rows[ROWS];
+    Py_ssize_t picked[ROWS];
     int count = 0;
     for (Py_ssize_t p = 0; p <= n; p++) {
         if (p < n) {
             int any = 0;
             if (near && !near[position[p]]) {
-                mean[p] = zero_mean;
-                scale[p] = zero_scale;
+                mean[p] = zero->mean;
+                scale[p] = zero->scale;
+                if (row) row[p] = zero->row;
                 continue;
             }
             for (Py_ssize_t i = 0; i < c; i++) {
@@ -215,32 +237,35 @@ static void parameters_of(const Network *net, const int16_t *latent, const uint8
                 any |= v != 0;
             }
             if (!any) {
-                mean[p] = zero_mean;
-                scale[p] = zero_scale;
+                mean[p] = zero->mean;
+                scale[p] = zero->scale;
+                if (row) row[p] = zero->row;
                 continue;
             }
-            rows[count++] = p;
+            picked[count++] = p;
         }
         if (count == ROWS || (p == n && count > 0)) {
             for (int r = count; r < ROWS; r++)
                 for (Py_ssize_t i = 0; i < c; i++) x[i][r] = 0.0;
             run_rows(net, x, indices);
             for (int r = 0; r < count; r++) {
-                mean[rows[r]] = indices[0][r] * mean_step;
-                scale[rows[r]] = scale_table[(Py_ssize_t)indices[1][r]];
+                mean[picked[r]] = indices[0][r] * mean_step;
+                scale[picked[r]] = scale_table[(Py_ssize_t)indices[1][r]];
+                if (row) row[picked[r]] = table_row(rows, indices[0][r], indices[1][r]);
             }
             count = 0;
         }
     }
 }
 
-/* The zero row's (mean, scale), by the same arithmetic as any other row. */
-static void zero_context(const Network *net, double mean_step, const double *scale_table, double *mean, double *scale) {
+/* The zero row's answer, by the same arithmetic as any other row. */
+static Answer zero_context(const Network *net, double mean_step, const double *scale_table, const Rows *rows) {
     double x[MAX_WIDTH][ROWS], indices[2][ROWS];
     memset(x, 0, sizeof(x));
     run_rows(net, x, indices);
-    *mean = indices[0][0] * mean_step;
-    *scale = scale_table[(Py_ssize_t)indices[1][0]];
+    Answer zero = {indices[0][0] * mean_step, scale_table[(Py_ssize_t)indices[1][0]],
+                   table_row(rows, indices[0][0], indices[1][0])};
+    return zero;
 }
 
 /* Whether every position + offset of positions[0 .. n) lies in [0, samples); sets the error if not. */
@@ -264,28 +289,30 @@ static int contexts_inside(const int32_t *position, Py_ssize_t n, const int64_t 
 }
 
 /* coding_parameters(canvas int16, positions int32 (n), offsets int64 (C), widths, residual, weights, biases,
-   limits, mean_step, scale_table float64, means float64 (n), scales float64 (n)) */
+   limits, mean_step, scale_table float64, narrow_scales, means float64 (n), scales float64 (n), rows int32 (n))
+   narrow_scales: scale indices below it have rows of the table model (0: none; every row is then -1). */
 static PyObject *coding_parameters(PyObject *self, PyObject *args) {
-    Py_buffer canvas, positions, offsets, widths, residual, weights, biases, limits, table, means, scales;
+    Py_buffer canvas, positions, offsets, widths, residual, weights, biases, limits, table, means, scales, rows;
     double mean_step;
-    if (!PyArg_ParseTuple(args, "y*y*y*y*y*y*y*y*dy*w*w*", &canvas, &positions, &offsets, &widths, &residual,
-                          &weights, &biases, &limits, &mean_step, &table, &means, &scales))
+    Py_ssize_t narrow_scales;
+    if (!PyArg_ParseTuple(args, "y*y*y*y*y*y*y*y*dy*nw*w*w*", &canvas, &positions, &offsets, &widths, &residual,
+                          &weights, &biases, &limits, &mean_step, &table, &narrow_scales, &means, &scales, &rows))
         return NULL;
     PyObject *result = NULL;
     Network net;
     if (!parse_network(&net, &widths, &residual, &weights, &biases, &limits)) goto done;
     const Py_ssize_t c = net.widths[0], n = positions.len / 4, samples = canvas.len / 2, entries = table.len / 8;
-    if (offsets.len != c * 8 || means.len < n * 8 || scales.len < n * 8 || net.high[1] >= (double)entries ||
-        net.low[1] < 0.0) {
+    if (offsets.len != c * 8 || means.len < n * 8 || scales.len < n * 8 || rows.len < n * 4 ||
+        net.high[1] >= (double)entries || net.low[1] < 0.0 || narrow_scales < 0 || !(mean_step > 0.0)) {
         PyErr_SetString(PyExc_ValueError, "coding_parameters: offsets, outputs or table disagree in size");
         goto done;
     }
     if (!contexts_inside(positions.buf, n, offsets.buf, c, samples)) goto done;
     Py_BEGIN_ALLOW_THREADS
-    double zero_mean, zero_scale;
-    zero_context(&net, mean_step, table.buf, &zero_mean, &zero_scale);
-    parameters_of(&net, canvas.buf, NULL, positions.buf, n, offsets.buf, mean_step, table.buf, zero_mean, zero_scale,
-                  means.buf, scales.buf);
+    const Rows row_rule = {narrow_scales, (int64_t)(1.0 / mean_step)};
+    const Answer zero = zero_context(&net, mean_step, table.buf, &row_rule);
+    parameters_of(&net, canvas.buf, NULL, positions.buf, n, offsets.buf, mean_step, table.buf, &zero, &row_rule,
+                  means.buf, scales.buf, rows.buf);
     Py_END_ALLOW_THREADS
     result = Py_None;
     Py_INCREF(result);
@@ -293,7 +320,7 @@ done:
     PyBuffer_Release(&canvas); PyBuffer_Release(&positions); PyBuffer_Release(&offsets);
     PyBuffer_Release(&widths); PyBuffer_Release(&residual); PyBuffer_Release(&weights);
     PyBuffer_Release(&biases); PyBuffer_Release(&limits); PyBuffer_Release(&table);
-    PyBuffer_Release(&means); PyBuffer_Release(&scales);
+    PyBuffer_Release(&means); PyBuffer_Release(&scales); PyBuffer_Release(&rows);
     return result;
 }
 
@@ -303,38 +330,8 @@ static double seconds_now(void) {
     return (double)now.tv_sec + 1e-9 * (double)now.tv_nsec;
 }
 
-/* Range-decode positions lo .. hi of one substream through decode(stream, lo, hi) (Python: the range
-   decoder) and write the symbols into the canvas, marking the dependents of every non-zero one in `near`
-   (or, given `in_order`, into in_order[lo .. hi) alone).
-   Returns 0 with the error set if decode failed or returned the wrong number of int32 symbols. */
-static int decode_range(PyObject *decode, Py_ssize_t stream, Py_ssize_t lo, Py_ssize_t hi, const int32_t *position,
-                        const int64_t *offset, Py_ssize_t c, int16_t *latent, uint8_t *near, int16_t *in_order) {
-    PyObject *symbols = PyObject_CallFunction(decode, "nnn", stream, lo, hi);
-    if (!symbols) return 0;
-    Py_buffer decoded;
-    if (PyObject_GetBuffer(symbols, &decoded, PyBUF_C_CONTIGUOUS | PyBUF_FORMAT) < 0) {
-        Py_DECREF(symbols);
-        return 0;
-    }
-    const int ok = decoded.len == (hi - lo) * 4 && decoded.itemsize == 4;
-    if (ok && in_order) { /* for the thread that owns the canvas (decode_ahead) */
-        const int32_t *value = decoded.buf;
-        for (Py_ssize_t p = lo; p < hi; p++) in_order[p] = (int16_t)value[p - lo];
-    } else if (ok) {
-        const int32_t *value = decoded.buf;
-        for (Py_ssize_t p = lo; p < hi; p++) {
-            latent[position[p]] = (int16_t)value[p - lo];
-            if (value[p - lo] != 0)
-                for (Py_ssize_t i = 0; i < c; i++) near[position[p] - offset[i]] = 1;
-        }
-    }
-    PyBuffer_Release(&decoded);
-    Py_DECREF(symbols);
-    if (!ok) PyErr_SetString(PyExc_ValueError, "decode_wavefronts: decode() did not return one int32 per position");
-    return ok;
-}
-
-/* What the decoder's loop works on: the network, the canvas, the order and where its steps start. */
+/* What the decoder's loop works on: the network, the canvas, the order and where its steps start; the table
+   model (format 7) and the scratch arrays whose views the range decoder reads in Python. */
 typedef struct {
     const Network *net;
     int16_t *latent;
@@ -343,24 +340,135 @@ typedef struct {
     const int64_t *start;    /* step_starts: (wavefront, substream) b holds order[start[b] .. start[b + 1]) */
     Py_ssize_t steps, streams, c, width;
     const int64_t *offset;
-    double mean_step, zero_mean, zero_scale;
-    const double *table;
-    double *mean, *scale;
+    double mean_step;
+    Answer zero;
+    Rows rows;               /* rows.scales == 0 (formats 1-6): every symbol under its Laplace, in order */
+    const double *table;     /* the Laplace scale table */
+    const double *model;     /* the table model: `alphabet` probabilities a row, the last one the escape */
+    Py_ssize_t alphabet, radius, low_value, high_value;
+    double *mean, *scale;    /* each position's (with the thread ahead) or the step's (one thread) */
+    int32_t *row;
+    double *probabilities;   /* scratch (longest step x alphabet): the rows of one table call */
+    double *call_mean, *call_scale; /* scratch (longest step): the Laplaces of one Laplace call */
+    Py_ssize_t *picked;      /* scratch (longest step): the positions of one Laplace call */
+    Py_ssize_t *deferred;    /* scratch (longest step): the step's positions coded after its table symbols */
 } Wavefronts;
 
-/* One thread: each step's Laplace, then its range decoding, step after step. The Laplace of a step goes to
-   the start of means and scales (which then need only the longest step's length): decode(stream, 0, count). */
+enum { TABLE_SYMBOLS = 0, LAPLACE_SYMBOLS = 1 };
+
+/* decode(stream, kind, count) (Python: the range decoder, reading the scratch arrays' first count entries)
+   -> its int32 symbols in `decoded`, or NULL with the error set. */
+static PyObject *call_decoder(PyObject *decode, Py_ssize_t stream, int kind, Py_ssize_t count, Py_buffer *decoded) {
+    PyObject *symbols = PyObject_CallFunction(decode, "nin", stream, kind, count);
+    if (!symbols) return NULL;
+    if (PyObject_GetBuffer(symbols, decoded, PyBUF_C_CONTIGUOUS | PyBUF_FORMAT) < 0) {
+        Py_DECREF(symbols);
+        return NULL;
+    }
+    if (decoded->len != count * 4 || decoded->itemsize != 4) {
+        PyBuffer_Release(decoded);
+        Py_DECREF(symbols);
+        PyErr_SetString(PyExc_ValueError, "decode_wavefronts: decode() did not return one int32 per position");
+        return NULL;
+    }
+    return symbols;
+}
+
+/* Position p's symbol: into in_order[p] for the thread that owns the canvas (decode_ahead), else into the
+   canvas, marking its dependents in `near` where it is not zero. */
+static inline void put_symbol(const Wavefronts *w, int16_t *in_order, Py_ssize_t p, int32_t value) {
+    if (in_order) {
+        in_order[p] = (int16_t)value;
+        return;
+    }
+    w->latent[w->position[p]] = (int16_t)value;
+    if (value != 0)
+        for (Py_ssize_t i = 0; i < w->c; i++) w->near[w->position[p] - w->offset[i]] = 1;
+}
+
+/* The Laplace symbols of the positions list[0 .. count) (their parameters at index p - base). */
+static int decode_laplace(const Wavefronts *w, PyObject *decode, Py_ssize_t stream, const Py_ssize_t *list,
+                          Py_ssize_t count, Py_ssize_t base, int16_t *in_order) {
+    if (count == 0) return 1;
+    for (Py_ssize_t j = 0; j < count; j++) {
+        w->call_mean[j] = w->mean[list[j] - base];
+        w->call_scale[j] = w->scale[list[j] - base];
+    }
+    Py_buffer decoded;
+    PyObject *symbols = call_decoder(decode, stream, LAPLACE_SYMBOLS, count, &decoded);
+    if (!symbols) return 0;
+    const int32_t *value = decoded.buf;
+    for (Py_ssize_t j = 0; j < count; j++) put_symbol(w, in_order, list[j], value[j]);
+    PyBuffer_Release(&decoded);
+    Py_DECREF(symbols);
+    return 1;
+}
+
+/* Positions [lo, hi) of one step, in coding order, their parameters at index p - base. Formats 1-6: all under
+   their Laplace, now. Format 7: those with a row under the table model now; those without, and the escapes,
+   go to w->deferred (in coding order, from *deferred_count on) for the Laplace call that ends the step. */
+static int decode_chunk(const Wavefronts *w, PyObject *decode, Py_ssize_t stream, Py_ssize_t lo, Py_ssize_t hi,
+                        Py_ssize_t base, int16_t *in_order, Py_ssize_t *deferred_count) {
+    if (w->rows.scales == 0) {
+        for (Py_ssize_t p = lo; p < hi; p++) w->picked[p - lo] = p;
+        return decode_laplace(w, decode, stream, w->picked, hi - lo, base, in_order);
+    }
+    const Py_ssize_t alphabet = w->alphabet;
+    Py_ssize_t count = 0;
+    for (Py_ssize_t p = lo; p < hi; p++) {
+        const int32_t row = w->row[p - base];
+        if (row >= 0) memcpy(w->probabilities + count++ * alphabet, w->model + (Py_ssize_t)row * alphabet,
+                             sizeof(double) * (size_t)alphabet);
+    }
+    Py_buffer decoded;
+    PyObject *symbols = NULL;
+    const int32_t *value = NULL;
+    if (count > 0) {
+        symbols = call_decoder(decode, stream, TABLE_SYMBOLS, count, &decoded);
+        if (!symbols) return 0;
+        value = decoded.buf;
+    }
+    int ok = 1;
+    Py_ssize_t j = 0;
+    for (Py_ssize_t p = lo; p < hi; p++) {
+        if (w->row[p - base] < 0) {
+            w->deferred[(*deferred_count)++] = p;
+            continue;
+        }
+        const int32_t k = value[j++];
+        if (k == alphabet - 1) { /* the escape: the value follows under the Laplace */
+            w->deferred[(*deferred_count)++] = p;
+            continue;
+        }
+        const double latent = floor(w->mean[p - base] + 0.5) + (double)k - (double)w->radius; /* exact */
+        if (k < 0 || k >= alphabet || latent < (double)w->low_value || latent > (double)w->high_value) {
+            ok = 0;
+            break;
+        }
+        put_symbol(w, in_order, p, (int32_t)latent);
+    }
+    if (symbols) {
+        PyBuffer_Release(&decoded);
+        Py_DECREF(symbols);
+    }
+    if (!ok) PyErr_SetString(PyExc_ValueError, "a latent decodes outside the latent range");
+    return ok;
+}
+
+/* One thread: each step's parameters, then its range decoding, step after step. The parameters of a step go
+   to the start of the arrays (which then need only the longest step's length). */
 static int decode_serially(const Wavefronts *w, PyObject *decode, double *network_seconds, double *decode_seconds) {
     for (Py_ssize_t b = 0; b < w->steps; b++) {
         const Py_ssize_t lo = w->start[b], hi = w->start[b + 1];
         if (hi == lo) continue;
         double begun = seconds_now();
         parameters_of(w->net, w->latent, w->near, w->position + lo, hi - lo, w->offset, w->mean_step, w->table,
-                      w->zero_mean, w->zero_scale, w->mean, w->scale);
+                      &w->zero, &w->rows, w->mean, w->scale, w->row);
         double now = seconds_now();
         *network_seconds += now - begun;
-        if (!decode_range(decode, b % w->streams, 0, hi - lo, w->position + lo, w->offset, w->c, w->latent, w->near,
-                          NULL))
+        Py_ssize_t deferred = 0;
+        if (!decode_chunk(w, decode, b % w->streams, lo, hi, lo, NULL, &deferred) ||
+            !decode_laplace(w, decode, b % w->streams, w->deferred, deferred, lo, NULL))
             return 0;
         *decode_seconds += seconds_now() - now;
     }
@@ -375,7 +483,8 @@ static int decode_serially(const Wavefronts *w, PyObject *decode, double *networ
    wavefront t - 1 at a row <= R: the helper computes p as soon as `decoded` reaches that point, and the
    decoder range-decodes whatever the helper has `computed`. The network thus runs on wavefront t's top rows
    while its bottom rows' predecessors are still being decoded, and each position's Laplace is the same as in
-   decode_serially (the same arithmetic on the same, already decoded, neighbours). */
+   decode_serially (the same arithmetic on the same, already decoded, neighbours). A step's deferred positions
+   (format 7) hold `decoded` back until the step's Laplace call. */
 #if defined(__unix__) || defined(__APPLE__)
 #include <pthread.h>
 #include <sched.h>
@@ -406,11 +515,7 @@ static inline void pause_briefly(unsigned *spins) {
 
 /* Symbols [from, to) into the canvas, marking their dependents in `near`; returns `to`. */
 static Py_ssize_t scatter(const Wavefronts *w, const int16_t *symbols, Py_ssize_t from, Py_ssize_t to) {
-    for (Py_ssize_t p = from; p < to; p++) {
-        w->latent[w->position[p]] = symbols[p];
-        if (symbols[p] != 0)
-            for (Py_ssize_t i = 0; i < w->c; i++) w->near[w->position[p] - w->offset[i]] = 1;
-    }
+    for (Py_ssize_t p = from; p < to; p++) put_symbol(w, NULL, p, symbols[p]);
     return to > from ? to : from;
 }
 
@@ -445,7 +550,7 @@ static void *compute_ahead(void *arg) {
             }
             atomic_store_explicit(&pipe->helper_waits, 0, memory_order_relaxed);
             parameters_of(w->net, w->latent, w->near, w->position + p, q - p, w->offset, w->mean_step, w->table,
-                          w->zero_mean, w->zero_scale, w->mean + p, w->scale + p);
+                          &w->zero, &w->rows, w->mean + p, w->scale + p, w->row + p);
             atomic_store_explicit(&pipe->computed, q, memory_order_release);
             p = q;
         }
@@ -487,8 +592,8 @@ static int decode_ahead(const Wavefronts *w, PyObject *decode, double *network_s
     int ok = 1;
     unsigned spins = 0;
     for (Py_ssize_t b = 0; b < w->steps && ok; b++) {
-        const Py_ssize_t hi = w->start[b + 1];
-        Py_ssize_t lo = w->start[b];
+        const Py_ssize_t hi = w->start[b + 1], stream = b % w->streams;
+        Py_ssize_t lo = w->start[b], deferred = 0;
         while (lo < hi) {
             double begun = seconds_now();
             Py_ssize_t ready;
@@ -502,14 +607,23 @@ static int decode_ahead(const Wavefronts *w, PyObject *decode, double *network_s
             ready = ready < hi ? ready : hi;
             double now = seconds_now();
             *network_seconds += now - begun;
-            if (!decode_range(decode, b % w->streams, lo, ready, w->position, w->offset, w->c, w->latent, w->near,
-                              pipe.symbols)) {
+            if (!decode_chunk(w, decode, stream, lo, ready, 0, pipe.symbols, &deferred)) {
                 ok = 0;
                 break;
             }
-            atomic_store_explicit(&pipe.decoded, ready, memory_order_release);
+            /* every position before the step's first deferred one has its symbol */
+            atomic_store_explicit(&pipe.decoded, deferred > 0 ? w->deferred[0] : ready, memory_order_release);
             *decode_seconds += seconds_now() - now;
             lo = ready;
+        }
+        if (ok && deferred > 0) {
+            double now = seconds_now();
+            if (!decode_laplace(w, decode, stream, w->deferred, deferred, 0, pipe.symbols)) {
+                ok = 0;
+                break;
+            }
+            atomic_store_explicit(&pipe.decoded, hi, memory_order_release);
+            *decode_seconds += seconds_now() - now;
         }
     }
     if (!ok) atomic_store_explicit(&pipe.stop, 1, memory_order_relaxed);
@@ -522,38 +636,47 @@ static int decode_ahead(const Wavefronts *w, PyObject *decode, double *network_s
 #endif
 
 /* decode_wavefronts(canvas int16 (writable), order int32, step_starts int64, streams, offsets int64, widths,
-   residual, weights, biases, limits, mean_step, scale_table, means float64 (len(order)), scales float64
-   (len(order)), decode, canvas_width, ahead) -> (network seconds, decode seconds, whether it ran ahead).
+   residual, weights, biases, limits, mean_step, scale_table, means float64, scales float64, rows int32,
+   narrow_scales, model float64, radius, low_value, high_value, probabilities float64, call_means float64,
+   call_scales float64, decode, canvas_width, ahead) -> (network seconds, decode seconds, whether it ran ahead).
 
-   Wavefront after wavefront, substream after substream: the Laplace of each position order[lo .. hi) into
-   means and scales, then decode(stream, a, b) (the range decoder, in Python) returns the int32 symbols of
-   means[a:b], scales[a:b], which go into the canvas. One thread writes a step at the start of the arrays
-   (a = 0; they hold the longest step); with `ahead`, position p's are at index p (they hold every position). Positions of one wavefront do not read each other, so
-   this is the order the encoder's streams hold them in. The Python loop it replaces cost ~15 us a step.
-   ahead != 0: the network runs in a second thread ahead of the range decoding (decode_ahead); the symbols
-   are the same. */
+   Wavefront after wavefront, substream after substream: the parameters of each position order[lo .. hi) into
+   means, scales and rows, then their symbols from decode(stream, kind, count) (the range decoder, in
+   Python): kind 0 under the table model's rows copied into probabilities[:count], kind 1 under the Laplaces
+   copied into call_means[:count], call_scales[:count]. One thread writes a step's parameters at the start of
+   means, scales and rows (they hold the longest step); with `ahead`, position p's are at index p (they hold
+   every position). The scratch arrays hold the longest step. narrow_scales = 0 (formats 1-6): no table
+   model, every symbol under its Laplace in coding order. Positions of one wavefront do not read each other,
+   so this is the order the encoder's streams hold them in. ahead != 0: the network runs in a second thread
+   ahead of the range decoding (decode_ahead); the symbols are the same. */
 static PyObject *decode_wavefronts(PyObject *self, PyObject *args) {
-    Py_buffer canvas, order, starts, offsets, widths, residual, weights, biases, limits, table, means, scales;
-    Py_ssize_t streams, canvas_width;
+    Py_buffer canvas, order, starts, offsets, widths, residual, weights, biases, limits, table, means, scales, rows,
+        model, probabilities, call_means, call_scales;
+    Py_ssize_t streams, canvas_width, narrow_scales, radius, low_value, high_value;
     double mean_step;
     int ahead;
     PyObject *decode;
-    if (!PyArg_ParseTuple(args, "w*y*y*ny*y*y*y*y*y*dy*w*w*Onp", &canvas, &order, &starts, &streams, &offsets, &widths,
-                          &residual, &weights, &biases, &limits, &mean_step, &table, &means, &scales, &decode,
-                          &canvas_width, &ahead))
+    if (!PyArg_ParseTuple(args, "w*y*y*ny*y*y*y*y*y*dy*w*w*w*ny*nnnw*w*w*Onp", &canvas, &order, &starts, &streams,
+                          &offsets, &widths, &residual, &weights, &biases, &limits, &mean_step, &table, &means,
+                          &scales, &rows, &narrow_scales, &model, &radius, &low_value, &high_value, &probabilities,
+                          &call_means, &call_scales, &decode, &canvas_width, &ahead))
         return NULL;
     PyObject *result = NULL;
     Network net;
     uint8_t *near = NULL;
+    Py_ssize_t *lists = NULL;
     double network_seconds = 0.0, decode_seconds = 0.0;
     if (!parse_network(&net, &widths, &residual, &weights, &biases, &limits)) goto done;
     const Py_ssize_t c = net.widths[0], n = order.len / 4, samples = canvas.len / 2, entries = table.len / 8;
-    const Py_ssize_t bounds = starts.len / 8;
+    const Py_ssize_t bounds = starts.len / 8, alphabet = 2 * radius + 2;
     const int64_t *start = starts.buf;
-    if (offsets.len != c * 8 || scales.len != means.len || net.high[1] >= (double)entries ||
+    const int64_t fractions = mean_step > 0.0 ? (int64_t)(1.0 / mean_step) : 0;
+    if (offsets.len != c * 8 || scales.len != means.len || rows.len * 2 != means.len || net.high[1] >= (double)entries ||
         net.low[1] < 0.0 || streams < 1 || bounds < 1 || (bounds - 1) % streams || start[0] != 0 ||
-        start[bounds - 1] != n || canvas_width < 1 || samples % canvas_width || canvas_width > INT32_MAX) {
-        PyErr_SetString(PyExc_ValueError, "decode_wavefronts: order, steps, offsets or outputs disagree");
+        start[bounds - 1] != n || canvas_width < 1 || samples % canvas_width || canvas_width > INT32_MAX ||
+        narrow_scales < 0 || radius < 0 || fractions < 1 || low_value > high_value ||
+        (narrow_scales > 0 && model.len != narrow_scales * fractions * alphabet * 8)) {
+        PyErr_SetString(PyExc_ValueError, "decode_wavefronts: order, steps, offsets, model or outputs disagree");
         goto done;
     }
     Py_ssize_t longest = 0;
@@ -566,6 +689,11 @@ static PyObject *decode_wavefronts(PyObject *self, PyObject *args) {
     }
     if (means.len < (ahead ? n : longest) * 8) { /* decode_ahead holds every position's; one thread a step's */
         PyErr_SetString(PyExc_ValueError, "decode_wavefronts: means and scales are too short");
+        goto done;
+    }
+    if (call_means.len < longest * 8 || call_scales.len < longest * 8 ||
+        (narrow_scales > 0 && probabilities.len < longest * alphabet * 8)) {
+        PyErr_SetString(PyExc_ValueError, "decode_wavefronts: the scratch arrays are shorter than a step");
         goto done;
     }
     if (!contexts_inside(order.buf, n, offsets.buf, c, samples)) goto done;
@@ -581,11 +709,16 @@ static PyObject *decode_wavefronts(PyObject *self, PyObject *args) {
         reach = -offset[i] > reach ? -offset[i] : reach;
     }
     near = calloc((size_t)(samples + reach + 1), 1);
-    if (!near) { PyErr_NoMemory(); goto done; }
+    lists = malloc(sizeof(Py_ssize_t) * 2 * (size_t)(longest > 0 ? longest : 1));
+    if (!near || !lists) { PyErr_NoMemory(); goto done; }
     Wavefronts w = {.net = &net, .latent = canvas.buf, .near = near, .position = order.buf, .start = start,
                     .steps = bounds - 1, .streams = streams, .c = c, .width = canvas_width, .offset = offset,
-                    .mean_step = mean_step, .table = table.buf, .mean = means.buf, .scale = scales.buf};
-    zero_context(&net, mean_step, table.buf, &w.zero_mean, &w.zero_scale);
+                    .mean_step = mean_step, .rows = {narrow_scales, fractions}, .table = table.buf,
+                    .model = model.buf, .alphabet = alphabet, .radius = radius, .low_value = low_value,
+                    .high_value = high_value, .mean = means.buf, .scale = scales.buf, .row = rows.buf,
+                    .probabilities = probabilities.buf, .call_mean = call_means.buf, .call_scale = call_scales.buf,
+                    .picked = lists, .deferred = lists + (longest > 0 ? longest : 1)};
+    w.zero = zero_context(&net, mean_step, table.buf, &w.rows);
     int ok = -1;
 #if CAN_DECODE_AHEAD
     if (ahead) ok = decode_ahead(&w, decode, &network_seconds, &decode_seconds);
@@ -595,10 +728,12 @@ static PyObject *decode_wavefronts(PyObject *self, PyObject *args) {
     if (ok) result = Py_BuildValue("(ddO)", network_seconds, decode_seconds, ran_ahead ? Py_True : Py_False);
 done:
     free(near);
+    free(lists);
     PyBuffer_Release(&canvas); PyBuffer_Release(&order); PyBuffer_Release(&starts); PyBuffer_Release(&offsets);
     PyBuffer_Release(&widths); PyBuffer_Release(&residual); PyBuffer_Release(&weights);
     PyBuffer_Release(&biases); PyBuffer_Release(&limits); PyBuffer_Release(&table);
-    PyBuffer_Release(&means); PyBuffer_Release(&scales);
+    PyBuffer_Release(&means); PyBuffer_Release(&scales); PyBuffer_Release(&rows); PyBuffer_Release(&model);
+    PyBuffer_Release(&probabilities); PyBuffer_Release(&call_means); PyBuffer_Release(&call_scales);
     return result;
 }
 
@@ -652,16 +787,17 @@ static PyMethodDef methods[] = {
      "ARM on (n, C) int32 contexts -> int64 table indices, written into the last two arrays."},
     {"coding_parameters", coding_parameters, METH_VARARGS,
      "coding_parameters(canvas, positions, offsets, widths, residual, weights, biases, limits, mean_step, "
-     "scale_table, means, scales): each position's context gathered from the int16 canvas -> Laplace mean and "
-     "scale (float64), written into the last two arrays."},
+     "scale_table, narrow_scales, means, scales, rows): each position's context gathered from the int16 canvas -> "
+     "Laplace mean and scale (float64) and table-model row (int32, -1: none), written into the last three arrays."},
     {"wavefront_order", wavefront_order, METH_VARARGS,
      "wavefront_order(base, rows, widths, tops, width, radius, order): the coding order of the canvas's bands "
      "into order (int32), from the per-(wavefront, band) starts minus first rows in base."},
     {"decode_wavefronts", decode_wavefronts, METH_VARARGS,
      "decode_wavefronts(canvas, order, step_starts, streams, offsets, widths, residual, weights, biases, limits, "
-     "mean_step, scale_table, means, scales, decode, canvas_width, ahead): the decoder's wavefront loop; decode(stream, "
-     "lo, hi) range-decodes positions lo..hi from means[lo:hi], scales[lo:hi]; ahead: the network in a second "
-     "thread. Returns (network seconds, decode seconds, whether the thread ran)."},
+     "mean_step, scale_table, means, scales, rows, narrow_scales, model, radius, low_value, high_value, probabilities, "
+     "call_means, call_scales, decode, canvas_width, ahead): the decoder's wavefront loop; decode(stream, kind, count) "
+     "range-decodes count symbols under the table rows (kind 0) or the Laplaces (kind 1) in the scratch arrays; "
+     "ahead: the network in a second thread. Returns (network seconds, decode seconds, whether the thread ran)."},
     {NULL, NULL, 0, NULL},
 };
 

@@ -29,3 +29,11 @@ SCALE_MANTISSAS_Q16: tuple[int, ...] = (
     65536, 68438, 71468, 74632, 77936, 81386, 84990, 88752,
     92682, 96785, 101070, 105545, 110218, 115098, 120194, 125515,
 )
+
+# Frame format 7 codes a latent whose Laplace is narrow (scale <= 2^NARROW_MAX_LOG2_SCALE) under a table
+# model (vcodec.entropy.narrow_model): the 2 NARROW_RADIUS + 1 values around its rounded mean, and one
+# escape symbol for any other value (then coded under the Laplace). Probabilities in units of
+# 2^-NARROW_PROB_BITS, built by integer arithmetic alone.
+NARROW_MAX_LOG2_SCALE = -1
+NARROW_RADIUS = 6
+NARROW_PROB_BITS = 32

@@ -21,10 +21,12 @@ from vcodec.entropy.constants import (
     LOG2_SCALE_FRAC_BITS,
     MEAN_FRAC_BITS,
     MEAN_LIMIT,
+    NARROW_RADIUS,
     SCALE_TABLE_SIZE,
 )
+from vcodec.entropy.narrow_model import ALPHABET, NARROW_SCALES, narrow_table
 from vcodec.entropy.tables import SCALE_TABLE
-from vcodec.format import LOG2_SCALE_MIN
+from vcodec.format import LATENT_MAX, LATENT_MIN, LOG2_SCALE_MIN
 from vcodec.shapes import arm_residual_layers
 
 _ACT_ONE = float(1 << ACT_FRAC_BITS)
@@ -102,39 +104,54 @@ class IntegerArm:
         return mean_index, scale_index
 
     def coding_parameters(self, canvas: np.ndarray, positions: np.ndarray, offsets: np.ndarray
-                          ) -> tuple[np.ndarray, np.ndarray]:
-        """Laplace means and scales (exact doubles: vcodec.entropy.tables' values) of the given flat
+                          ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Laplace means and scales (exact doubles: vcodec.entropy.tables' values) and table-model rows
+        (int32, vcodec.entropy.narrow_model.narrow_rows; -1 where the scale has none) of the given flat
         positions of an int16 latent canvas, each context gathered at position + offsets (the causal
         neighbours, whose latents are known). An all-zero context (most of a trained frame's) takes the
         zero row's answer, computed once by the same network: the result is the same row for row."""
         means = np.empty(len(positions))
         scales = np.empty(len(positions))
+        rows = np.empty(len(positions), dtype=np.int32)
         _arm_kernels.coding_parameters(canvas, np.ascontiguousarray(positions, dtype=np.int32),
                                        np.ascontiguousarray(offsets, dtype=np.int64), *self._kernel_network, _LIMITS,
-                                       _MEAN_STEP, SCALE_TABLE, means, scales)
-        return means, scales
+                                       _MEAN_STEP, SCALE_TABLE, NARROW_SCALES, means, scales, rows)
+        return means, scales, rows
 
     def decode_wavefronts(self, canvas: np.ndarray, order: np.ndarray, step_starts: np.ndarray, streams: int,
-                          offsets: np.ndarray, decode: Callable[[int, np.ndarray, np.ndarray], np.ndarray],
+                          offsets: np.ndarray, decode_laplace: Callable[[int, np.ndarray, np.ndarray], np.ndarray],
+                          decode_table: Callable[[int, np.ndarray], np.ndarray] | None,
                           canvas_width: int, ahead: bool = False) -> tuple[float, float, bool]:
         """The decoder's wavefront loop, compiled: for each (wavefront, substream) range order[lo:hi] of
-        step_starts, the positions' Laplace (as coding_parameters) and then decode(stream, means, scales),
-        the range decoder's int32 symbols, written into the int16 canvas (rows of canvas_width samples).
+        step_starts, the positions' parameters (as coding_parameters), then their int32 symbols from the range
+        decoder, written into the int16 canvas (rows of canvas_width samples).
+
+        decode_table None (formats 1-6): every symbol from decode_laplace(stream, means, scales), in coding
+        order. Otherwise (format 7) each step first takes the symbols of its positions with a row from
+        decode_table(stream, probabilities) (rows of vcodec.entropy.narrow_model.narrow_table), then those of
+        its other positions and escapes from decode_laplace, in coding order.
         ahead: the network runs in a second thread, ahead of the range decoding (the same symbols; worth it
         where a core is free). Returns the seconds spent in the network (with the thread: waiting for it) and
         in decode (the loop itself is the rest), and whether the thread ran (it does not where threads are
         missing or could not start)."""
         # One thread reuses one step's room (a 1080p process share saves 21 MB of new pages); the thread
         # ahead keeps every position's until the range decoder has used it.
-        room = len(order) if ahead else int(np.diff(step_starts).max(initial=0))
-        means = np.empty(room)
-        scales = np.empty(room)
+        longest = int(np.diff(step_starts).max(initial=0))
+        room = len(order) if ahead else longest
+        means, scales, rows = np.empty(room), np.empty(room), np.empty(room, dtype=np.int32)
+        call_means, call_scales = np.empty(longest), np.empty(longest)
+        model = narrow_table() if decode_table else np.empty((0, ALPHABET))
+        probabilities = np.empty((longest if decode_table else 0, ALPHABET))
 
-        def decode_range(stream: int, lo: int, hi: int) -> np.ndarray:
-            return decode(stream, means[lo:hi], scales[lo:hi])
+        def decode_range(stream: int, kind: int, count: int) -> np.ndarray:
+            if kind == 0 and decode_table:
+                return decode_table(stream, probabilities[:count])
+            return decode_laplace(stream, call_means[:count], call_scales[:count])
 
         return _arm_kernels.decode_wavefronts(canvas, np.ascontiguousarray(order, dtype=np.int32),
                                               np.ascontiguousarray(step_starts, dtype=np.int64), streams,
                                               np.ascontiguousarray(offsets, dtype=np.int64), *self._kernel_network,
-                                              _LIMITS, _MEAN_STEP, SCALE_TABLE, means, scales, decode_range,
+                                              _LIMITS, _MEAN_STEP, SCALE_TABLE, means, scales, rows,
+                                              NARROW_SCALES if decode_table else 0, model, NARROW_RADIUS, LATENT_MIN,
+                                              LATENT_MAX, probabilities, call_means, call_scales, decode_range,
                                               canvas_width, ahead)

@@ -16,7 +16,9 @@ import constriction
 import numpy as np
 
 from vcodec.entropy import _arm_kernels
+from vcodec.entropy.constants import NARROW_RADIUS
 from vcodec.entropy.fixed_point import IntegerArm
+from vcodec.entropy.narrow_model import ESCAPE, narrow_table
 from vcodec.entropy.stage_times import StageTimes
 from vcodec.entropy.substreams import Band, latent_bands
 from vcodec.format import LATENT_MAX, LATENT_MIN
@@ -28,6 +30,12 @@ _ENCODE_CHUNK = 1 << 16
 
 def latent_family() -> constriction.stream.model.QuantizedLaplace:
     return constriction.stream.model.QuantizedLaplace(LATENT_MIN, LATENT_MAX)
+
+
+def table_family() -> constriction.stream.model.Categorical:
+    """Format 7's table model: each symbol's probabilities given (rows of narrow_table, exact multiples of
+    2^-32), quantised by constriction with arithmetic alone."""
+    return constriction.stream.model.Categorical(perfect=False)
 
 
 @dataclass(frozen=True)
@@ -144,27 +152,50 @@ def place_bands(grids: list[np.ndarray], bands: tuple[Band, ...] | list[Band], v
         grids[band.grid][band.top : band.top + band.rows] = value
 
 
-def encode_latents(grids: list[np.ndarray], arm: IntegerArm, canvas: Canvas
+def encode_latents(grids: list[np.ndarray], arm: IntegerArm, canvas: Canvas, table_model: bool = True
                    ) -> tuple[list[bytes], np.ndarray, np.ndarray]:
     """Range-code every coded position, one stream per substream, each in its wavefront order.
 
+    table_model (format 7 on; False: formats 1-6): within each (wavefront, substream) step, first the
+    positions with a row of the table model (vcodec.entropy.narrow_model) under it, then the others and the
+    escaped ones under their Laplace, each part in coding order.
     Returns the streams, the symbols in coding order (substream by substream) and each symbol's
     probability-model parameters (means, scales), for rate accounting."""
     buffer = canvas.place(grids)
     order = canvas.order
     means = np.empty(len(order))
     scales = np.empty(len(order))
+    rows = np.empty(len(order), dtype=np.int32)
     for start in range(0, len(order), _ENCODE_CHUNK):
         chunk = order[start : start + _ENCODE_CHUNK]
-        means[start : start + len(chunk)], scales[start : start + len(chunk)] = arm.coding_parameters(buffer, chunk, canvas.offsets)
+        end = start + len(chunk)
+        means[start:end], scales[start:end], rows[start:end] = arm.coding_parameters(buffer, chunk, canvas.offsets)
     symbols = buffer[order].astype(np.int32)
-    stream_of = np.repeat(np.tile(np.arange(canvas.streams), canvas.wavefronts), np.diff(canvas.step_starts))
+    step_of = np.repeat(np.arange(len(canvas.step_starts) - 1), np.diff(canvas.step_starts))
+    stream_of = step_of % canvas.streams
+    if not table_model:
+        rows[:] = -1
+    table_symbols = symbols - np.floor(means + 0.5).astype(np.int32) + NARROW_RADIUS  # exact: means are k/32
+    escaped = (rows >= 0) & ((table_symbols < 0) | (table_symbols >= ESCAPE))
+    table_symbols = np.where(escaped, ESCAPE, table_symbols).astype(np.int32)
     streams, stream_symbols, stream_means, stream_scales = [], [], [], []
     for stream in range(canvas.streams):
         picked = np.flatnonzero(stream_of == stream)
+        # Each step's table symbols (an escape among them), then its Laplace ones: the positions without a
+        # row and the escaped ones. A stable sort keeps the coding order within each part.
+        under_table = picked[rows[picked] >= 0]
+        under_laplace = picked[(rows[picked] < 0) | escaped[picked]]
+        entries = np.concatenate([under_table, under_laplace])
+        is_laplace = np.concatenate([np.zeros(len(under_table), bool), np.ones(len(under_laplace), bool)])
+        sequence = np.argsort(2 * step_of[entries] + is_laplace, kind="stable")
+        entries, is_laplace = entries[sequence], is_laplace[sequence]
         encoder = constriction.stream.queue.RangeEncoder()
-        if len(picked):
-            encoder.encode(symbols[picked], latent_family(), means[picked], scales[picked])
+        breaks = np.flatnonzero(np.diff(is_laplace.astype(np.int8))) + 1
+        for run, laplace in zip(np.split(entries, breaks), is_laplace[np.concatenate([[0], breaks])]) if len(entries) else []:
+            if laplace:
+                encoder.encode(symbols[run], latent_family(), means[run], scales[run])
+            else:
+                encoder.encode(table_symbols[run], table_family(), narrow_table()[rows[run]])
         streams.append(encoder.get_compressed().tobytes())
         stream_symbols.append(symbols[picked])
         stream_means.append(means[picked])
@@ -172,13 +203,14 @@ def encode_latents(grids: list[np.ndarray], arm: IntegerArm, canvas: Canvas
     return streams, np.concatenate(stream_symbols), np.stack([np.concatenate(stream_means), np.concatenate(stream_scales)])
 
 
-def decode_latents(streams: list[bytes], arm: IntegerArm, canvas: Canvas,
-                   times: StageTimes | None = None, ahead: bool = False) -> list[np.ndarray]:
+def decode_latents(streams: list[bytes], arm: IntegerArm, canvas: Canvas, times: StageTimes | None = None,
+                   ahead: bool = False, table_model: bool = True) -> list[np.ndarray]:
     """Decode the canvas's substreams in lockstep, wavefront after wavefront: each step decodes all
     positions whose contexts are known. Returns the values of the canvas's bands (int16, band order).
 
     times: where the split of the time is charged (ARM, range decoding, steps). ahead: run the ARM in a
-    second thread ahead of the range decoder (for a core that would otherwise idle; same values)."""
+    second thread ahead of the range decoder (for a core that would otherwise idle; same values).
+    table_model: format 7 on (as encode_latents)."""
     if len(streams) != canvas.streams:
         raise BitstreamError(f"{len(streams)} latent substreams given, the canvas has {canvas.streams}")
     for stream in streams:
@@ -187,18 +219,22 @@ def decode_latents(streams: list[bytes], arm: IntegerArm, canvas: Canvas,
     times = times or StageTimes()
     decoders = [constriction.stream.queue.RangeDecoder(np.frombuffer(stream, dtype=np.uint32).copy())
                 for stream in streams]
-    family = latent_family()
-    buffer = canvas.empty()
+    family, table = latent_family(), table_family()
 
-    def decode(stream: int, means: np.ndarray, scales: np.ndarray) -> np.ndarray:
+    def decode_laplace(stream: int, means: np.ndarray, scales: np.ndarray) -> np.ndarray:
         return decoders[stream].decode(family, means, scales)
 
+    def decode_table(stream: int, probabilities: np.ndarray) -> np.ndarray:
+        return decoders[stream].decode(table, probabilities)
+
+    buffer = canvas.empty()
     times.lap("latent set-up")
     try:
         # Contexts, network, tables and the loop over wavefronts in compiled code; most contexts of a
         # trained frame are all zero and take the zero row's answer without running the network.
         network_seconds, decode_seconds, _ = arm.decode_wavefronts(buffer, canvas.order, canvas.step_starts,
-                                                                canvas.streams, canvas.offsets, decode,
+                                                                canvas.streams, canvas.offsets, decode_laplace,
+                                                                decode_table if table_model else None,
                                                                 canvas.width, ahead)
         times.lap("wavefront steps")
         times.move("wavefront steps", "integer ARM", network_seconds)

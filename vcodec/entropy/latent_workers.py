@@ -48,11 +48,13 @@ def default_workers(bands_by_stream: tuple[tuple[Band, ...], ...]) -> int:
 
 def decode_grids(streams: list[bytes], arm: IntegerArm, sizes: list[tuple[int, int]],
                  bands_by_stream: tuple[tuple[Band, ...], ...], context_offsets: list[tuple[int, int]],
-                 workers: int | None = None, times: StageTimes | None = None) -> list[np.ndarray]:
+                 workers: int | None = None, times: StageTimes | None = None, table_model: bool = True
+                 ) -> list[np.ndarray]:
     """Every latent grid (int32; zeros where not coded) from the frame's substreams.
 
     workers: processes decoding at once (None: one per substream, up to the usable cores, for frames
-    big enough to gain). times: the split of this process's share (plus the wait for the others)."""
+    big enough to gain). times: the split of this process's share (plus the wait for the others).
+    table_model: frame format 7 on (vcodec.entropy.latent_coder.decode_latents)."""
     times = times or StageTimes()
     count = len(bands_by_stream)
     if len(streams) != count:
@@ -70,7 +72,7 @@ def decode_grids(streams: list[bytes], arm: IntegerArm, sizes: list[tuple[int, i
         """Decode the share's substreams into `grids` (memory shared with the parent when in a child)."""
         canvas = Canvas.for_streams(sizes, tuple(bands_by_stream[s] for s in share), context_offsets)
         place_bands(grids, canvas.bands,
-                    decode_latents([streams[s] for s in share], arm, canvas, share_times, ahead))
+                    decode_latents([streams[s] for s in share], arm, canvas, share_times, ahead, table_model))
 
     children = [(*_fork_share(lambda share=share: decode_share(share, None)), share) for share in shares[1:]]
     try:
