@@ -48,24 +48,40 @@ typedef struct {
     double low[2], high[2];  /* the output's clamps: (mean index, scale index) */
 } Network;
 
-/* One output's activation on the ROWS rows, from their sums: floored, then the output layer's clamp to the
-   tables, or a hidden layer's ReLU, its residual input where it has one, and ACT_LIMIT. Branches are per
-   layer, outside the loops over rows, so that these vectorise (floor is exact: vroundpd). */
+typedef long long mask4 __attribute__((vector_size(32))); /* a vec4 comparison: -1 where true, else 0 */
+
+static inline vec4 broadcast4(double value) { return (vec4){0.0, 0.0, 0.0, 0.0} + value; }
+
+static inline vec4 select4(mask4 where, vec4 yes, vec4 no) { return (vec4)((where & (mask4)yes) | (~where & (mask4)no)); }
+
+/* floor, exact for |v| < 2^51 (every sum here is below 2^46): adding and subtracting 1.5 * 2^52 rounds to the
+   nearest integer, then one less where that went up. No libm call, so the loops stay in vectors. */
+static inline vec4 floor4(vec4 v) {
+    const vec4 shift = broadcast4(6755399441055744.0);
+    const vec4 nearest = (v + shift) - shift;
+    return nearest - (vec4)((nearest > v) & (mask4)broadcast4(1.0));
+}
+
+/* One output's activation on the ROWS rows, from their sums (two vectors of 4): floored, then the output
+   layer's clamp to the tables, or a hidden layer's ReLU, its residual input where it has one, and
+   ACT_LIMIT. */
 static inline __attribute__((always_inline)) void activation(const Network *net, Py_ssize_t l, int last, int32_t o,
-                                                             const double sum[ROWS], const double input[ROWS],
+                                                             vec4 sum0, vec4 sum1, const double input[ROWS],
                                                              double out[ROWS]) {
-    double v[ROWS];
-    for (int r = 0; r < ROWS; r++) v[r] = floor(sum[r]);
+    vec4 v[2] = {floor4(sum0), floor4(sum1)};
     if (last) {
-        const double low = net->low[o], high = net->high[o];
-        for (int r = 0; r < ROWS; r++) out[r] = v[r] < low ? low : (v[r] > high ? high : v[r]);
-        return;
+        const vec4 low = broadcast4(net->low[o]), high = broadcast4(net->high[o]);
+        for (int h = 0; h < 2; h++) v[h] = select4(v[h] < low, low, select4(v[h] > high, high, v[h]));
+    } else {
+        const vec4 zero = broadcast4(0.0), limit = broadcast4(net->act_limit);
+        for (int h = 0; h < 2; h++) v[h] = select4(v[h] < zero, zero, v[h]);
+        if (net->residual[l]) {
+            v[0] += load4(input);
+            v[1] += load4(input + 4);
+        }
+        for (int h = 0; h < 2; h++) v[h] = select4(v[h] > limit, limit, v[h]);
     }
-    for (int r = 0; r < ROWS; r++) v[r] = v[r] < 0.0 ? 0.0 : v[r];
-    if (net->residual[l])
-        for (int r = 0; r < ROWS; r++) v[r] += input[r];
-    const double limit = net->act_limit;
-    for (int r = 0; r < ROWS; r++) out[r] = v[r] > limit ? limit : v[r];
+    memcpy(out, v, sizeof(double) * ROWS);
 }
 
 /* rows x[0 .. in)[ROWS] -> (mean index, scale index) of each of the ROWS rows. Outputs go 4 at a time (each
@@ -80,7 +96,7 @@ static void run_rows(const Network *net, double x[MAX_WIDTH][ROWS], double indic
         int32_t o = 0;
         for (; o + 4 <= out; o += 4) {
             vec4 sum[4][2];
-            for (int k = 0; k < 4; k++) sum[k][0] = sum[k][1] = (vec4){0.0, 0.0, 0.0, 0.0} + bias[o + k];
+            for (int k = 0; k < 4; k++) sum[k][0] = sum[k][1] = broadcast4(bias[o + k]);
             for (int32_t i = 0; i < in; i++) {
                 const double *w = weight + i * out + o;
                 const vec4 x0 = load4(x[i]), x1 = load4(x[i] + 4);
@@ -89,20 +105,16 @@ static void run_rows(const Network *net, double x[MAX_WIDTH][ROWS], double indic
                     sum[k][1] += w[k] * x1;
                 }
             }
-            for (int k = 0; k < 4; k++) {
-                double flat[ROWS];
-                memcpy(flat, sum[k], sizeof flat);
-                activation(net, l, last, o + k, flat, x[o + k], y[o + k]);
-            }
+            for (int k = 0; k < 4; k++) activation(net, l, last, o + k, sum[k][0], sum[k][1], x[o + k], y[o + k]);
         }
         for (; o < out; o++) {
-            double sum[ROWS];
-            for (int r = 0; r < ROWS; r++) sum[r] = bias[o];
+            vec4 sum0 = broadcast4(bias[o]), sum1 = sum0;
             for (int32_t i = 0; i < in; i++) {
                 const double k = weight[i * out + o];
-                for (int r = 0; r < ROWS; r++) sum[r] += k * x[i][r];
+                sum0 += k * load4(x[i]);
+                sum1 += k * load4(x[i] + 4);
             }
-            activation(net, l, last, o, sum, x[o], y[o]);
+            activation(net, l, last, o, sum0, sum1, x[o], y[o]);
         }
         weight += (Py_ssize_t)in * out;
         bias += out;
