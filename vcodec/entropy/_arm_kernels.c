@@ -499,15 +499,23 @@ static int decode_serially(const Wavefronts *w, PyObject *decode, double *networ
    (format 7) hold `decoded` back until the step's Laplace call. */
 #if defined(__unix__) || defined(__APPLE__)
 #include <pthread.h>
-#include <sched.h>
 #include <stdatomic.h>
 #define CAN_DECODE_AHEAD 1
 
 #define AHEAD_CHUNK 32 /* positions the helper computes between two publications of `computed` */
 #define CALL_MIN 32    /* positions the decoder waits for before a call, unless the step ends or the helper waits */
 
+#define SPINS_BEFORE_SLEEP 16384 /* well under a millisecond of pauses; then a waiting thread sleeps until woken */
+
 /* Each counter on its own cache line: a line written by one thread and polled by the other costs a
-   transfer per write; sharing one would move it for every write of either. */
+   transfer per write; sharing one would move it for every write of either.
+
+   A thread waiting for the other's counter spins briefly, then sleeps on `bell` (the other thread may have
+   lost its core: on a loaded machine, spinning, or yielding, while the other waits for a core cost seconds
+   where a decode takes tens of milliseconds). The publisher rings the bell only when someone sleeps. No
+   wake-up is lost: the sleeper registers in `sleepers` and then re-reads the counter under the lock, the
+   publisher writes the counter and then reads `sleepers`, both sequentially consistent, so at least one of
+   them sees the other's write (and the wait has a 1 ms bound besides). */
 typedef struct {
     const Wavefronts *w;
     int16_t *symbols;                   /* the decoder's symbols in coding order; the helper scatters them */
@@ -515,14 +523,45 @@ typedef struct {
     _Alignas(64) atomic_llong decoded;  /* positions [0, decoded) have their symbols (the decoder writes) */
     _Alignas(64) atomic_int helper_waits;
     atomic_int stop;
-    char padding[64 - 2 * sizeof(atomic_int)];
+    atomic_int sleepers;
+    pthread_mutex_t lock;
+    pthread_cond_t bell;
 } Pipeline;
 
-static inline void pause_briefly(unsigned *spins) {
+/* counter = value, waking the other thread if it sleeps. */
+static void publish(Pipeline *pipe, atomic_llong *counter, long long value) {
+    atomic_store_explicit(counter, value, memory_order_seq_cst);
+    if (atomic_load_explicit(&pipe->sleepers, memory_order_seq_cst) > 0) {
+        pthread_mutex_lock(&pipe->lock);
+        pthread_cond_broadcast(&pipe->bell);
+        pthread_mutex_unlock(&pipe->lock);
+    }
+}
+
+/* One round of waiting for `counter` to move from `seen`: a pause, or after SPINS_BEFORE_SLEEP of them, a
+   sleep until the other thread publishes (or 1 ms passes). The caller re-reads its condition after it. */
+static void wait_for(Pipeline *pipe, unsigned *spins, atomic_llong *counter, long long seen) {
+    if (++*spins % SPINS_BEFORE_SLEEP) {
 #if defined(__x86_64__) || defined(__i386__)
-    __builtin_ia32_pause();
+        __builtin_ia32_pause();
 #endif
-    if (++*spins % 256 == 0) sched_yield(); /* a loaded machine: let the other thread have the core */
+        return;
+    }
+    pthread_mutex_lock(&pipe->lock);
+    atomic_fetch_add_explicit(&pipe->sleepers, 1, memory_order_seq_cst);
+    if (atomic_load_explicit(counter, memory_order_seq_cst) == seen &&
+        !atomic_load_explicit(&pipe->stop, memory_order_seq_cst)) {
+        struct timespec until;
+        clock_gettime(CLOCK_REALTIME, &until);
+        until.tv_nsec += 1000000;
+        if (until.tv_nsec >= 1000000000) {
+            until.tv_sec += 1;
+            until.tv_nsec -= 1000000000;
+        }
+        pthread_cond_timedwait(&pipe->bell, &pipe->lock, &until);
+    }
+    atomic_fetch_sub_explicit(&pipe->sleepers, 1, memory_order_seq_cst);
+    pthread_mutex_unlock(&pipe->lock);
 }
 
 /* Symbols [from, to) into the canvas, marking their dependents in `near`; returns `to`. */
@@ -557,13 +596,13 @@ static void *compute_ahead(void *arg) {
             if (atomic_load_explicit(&pipe->stop, memory_order_relaxed)) return NULL;
             if (q == p) {
                 atomic_store_explicit(&pipe->helper_waits, 1, memory_order_relaxed);
-                pause_briefly(&spins);
+                wait_for(pipe, &spins, &pipe->decoded, decoded);
                 continue;
             }
             atomic_store_explicit(&pipe->helper_waits, 0, memory_order_relaxed);
             parameters_of(w->net, w->latent, w->near, w->position + p, q - p, w->offset, w->mean_step, w->table,
                           &w->zero, &w->rows, w->mean + p, w->scale + p, w->row + p);
-            atomic_store_explicit(&pipe->computed, q, memory_order_release);
+            publish(pipe, &pipe->computed, q);
             p = q;
         }
     }
@@ -571,7 +610,7 @@ static void *compute_ahead(void *arg) {
     const Py_ssize_t n = w->start[w->steps];
     while (scattered < n && !atomic_load_explicit(&pipe->stop, memory_order_relaxed)) {
         const Py_ssize_t decoded = (Py_ssize_t)atomic_load_explicit(&pipe->decoded, memory_order_acquire);
-        if (decoded == scattered) pause_briefly(&spins);
+        if (decoded == scattered) wait_for(pipe, &spins, &pipe->decoded, decoded);
         scattered = scatter(w, pipe->symbols, scattered, decoded);
     }
     return NULL;
@@ -596,8 +635,14 @@ static int decode_ahead(const Wavefronts *w, PyObject *decode, double *network_s
     atomic_init(&pipe.decoded, 0);
     atomic_init(&pipe.helper_waits, 0);
     atomic_init(&pipe.stop, 0);
+    atomic_init(&pipe.sleepers, 0);
     pthread_t helper;
-    if (pthread_create(&helper, NULL, compute_ahead, &pipe) != 0) {
+    if (pthread_mutex_init(&pipe.lock, NULL) != 0) {
+        free(symbols);
+        return -1;
+    }
+    if (pthread_cond_init(&pipe.bell, NULL) != 0 || pthread_create(&helper, NULL, compute_ahead, &pipe) != 0) {
+        pthread_mutex_destroy(&pipe.lock);
         free(symbols);
         return -1;
     }
@@ -614,7 +659,7 @@ static int decode_ahead(const Wavefronts *w, PyObject *decode, double *network_s
                 if (ready >= hi || ready - lo >= CALL_MIN ||
                     (ready > lo && atomic_load_explicit(&pipe.helper_waits, memory_order_relaxed)))
                     break;
-                pause_briefly(&spins);
+                wait_for(&pipe, &spins, &pipe.computed, ready);
             }
             ready = ready < hi ? ready : hi;
             double now = seconds_now();
@@ -624,7 +669,7 @@ static int decode_ahead(const Wavefronts *w, PyObject *decode, double *network_s
                 break;
             }
             /* every position before the step's first deferred one has its symbol */
-            atomic_store_explicit(&pipe.decoded, deferred > 0 ? w->deferred[0] : ready, memory_order_release);
+            publish(&pipe, &pipe.decoded, deferred > 0 ? w->deferred[0] : ready);
             *decode_seconds += seconds_now() - now;
             lo = ready;
         }
@@ -634,12 +679,17 @@ static int decode_ahead(const Wavefronts *w, PyObject *decode, double *network_s
                 ok = 0;
                 break;
             }
-            atomic_store_explicit(&pipe.decoded, hi, memory_order_release);
+            publish(&pipe, &pipe.decoded, hi);
             *decode_seconds += seconds_now() - now;
         }
     }
-    if (!ok) atomic_store_explicit(&pipe.stop, 1, memory_order_relaxed);
+    if (!ok) {
+        atomic_store_explicit(&pipe.stop, 1, memory_order_seq_cst);
+        publish(&pipe, &pipe.decoded, atomic_load_explicit(&pipe.decoded, memory_order_seq_cst)); /* wake it */
+    }
     pthread_join(helper, NULL); /* it has scattered every symbol (or stopped, on an error) */
+    pthread_cond_destroy(&pipe.bell);
+    pthread_mutex_destroy(&pipe.lock);
     free(symbols);
     return ok;
 }

@@ -65,8 +65,12 @@ def decode_grids(streams: list[bytes], arm: IntegerArm, sizes: list[tuple[int, i
     shares = [list(range(count * w // workers, count * (w + 1) // workers)) for w in range(workers)]
     grids = _shared_grids(sizes) if workers > 1 else [np.zeros(size, dtype=np.int32) for size in sizes]
 
-    # One process on a machine with a core to spare: the ARM runs a thread ahead of the range decoder.
-    ahead = workers == 1 and usable_cores() >= 2 and coded_positions(bands_by_stream) <= AHEAD_MAX_POSITIONS
+    # Formats 1-6 in one process on a machine with a core to spare: the ARM runs a thread ahead of the range
+    # decoder (0.79-0.89x the time). Format 7's table model decodes 3x faster, so the range decoder mostly
+    # waits for the thread: 0.85-1.03x on an idle machine, 1.6-1.9x beside two busy processes (in turn,
+    # docs/results/table-model-2026-12-08.md); it decodes in one thread.
+    ahead = (not table_model and workers == 1 and usable_cores() >= 2
+             and coded_positions(bands_by_stream) <= AHEAD_MAX_POSITIONS)
 
     def decode_share(share: list[int], share_times: StageTimes | None) -> None:
         """Decode the share's substreams into `grids` (memory shared with the parent when in a child)."""
