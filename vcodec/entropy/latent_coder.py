@@ -181,18 +181,12 @@ def encode_latents(grids: list[np.ndarray], arm: IntegerArm, canvas: Canvas, tab
     streams, stream_symbols, stream_means, stream_scales = [], [], [], []
     for stream in range(canvas.streams):
         picked = np.flatnonzero(stream_of == stream)
-        # Each step's table symbols (an escape among them), then its Laplace ones: the positions without a
-        # row and the escaped ones. A stable sort keeps the coding order within each part.
-        under_table = picked[rows[picked] >= 0]
-        under_laplace = picked[(rows[picked] < 0) | escaped[picked]]
-        entries = np.concatenate([under_table, under_laplace])
-        is_laplace = np.concatenate([np.zeros(len(under_table), bool), np.ones(len(under_laplace), bool)])
-        sequence = np.argsort(2 * step_of[entries] + is_laplace, kind="stable")
-        entries, is_laplace = entries[sequence], is_laplace[sequence]
+        entries, under_laplace = _coding_sequence(picked, rows, escaped, step_of)
         encoder = constriction.stream.queue.RangeEncoder()
-        breaks = np.flatnonzero(np.diff(is_laplace.astype(np.int8))) + 1
-        for run, laplace in zip(np.split(entries, breaks), is_laplace[np.concatenate([[0], breaks])]) if len(entries) else []:
-            if laplace:
+        starts = np.flatnonzero(np.diff(under_laplace.astype(np.int8), prepend=-1))  # runs under one model
+        for start, end in zip(starts, [*starts[1:], len(entries)]):
+            run = entries[start:end]
+            if under_laplace[start]:
                 encoder.encode(symbols[run], latent_family(), means[run], scales[run])
             else:
                 encoder.encode(table_symbols[run], table_family(), narrow_table()[rows[run]])
@@ -201,6 +195,20 @@ def encode_latents(grids: list[np.ndarray], arm: IntegerArm, canvas: Canvas, tab
         stream_means.append(means[picked])
         stream_scales.append(scales[picked])
     return streams, np.concatenate(stream_symbols), np.stack([np.concatenate(stream_means), np.concatenate(stream_scales)])
+
+
+def _coding_sequence(picked: np.ndarray, rows: np.ndarray, escaped: np.ndarray, step_of: np.ndarray
+                     ) -> tuple[np.ndarray, np.ndarray]:
+    """One substream's symbols in stream order: each step's positions with a row (under the table, an escape
+    among them), then its positions under their Laplace (those without a row, and the escaped ones), each
+    part in coding order. picked: the substream's positions in coding order. Returns the positions and
+    whether each entry is under the Laplace."""
+    under_table = picked[rows[picked] >= 0]
+    under_laplace = picked[(rows[picked] < 0) | escaped[picked]]
+    entries = np.concatenate([under_table, under_laplace])
+    is_laplace = np.concatenate([np.zeros(len(under_table), bool), np.ones(len(under_laplace), bool)])
+    sequence = np.argsort(2 * step_of[entries] + is_laplace, kind="stable")  # stable: coding order within parts
+    return entries[sequence], is_laplace[sequence]
 
 
 def decode_latents(streams: list[bytes], arm: IntegerArm, canvas: Canvas, times: StageTimes | None = None,
