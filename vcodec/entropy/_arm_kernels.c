@@ -216,7 +216,7 @@ typedef struct {
 /* The row of (mean index, scale index): scale index * fractions + the mean's fraction counted from -1/2, the
    mean being centre + (fraction - fractions / 2) / fractions with the centre its rounding (ties up). */
 static inline int32_t table_row(const Rows *rows, double mean_index, double scale_index) {
-    if (!rows || (int64_t)scale_index >= rows->scales) return -1;
+    if ((int64_t)scale_index >= rows->scales) return -1;
     const int64_t half = rows->fractions / 2, shifted = (int64_t)mean_index + half;
     const int64_t centre = shifted >= 0 ? shifted / rows->fractions : -((rows->fractions - 1 - shifted) / rows->fractions);
     return (int32_t)((int64_t)scale_index * rows->fractions + shifted - rows->fractions * centre);

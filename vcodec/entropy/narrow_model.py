@@ -39,7 +39,10 @@ _EDGE_STEPS = 2 * MEAN_FRACTIONS  # a value's interval edges lie on multiples of
 
 def narrow_rows(mean_index: np.ndarray, scale_index: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """(row, centre) of each position: row = scale index * 32 + the mean's fraction (0 .. 31, from -1/2) where
-    the scale has a row, else -1; centre = the rounded mean (ties up), the value of symbol R."""
+    the scale has a row, else -1; centre = the rounded mean (ties up), the value of symbol R.
+
+    The format's rule as docs/bitstream.md states it. The codec computes it in the compiled ARM
+    (`table_row` in _arm_kernels.c, for encoder and decoder alike); tests hold the two equal."""
     mean_index = np.asarray(mean_index, dtype=np.int64)
     scale_index = np.asarray(scale_index, dtype=np.int64)
     half = MEAN_FRACTIONS // 2
